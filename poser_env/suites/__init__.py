@@ -1,0 +1,25 @@
+"""Suites bundle experts, a critic, an extractor and a task source behind one name."""
+
+from poser_env.suites.registration import (
+    Suite,
+    SuiteSpec,
+    list_suites,
+    make_suite,
+    register_suite,
+    registry,
+)
+
+register_suite(
+    "shapes",
+    "poser_env.suites.shapes:make_shapes_suite",
+    description="Built-in Shapes world: procedural, deterministic, CPU only (default).",
+)
+
+
+register_suite(
+    "diffusers",
+    "poser_env.suites.diffusers:make_diffusers_suite",
+    description="Real models: diffusers experts, a transformers VLM critic, an LLM extractor (GPU; extra 'models').",
+)
+
+__all__ = ["Suite", "SuiteSpec", "list_suites", "make_suite", "register_suite", "registry"]
