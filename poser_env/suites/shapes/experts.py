@@ -1,0 +1,442 @@
+"""Simulated experts of the Shapes world.
+
+Each expert is a :class:`ShapesExpert` with a :class:`SkillProfile`: the probability that it
+gets each skill right, how often it damages what it should leave alone, its artefacts, its
+sense of composition and its cost. Text-to-image experts draw the command's content from
+scratch; image-to-image experts perceive the input image (pixels only, like a real editing
+model) and change it. Calls are deterministic given the seed.
+
+The default pool of 12 (6 t2i, 6 i2i) is designed so that expert choice matters: every
+expert is strong at some skills and weak at others, and the generalists are costly and only
+decent. ``docs/environment.md`` tabulates the profiles.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+from scipy import ndimage
+
+from poser_env.components import Expert, ExpertResult
+from poser_env.constraints import Command, ObjectRef
+from poser_env.error import ConfigError
+from poser_env.suites.shapes.perception import perceive
+from poser_env.suites.shapes.scene import Obj, Scene, matching, relation_holds, render
+from poser_env.suites.shapes.vocab import CANVAS, COLORS, REGIONS, RELATION_MARGIN, SIZES, SHAPES
+
+_GAP = 3  # minimum free pixels between objects when placing
+
+
+@dataclass(frozen=True)
+class SkillProfile:
+    """How good an expert is at each skill (probabilities of getting it right, in [0, 1]).
+
+    Attributes:
+        presence: Draws every requested object group (else secondary groups are dropped).
+        counting: Gets a count right; applied once per object beyond the first.
+        binding: Binds each colour to the right object (else colours leak between groups).
+        spatial: Honours regions and relations (else places objects anywhere).
+        style: Honours a requested background style (t2i) or restyles (i2i).
+        add, remove, recolor, move: Edit skills (i2i experts).
+        damage: Probability that an edit also disturbs one object it should leave alone.
+        artefacts: Probability of a heavy artefact (strong noise or blur) in the output.
+        noise: Amplitude of the light noise on every output (0-255 scale).
+        aesthetic: Tidiness of composition in [0, 1] (spreads objects, keeps margins).
+    """
+
+    presence: float = 0.9
+    counting: float = 0.8
+    binding: float = 0.8
+    spatial: float = 0.7
+    style: float = 0.7
+    add: float = 0.0
+    remove: float = 0.0
+    recolor: float = 0.0
+    move: float = 0.0
+    damage: float = 0.0
+    artefacts: float = 0.05
+    noise: float = 2.0
+    aesthetic: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            hi = 255.0 if f.name == "noise" else 1.0
+            if not (0.0 <= v <= hi):
+                raise ConfigError(f"SkillProfile.{f.name} must be in [0, {hi}], got {v!r}.")
+
+
+@functools.lru_cache(maxsize=1)
+def _noise_bank() -> np.ndarray:
+    """Fixed unit-variance noise to crop from, so outputs cost no fresh random field."""
+    return np.random.default_rng(12345).standard_normal((2 * CANVAS, 2 * CANVAS, 3)).astype(np.float32)
+
+
+def _overlaps(x: int, y: int, w: int, h: int, objs: Sequence[Obj]) -> bool:
+    for o in objs:
+        e = SIZES[o.size]
+        if abs(x - o.x) < (w + e) / 2 + _GAP and abs(y - o.y) < (h + e) / 2 + _GAP:
+            return True
+    return False
+
+
+def place(
+    existing: Sequence[Obj],
+    shape: str,
+    color: str,
+    size: str,
+    rng: np.random.Generator,
+    region: str | None = None,
+    relation: tuple[str, Sequence[Obj]] | None = None,
+    aesthetic: float = 0.5,
+) -> Obj | None:
+    """Find a free spot for a new object, inside ``region`` and honouring ``relation``.
+
+    Returns ``None`` when no free spot satisfies the constraints.
+    """
+    e = SIZES[size]
+    margin = 1 + int(round(4 * aesthetic))
+    lo, hi = e // 2 + margin, CANVAS - 1 - e // 2 - margin
+    x0, x1, y0, y1 = float(lo), float(hi), float(lo), float(hi)
+    if region is not None:
+        rx0, rx1, ry0, ry1 = REGIONS[region]
+        # Keep one pixel inside the region's half-open box.
+        x0, x1 = max(x0, rx0 * CANVAS + 1), min(x1, rx1 * CANVAS - 2)
+        y0, y1 = max(y0, ry0 * CANVAS + 1), min(y1, ry1 * CANVAS - 2)
+    if relation is not None and relation[1]:
+        rel, others = relation
+        m = RELATION_MARGIN + 1
+        if rel == "left of":
+            x1 = min(x1, min(o.x for o in others) - m)
+        elif rel == "right of":
+            x0 = max(x0, max(o.x for o in others) + m)
+        elif rel == "above":
+            y1 = min(y1, min(o.y for o in others) - m)
+        elif rel == "below":
+            y0 = max(y0, max(o.y for o in others) + m)
+    if x1 < x0 or y1 < y0:
+        return None
+    candidates = []
+    n_candidates = 1 + int(round(3 * aesthetic))
+    for _ in range(40):
+        x = int(rng.integers(int(np.ceil(x0)), int(np.floor(x1)) + 1))
+        y = int(rng.integers(int(np.ceil(y0)), int(np.floor(y1)) + 1))
+        if not _overlaps(x, y, e, e, existing):
+            candidates.append((x, y))
+            if len(candidates) >= n_candidates:
+                break
+    if not candidates:
+        return None
+    if len(candidates) > 1 and existing:
+        # Tidier experts spread objects out: keep the candidate farthest from the others.
+        def clearance(c):
+            return min(abs(c[0] - o.x) + abs(c[1] - o.y) for o in existing)
+
+        candidates.sort(key=clearance, reverse=True)
+    x, y = candidates[0]
+    return Obj(shape, color, size, x, y)
+
+
+@dataclass
+class _Targets:
+    counts: list[tuple[ObjectRef, int]]
+    regions: dict[ObjectRef, str]
+    relations: dict[ObjectRef, tuple[str, ObjectRef]]
+    style: str | None
+
+
+def _targets(command: Command) -> _Targets:
+    t = _Targets([], {}, {}, None)
+    for c in command.constraints:
+        if c.kind == "count":
+            t.counts.append((c.subject, c.count))
+        elif c.kind == "region":
+            t.regions[c.subject] = c.region
+        elif c.kind == "relation":
+            t.relations[c.subject] = (c.relation, c.other)
+        elif c.kind == "background":
+            t.style = c.style
+    # Relation targets must exist before their subjects are placed.
+    t.counts.sort(key=lambda rc: rc[0] in t.relations)
+    return t
+
+
+class ShapesExpert(Expert):
+    """A simulated text-to-image or image-editing model of the Shapes world.
+
+    Args:
+        name: Unique name.
+        kind: ``"t2i"`` or ``"i2i"``.
+        cost: Simulated seconds of GPU time per call.
+        profile: Its skills and failure rates.
+        description: One line for the action table.
+    """
+
+    def __init__(self, name: str, kind: str, cost: float, profile: SkillProfile, description: str = ""):
+        if kind not in ("t2i", "i2i"):
+            raise ConfigError(f"Expert kind must be 't2i' or 'i2i', got {kind!r}.")
+        if cost < 0:
+            raise ConfigError(f"Expert cost must be >= 0 seconds, got {cost!r}.")
+        self.name, self.kind, self.cost, self.profile, self.description = name, kind, float(cost), profile, description
+
+    # ------------------------------------------------------------------ execution
+    def __call__(self, command: Command, image: np.ndarray | None, seed: int) -> ExpertResult:
+        rng = np.random.default_rng(seed)
+        if self.kind == "t2i" or image is None:
+            if self.kind == "i2i":
+                raise ValueError(f"Image-to-image expert {self.name!r} needs an input image, got None.")
+            base = Scene((), "plain")
+        else:
+            base = perceive(image).scene
+        scene, events = self.edit_scene(base, command, rng)
+        out = render(scene)
+        out, artefact = self._artefacts(out, rng)
+        if artefact:
+            events.append(artefact)
+        return ExpertResult(out, self.cost, {"events": events})
+
+    def edit_scene(self, base: Scene, command: Command, rng: np.random.Generator) -> tuple[Scene, list[str]]:
+        """Apply ``command`` to the symbolic ``base`` with this expert's skills and failures."""
+        p = self.profile
+        t2i = self.kind == "t2i"
+        events: list[str] = []
+        objs = list(base.objects)
+        bg = base.background
+        targets = _targets(command)
+        touched: set[int] = set()  # ids of objects this command is about
+
+        def roll(prob: float, event: str) -> bool:
+            ok = bool(rng.random() < prob)
+            if not ok:
+                events.append(event)
+            return ok
+
+        if targets.style is not None and targets.style != bg:
+            if roll(p.style, "ignored style"):
+                bg = targets.style
+
+        scene_colors = sorted({r.color for r, n in targets.counts if n > 0 and r.color} | {o.color for o in objs})
+        new_group_index = 0
+        for ref, n in targets.counts:
+            current = matching(objs, ref)
+            if n == 0 or len(current) > n:
+                if not current:
+                    continue
+                skill = p.remove if not t2i else 1.0
+                if roll(skill, "failed removal"):
+                    drop = current if n == 0 else current[: len(current) - n]
+                else:
+                    drop = current[: int(rng.integers(0, len(current)))]  # removed too few
+                ids = {id(o) for o in drop}
+                objs = [o for o in objs if id(o) not in ids]
+                continue
+            touched.update(id(o) for o in current)
+            need = n - len(current)
+            if need == 0:
+                continue
+            if command.kind == "recolor" and not t2i:
+                # Recolour same-noun objects that are not wanted in their current colour.
+                wanted = {r for r, k in targets.counts if k > 0}
+                spare = [
+                    o for o in objs
+                    if o.shape == ref.noun and id(o) not in touched
+                    and not any(w.matches(o.shape, o.color, o.size) for w in wanted)
+                ]
+                if spare and roll(p.recolor, "failed recolour"):
+                    for o in spare[:need]:
+                        i = objs.index(o)
+                        objs[i] = Obj(o.shape, ref.color or o.color, ref.size or o.size, o.x, o.y)
+                        touched.add(id(objs[i]))
+                    need -= min(need, len(spare))
+                elif spare:
+                    continue
+            if need <= 0:
+                continue
+            # Add objects.
+            if t2i:
+                if new_group_index > 0 and not roll(p.presence, "dropped object"):
+                    continue
+            elif not roll(p.add, "failed addition"):
+                continue
+            new_group_index += 1
+            count_ok = roll(p.counting ** (need - 1), "miscount") if need > 1 else True
+            if not count_ok:
+                need = max(1, need + int(rng.choice([-1, 1])))
+            color = ref.color or str(rng.choice(list(COLORS)))
+            others = [c for c in scene_colors if c != color]
+            if others and not roll(p.binding, "colour leak"):
+                color = str(rng.choice(others))
+            size = ref.size or ("medium" if rng.random() < 0.6 else "small")
+            region = targets.regions.get(ref)
+            rel = targets.relations.get(ref)
+            spatial_ok = True
+            if region is not None or rel is not None:
+                spatial_ok = roll(p.spatial, "misplaced")
+            for _ in range(need):
+                relation = (rel[0], matching(objs, rel[1])) if (rel and spatial_ok) else None
+                obj = place(objs, ref.noun, color, size, rng, region if spatial_ok else None, relation, p.aesthetic)
+                if obj is None:
+                    events.append("no room")
+                    continue
+                objs.append(obj)
+                touched.add(id(obj))
+
+        # Move objects that break their region or relation.
+        for ref in {*targets.regions, *targets.relations}:
+            region = targets.regions.get(ref)
+            rel = targets.relations.get(ref)
+            for o in matching(objs, ref):
+                ok_region = region is None or _in_region(o, region)
+                ok_rel = rel is None or all(relation_holds(o, rel[0], b) for b in matching(objs, rel[1]))
+                if ok_region and ok_rel:
+                    continue
+                skill = p.spatial if (t2i or command.kind != "move") else p.move
+                if not roll(skill, "failed move"):
+                    continue
+                rest = [q for q in objs if q is not o]
+                relation = (rel[0], matching(rest, rel[1])) if rel else None
+                new = place(rest, o.shape, o.color, o.size, rng, region, relation, p.aesthetic)
+                if new is not None:
+                    objs[objs.index(o)] = new
+                    touched.add(id(new))
+
+        if not t2i and p.damage > 0:
+            bystanders = [o for o in objs if id(o) not in touched]
+            if bystanders and rng.random() < p.damage:
+                victim = bystanders[int(rng.integers(len(bystanders)))]
+                i = objs.index(victim)
+                how = int(rng.integers(3))
+                if how == 0:
+                    objs.pop(i)
+                    events.append("damaged: removed an object")
+                elif how == 1:
+                    objs[i] = Obj(victim.shape, str(rng.choice([c for c in COLORS if c != victim.color])), victim.size, victim.x, victim.y)
+                    events.append("damaged: recoloured an object")
+                else:
+                    rest = objs[:i] + objs[i + 1 :]
+                    new = place(rest, victim.shape, victim.color, victim.size, rng)
+                    if new is not None:
+                        objs[i] = new
+                    events.append("damaged: moved an object")
+        return Scene(tuple(objs), bg), events
+
+    def _artefacts(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
+        p = self.profile
+        event = None
+        out = image.astype(np.float32)
+        if rng.random() < p.artefacts:
+            if rng.random() < 0.5:
+                out = ndimage.uniform_filter(out, size=(5, 5, 1))
+                event = "blur"
+            else:
+                out += 28.0 * self._noise(rng)
+                event = "noise"
+        if p.noise > 0:
+            out += p.noise * self._noise(rng)
+        return np.clip(out, 0, 255).astype(np.uint8), event
+
+    @staticmethod
+    def _noise(rng: np.random.Generator) -> np.ndarray:
+        oy, ox = (int(v) for v in rng.integers(0, CANVAS, size=2))
+        return _noise_bank()[oy : oy + CANVAS, ox : ox + CANVAS]
+
+    # ------------------------------------------------------------------ for oracles
+    def success_probability(self, command: Command, scene: Scene) -> float:
+        """Probability (from the profile, not from sampling) that this call satisfies
+        ``command`` on ``scene``, ignoring placement failures."""
+        p = self.profile
+        t2i = self.kind == "t2i"
+        if not t2i and not scene.objects and command.kind == "generate" and scene.background == "plain":
+            pass
+        base = Scene((), "plain") if t2i else scene
+        targets = _targets(command)
+        prob = 1.0 - p.artefacts
+        if targets.style is not None and targets.style != base.background:
+            prob *= p.style
+        colors = {r.color for r, n in targets.counts if n > 0 and r.color} | {o.color for o in base.objects}
+        groups = 0
+        for ref, n in targets.counts:
+            cur = len(matching(base.objects, ref))
+            if n == 0 or cur > n:
+                if cur:
+                    prob *= 1.0 if t2i else p.remove
+                continue
+            need = n - cur
+            if need <= 0:
+                continue
+            if command.kind == "recolor" and not t2i:
+                prob *= p.recolor
+                continue
+            prob *= (p.presence if groups else 1.0) if t2i else p.add
+            groups += 1
+            prob *= p.counting ** (need - 1)
+            if len(colors - {ref.color}) > 0:
+                prob *= p.binding
+            if ref in targets.regions or ref in targets.relations:
+                prob *= p.spatial
+        if not t2i and command.kind == "move":
+            prob *= p.move
+        return float(prob)
+
+    def preservation_probability(self, command: Command, scene: Scene) -> float:
+        """Probability that objects the command is not about survive the call."""
+        targets = _targets(command)
+        refs = [r for r, _ in targets.counts]
+        bystanders = [o for o in scene.objects if not any(r.noun == o.shape for r in refs)]
+        if not bystanders:
+            return 1.0
+        if self.kind == "t2i":
+            return 0.0
+        return 1.0 - self.profile.damage
+
+
+def _in_region(o: Obj, region: str) -> bool:
+    from poser_env.suites.shapes.scene import in_region
+
+    return in_region(o.x, o.y, region)
+
+
+def _t2i(name, cost, desc, **skills) -> ShapesExpert:
+    return ShapesExpert(name, "t2i", cost, SkillProfile(**skills), desc)
+
+
+def _i2i(name, cost, desc, **skills) -> ShapesExpert:
+    base = dict(presence=1.0, counting=0.8, binding=0.8, spatial=0.7, style=0.3)
+    base.update(skills)
+    return ShapesExpert(name, "i2i", cost, SkillProfile(**base), desc)
+
+
+def default_experts() -> tuple[ShapesExpert, ...]:
+    """The default pool of 12 experts (6 text-to-image, 6 image-to-image)."""
+    return (
+        _t2i("sketch-turbo", 0.5, "Few-step sketcher: fast and cheap, sloppy counts and layout, noisy.",
+             presence=0.85, counting=0.55, binding=0.55, spatial=0.45, style=0.5, artefacts=0.25, noise=4.0, aesthetic=0.2),
+        _t2i("count-master", 2.0, "Counts objects exactly; mixes up colours and ignores layout.",
+             presence=0.95, counting=0.98, binding=0.45, spatial=0.35, style=0.35, artefacts=0.03, noise=1.5, aesthetic=0.5),
+        _t2i("color-binder", 2.0, "Binds colours to the right objects; poor at counting.",
+             presence=0.95, counting=0.45, binding=0.98, spatial=0.45, style=0.5, artefacts=0.03, noise=1.5, aesthetic=0.6),
+        _t2i("layout-planner", 3.0, "Places objects where asked (regions, relations); weak colours, no style.",
+             presence=0.98, counting=0.8, binding=0.45, spatial=0.98, style=0.15, artefacts=0.03, noise=1.0, aesthetic=0.9),
+        _t2i("style-painter", 2.5, "Renders background styles faithfully and prettily; careless with counts.",
+             presence=0.9, counting=0.5, binding=0.7, spatial=0.4, style=0.98, artefacts=0.02, noise=0.5, aesthetic=1.0),
+        _t2i("generalist-xl", 6.0, "Large generalist: decent at everything, slow and expensive.",
+             presence=0.95, counting=0.8, binding=0.8, spatial=0.75, style=0.75, artefacts=0.05, noise=1.0, aesthetic=0.8),
+        _i2i("object-adder", 1.5, "Inpainting adder: inserts objects where asked; cannot remove or recolour.",
+             add=0.97, counting=0.95, binding=0.95, spatial=0.95, remove=0.1, recolor=0.1, move=0.2, damage=0.03, noise=1.0),
+        _i2i("object-eraser", 1.0, "Eraser: removes objects cleanly; poor at everything else.",
+             add=0.15, remove=0.98, recolor=0.1, move=0.1, damage=0.02, noise=1.0),
+        _i2i("recolorist", 1.5, "Instruction editor for colours; often disturbs other objects.",
+             add=0.3, remove=0.3, recolor=0.97, move=0.2, style=0.5, damage=0.15, noise=1.5),
+        _i2i("object-mover", 2.0, "Drag-style editor: moves objects precisely.",
+             add=0.2, remove=0.2, recolor=0.1, move=0.97, spatial=0.97, damage=0.05, noise=1.0),
+        _i2i("restyler", 1.5, "Background restyler; faithful style, occasionally recolours an object.",
+             add=0.1, remove=0.1, recolor=0.2, move=0.1, style=0.97, damage=0.1, noise=1.0),
+        _i2i("edit-generalist", 5.0, "General instruction editor: does every edit passably, slow, some damage.",
+             add=0.7, remove=0.7, recolor=0.7, move=0.65, style=0.65, counting=0.75, binding=0.75, spatial=0.7, damage=0.12, artefacts=0.06, noise=2.0),
+    )
+
+
+assert len(SHAPES) >= 6

@@ -1,0 +1,201 @@
+"""Scenes of the Shapes world and their pixel rendering.
+
+A :class:`Scene` is the hidden, symbolic content of an image: objects and a background.
+Experts produce scenes and render them; the critic never sees a scene, only pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from poser_env.constraints import Constraint, ObjectRef, plural
+from poser_env.suites.shapes.vocab import (
+    CANVAS,
+    COLORS,
+    REGIONS,
+    RELATION_MARGIN,
+    SHAPES,
+    SIZES,
+)
+
+
+@dataclass(frozen=True)
+class Obj:
+    """One object: attributes and the pixel position of its centre."""
+
+    shape: str
+    color: str
+    size: str
+    x: int
+    y: int
+
+    def moved(self, x: int, y: int) -> Obj:
+        return replace(self, x=int(x), y=int(y))
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Objects on a background."""
+
+    objects: tuple[Obj, ...] = ()
+    background: str = "plain"
+
+
+# --------------------------------------------------------------------------- sprites
+_SUPERSAMPLE = 4
+
+
+def _polygon(shape: str, s: float) -> list[tuple[float, float]] | None:
+    """Vertices of ``shape`` inside an ``s`` x ``s`` box (``None`` for the circle)."""
+    if shape == "square":
+        return [(0, 0), (s, 0), (s, s), (0, s)]
+    if shape == "triangle":
+        return [(s / 2, 0), (s, s), (0, s)]
+    if shape == "diamond":
+        return [(s / 2, 0), (s, s / 2), (s / 2, s), (0, s / 2)]
+    if shape == "cross":
+        a, b = s / 3, 2 * s / 3
+        return [(a, 0), (b, 0), (b, a), (s, a), (s, b), (b, b), (b, s), (a, s), (a, b), (0, b), (0, a), (a, a)]
+    if shape == "star":
+        c = s / 2
+        pts = []
+        for i in range(10):
+            r = c if i % 2 == 0 else c * 0.42
+            ang = -np.pi / 2 + i * np.pi / 5
+            pts.append((c + r * np.cos(ang), c + 1.05 * r * np.sin(ang) + 0.05 * c))
+        return pts
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def sprite(shape: str, extent: int) -> np.ndarray:
+    """Boolean mask of ``shape`` in an ``extent`` x ``extent`` box (drawn supersampled)."""
+    big = extent * _SUPERSAMPLE
+    img = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(img)
+    poly = _polygon(shape, big - 1)
+    if poly is None:
+        draw.ellipse([0, 0, big - 1, big - 1], fill=255)
+    else:
+        draw.polygon(poly, fill=255)
+    small = img.resize((extent, extent), Image.BOX)
+    mask = np.asarray(small) >= 128
+    # Crop to the mask's own bounding box so that the critic's bounding-box centre of a
+    # clean object is exactly the object's position.
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    mask = np.ascontiguousarray(mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    mask.setflags(write=False)
+    return mask
+
+
+@functools.lru_cache(maxsize=None)
+def background(style: str, size: int = CANVAS) -> np.ndarray:
+    """The greyscale pattern of a background style, ``(size, size, 3)`` uint8 (read-only)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = np.full((size, size), 246, np.uint8)
+    if style == "striped":
+        base[(xx + yy) % 12 < 5] = 214
+    elif style == "dotted":
+        base[((xx % 10) - 4) ** 2 + ((yy % 10) - 4) ** 2 <= 3] = 196
+    elif style == "checkered":
+        base[((xx // 16) + (yy // 16)) % 2 == 1] = 222
+    elif style == "grid":
+        base[(xx % 16 == 0) | (yy % 16 == 0)] = 190
+    elif style != "plain":
+        raise ValueError(f"Unknown background style {style!r}.")
+    img = np.repeat(base[:, :, None], 3, axis=2)
+    img.setflags(write=False)
+    return img
+
+
+def render(scene: Scene, size: int = CANVAS) -> np.ndarray:
+    """Draw ``scene`` as a ``(size, size, 3)`` uint8 image (crisp, no artefacts)."""
+    img = background(scene.background, size).copy()
+    for obj in scene.objects:
+        mask = sprite(obj.shape, SIZES[obj.size])
+        h, w = mask.shape
+        x0 = int(obj.x) - w // 2
+        y0 = int(obj.y) - h // 2
+        # Clip to the canvas.
+        sx0, sy0 = max(0, -x0), max(0, -y0)
+        sx1, sy1 = min(w, size - x0), min(h, size - y0)
+        if sx1 <= sx0 or sy1 <= sy0:
+            continue
+        region = img[y0 + sy0 : y0 + sy1, x0 + sx0 : x0 + sx1]
+        region[mask[sy0:sy1, sx0:sx1]] = COLORS[obj.color]
+    return img
+
+
+# --------------------------------------------------------------------------- constraints
+def in_region(x: float, y: float, region: str, size: int = CANVAS) -> bool:
+    """Whether a centroid lies in ``region``."""
+    x0, x1, y0, y1 = REGIONS[region]
+    return x0 * size <= x < x1 * size and y0 * size <= y < y1 * size
+
+
+def relation_holds(a: Obj, rel: str, b: Obj) -> bool:
+    """Whether object ``a`` is ``rel`` object ``b`` (by centroids)."""
+    m = RELATION_MARGIN
+    if rel == "left of":
+        return a.x + m <= b.x
+    if rel == "right of":
+        return a.x >= b.x + m
+    if rel == "above":
+        return a.y + m <= b.y
+    if rel == "below":
+        return a.y >= b.y + m
+    raise ValueError(f"Unknown relation {rel!r}.")
+
+
+def matching(objects: Iterable[Obj], ref: ObjectRef) -> list[Obj]:
+    return [o for o in objects if ref.matches(o.shape, o.color, o.size)]
+
+
+def describe_counts(objs: Sequence[Obj]) -> str:
+    if not objs:
+        return "nothing"
+    counts: dict[tuple[str, str], int] = {}
+    for o in objs:
+        counts[(o.color, o.shape)] = counts.get((o.color, o.shape), 0) + 1
+    return ", ".join(f"{n} {c} {plural(s, n)}" for (c, s), n in sorted(counts.items()))
+
+
+def evaluate(constraint: Constraint, objects: Sequence[Obj], bg: str, size: int = CANVAS) -> tuple[bool, str]:
+    """Check ``constraint`` against symbolic content; returns ``(passed, observed words)``."""
+    k = constraint.kind
+    if k == "background":
+        return bg == constraint.style, f"a {bg} background"
+    if k == "text":
+        raise ValueError("The Shapes world cannot check free-text constraints.")
+    subj = matching(objects, constraint.subject)
+    if k == "count":
+        observed = f"{len(subj)} {constraint.subject.phrase(len(subj))}"
+        if len(subj) != constraint.count:
+            others = [o for o in objects if o.shape == constraint.subject.noun and o not in subj]
+            if others:
+                observed += f" (other {plural(constraint.subject.noun, 2)}: {describe_counts(others)})"
+        return len(subj) == constraint.count, observed
+    if not subj:
+        return False, f"no {constraint.subject.phrase(2)}"
+    if k == "region":
+        outside = [o for o in subj if not in_region(o.x, o.y, constraint.region, size)]
+        if outside:
+            return False, f"{len(outside)} of {len(subj)} outside the {constraint.region} region"
+        return True, f"all {len(subj)} in the {constraint.region} region"
+    if k == "relation":
+        others = matching(objects, constraint.other)
+        if not others:
+            return False, f"no {constraint.other.phrase(2)} to compare with"
+        bad = sum(1 for a in subj for b in others if not relation_holds(a, constraint.relation, b))
+        if bad:
+            return False, f"{bad} of {len(subj) * len(others)} pairs not {constraint.relation}"
+        return True, f"every pair {constraint.relation}"
+    raise AssertionError(k)
+
+
+assert set(SHAPES) == {"circle", "square", "triangle", "diamond", "star", "cross"}
