@@ -201,6 +201,19 @@ class PipelinePool:
             self._groups.clear()
             self._free()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickling (e.g. to a vector-env worker) carries the configuration, not the weights:
+        # the copy loads lazily again in its own process.
+        state = self.__dict__.copy()
+        state["_groups"] = OrderedDict()
+        state["load_log"] = []
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+
     # -- internals ----------------------------------------------------------------------
     def _key(self, spec: ExpertSpec) -> tuple[str, str, str | None]:
         return (self.resolve_model(spec.model), spec.dtype, spec.variant)
@@ -266,9 +279,11 @@ class PipelinePool:
         cls = _pipeline_class(diffusers, spec)
         dtype = torch_dtype(spec.dtype, self.device)
         kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": self.local_files_only}
-        if spec.variant is not None and self.device != "cpu":
+        if spec.variant is not None:
             kwargs["variant"] = spec.variant
-        if spec.family in ("text2image", "image2image") and "StableDiffusion" in getattr(cls, "__name__", ""):
+        if "safety_checker" in getattr(cls, "_optional_components", ()):
+            # The env's critic judges every image; the SD safety checker would black out
+            # images at random from the policy's point of view.
             kwargs["safety_checker"] = None
         try:
             pipe = cls.from_pretrained(where, **kwargs)

@@ -1,0 +1,168 @@
+"""A minimal OpenAI-compatible chat client with a timeout, bounded retries and JSON validation.
+
+Works against a hosted API (the paper's critic and extractor were a hosted model) or a
+local server that speaks the same protocol (vLLM, llama.cpp, Ollama). Only
+``POST {base_url}/chat/completions`` is used.
+
+Failures are never silently turned into scores: transport errors, HTTP 429/5xx and answers
+that do not validate against the expected schema are retried up to ``max_retries`` times
+with exponential backoff, then raised as :class:`HTTPComponentError` with every attempt's
+reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from poser_env.error import ConfigError, MissingDependencyError, PoserError
+
+T = TypeVar("T")
+
+
+class HTTPComponentError(PoserError, RuntimeError):
+    """An OpenAI-compatible server gave no valid answer after every retry."""
+
+    def __init__(self, url: str, attempts: list[str]):
+        self.url = url
+        self.attempts = attempts
+        lines = "; ".join(f"attempt {i + 1}: {a}" for i, a in enumerate(attempts))
+        super().__init__(f"No valid answer from {url} after {len(attempts)} attempt(s): {lines}")
+
+
+def image_data_url(image: np.ndarray) -> str:
+    """``(H, W, 3)`` uint8 image as a ``data:image/png;base64,...`` URL."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def extract_json(text: str) -> Any:
+    """The JSON object in a model answer (bare, or inside a ```json fence)."""
+    fence = re.search(r"```(?:json)?\s*(\{.*\})\s*```", text, re.S)
+    if fence:
+        text = fence.group(1)
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        raise ValueError(f"no JSON object in the answer {text[:120]!r}")
+    return json.loads(text[start : end + 1])
+
+
+class ChatClient:
+    """Chat completions against an OpenAI-compatible server.
+
+    Args:
+        base_url: e.g. ``"https://api.openai.com/v1"`` or ``"http://localhost:8000/v1"``.
+        model: Model name sent in the request.
+        api_key: Bearer token; ``None`` reads the environment variable ``api_key_env``.
+        api_key_env: Variable holding the key (default ``OPENAI_API_KEY``); may be unset for local servers.
+        timeout: Seconds per request.
+        max_retries: Further attempts after the first one fails.
+        backoff: First wait in seconds; doubles each retry (0 disables waiting, for tests).
+        json_mode: Ask for ``response_format={"type": "json_object"}`` (turn off for
+            servers that reject it).
+        temperature: Sampling temperature (0 for reproducible answers where the server allows).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        json_mode: bool = True,
+        temperature: float = 0.0,
+    ):
+        try:
+            import httpx
+        except ImportError:
+            raise MissingDependencyError("httpx", "models", "The OpenAI-compatible HTTP client") from None
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}.")
+        if timeout <= 0 or max_retries < 0 or backoff < 0:
+            raise ConfigError(
+                f"Expected timeout > 0, max_retries >= 0, backoff >= 0; got {timeout}, {max_retries}, {backoff}."
+            )
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.max_retries = int(max_retries)
+        self.backoff = float(backoff)
+        self.json_mode = json_mode
+        self.temperature = temperature
+        key = api_key if api_key is not None else os.environ.get(api_key_env)
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._timeout = float(timeout)
+        self._client = httpx.Client(timeout=self._timeout, headers=self._headers)
+
+    def complete(self, messages: list[dict[str, Any]], parse: Callable[[str], T]) -> T:
+        """Send ``messages``; return ``parse(answer_text)``, retrying on any failure.
+
+        ``parse`` raises (``ValueError``, pydantic's ``ValidationError``...) on an invalid
+        answer; the reason is appended to the conversation so the model can correct itself.
+        """
+        import httpx
+
+        attempts: list[str] = []
+        convo = list(messages)
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            body: dict[str, Any] = {"model": self.model, "messages": convo, "temperature": self.temperature}
+            if self.json_mode:
+                body["response_format"] = {"type": "json_object"}
+            try:
+                resp = self._client.post(self.url, json=body)
+            except httpx.HTTPError as e:
+                attempts.append(f"{type(e).__name__}: {e}")
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                attempts.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                continue
+            if resp.status_code >= 400:
+                # Bad request, auth, unknown model: retrying cannot help.
+                attempts.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                break
+            try:
+                text = resp.json()["choices"][0]["message"]["content"]
+            except (ValueError, KeyError, IndexError, TypeError) as e:
+                attempts.append(f"malformed response body ({type(e).__name__}: {e})")
+                continue
+            try:
+                return parse(text or "")
+            except Exception as e:  # noqa: BLE001 - any parse failure is retried
+                reason = f"invalid answer ({type(e).__name__}: {str(e)[:300]})"
+                attempts.append(reason)
+                convo = [
+                    *messages,
+                    {"role": "assistant", "content": text or ""},
+                    {"role": "user", "content": f"That answer was not valid: {reason}. Reply again with only the JSON."},
+                ]
+        raise HTTPComponentError(self.url, attempts)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The connection pool stays behind; a copy opens its own.
+        state = self.__dict__.copy()
+        del state["_client"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import httpx
+
+        self.__dict__.update(state)
+        self._client = httpx.Client(timeout=self._timeout, headers=self._headers)

@@ -1,0 +1,435 @@
+"""Image-text scoring models, and evaluation scorers kept separate from the reward critic.
+
+Two model wrappers do the scoring for both critics and scorers:
+
+* :class:`VQAScoreModel` - any ``AutoModelForImageTextToText`` VLM; the probability that the
+  answer to a yes/no question is "Yes", read from the logits of the first answer token
+  (the VQAScore method, Lin et al. 2024). Nothing depends on parsing generated text.
+* :class:`CLIPScoreModel` - an open_clip model; cosine similarity of image and text.
+
+The evaluation scorers (:class:`CLIPScorer`, :class:`VQAScorer`, :class:`GenEvalScorer`)
+answer "how good is the final image for this prompt" for benchmarks. The paper used one
+model as both reward critic and judge; here a scorer is a separate object that can (and by
+default should) use a different model family from the critic.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from poser_env.constraints import Constraint, ObjectRef
+from poser_env.error import ConfigError, MissingDependencyError
+
+
+def _require(package: str, feature: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise MissingDependencyError(package.split(".")[0], "models", feature) from None
+
+
+def _local_only(local_files_only: bool | None) -> bool:
+    if local_files_only is None:
+        return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    return local_files_only
+
+
+def _pil(image: np.ndarray) -> Any:
+    from PIL import Image
+
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"shape {getattr(image, 'shape', None)} dtype {getattr(image, 'dtype', type(image).__name__)}"
+        raise ValueError(f"Expected an (H, W, 3) uint8 image, got {got}.")
+    return Image.fromarray(image)
+
+
+class VQAScoreModel:
+    """Yes/no probabilities from a vision-language model (VQAScore).
+
+    The model and processor load lazily, on the first question, through
+    ``AutoProcessor.from_pretrained`` and ``AutoModelForImageTextToText.from_pretrained``.
+
+    ``P(yes)`` is the softmax mass of the "Yes" answer tokens ("Yes", "yes", " Yes"...)
+    divided by the mass of "Yes" plus "No" tokens at the first answer position. The
+    original VQAScore uses the unnormalised ``P("Yes")``; normalising between the two
+    answers keeps scores comparable across VLMs that put different mass on other tokens
+    (pass ``normalize=False`` for the original).
+
+    Args:
+        model: Hub id (e.g. ``"Qwen/Qwen2.5-VL-7B-Instruct"``) or a local folder.
+        device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
+        dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"bfloat16"``, ``"float16"`` or ``"float32"``.
+        normalize: Normalise ``P(Yes)`` by ``P(Yes) + P(No)``.
+        batch_size: Questions per forward pass.
+        local_files_only: Never contact the hub; ``None`` follows ``HF_HUB_OFFLINE``.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        normalize: bool = True,
+        batch_size: int = 8,
+        local_files_only: bool | None = None,
+    ):
+        self.model_name = model
+        self.device = device
+        self.dtype = dtype
+        self.normalize = normalize
+        self.batch_size = int(batch_size)
+        self.local_files_only = local_files_only
+        self._model: Any = None
+        self._processor: Any = None
+        self._yes: list[int] = []
+        self._no: list[int] = []
+
+    def load(self) -> None:
+        """Load the processor and model now (otherwise done on first use)."""
+        if self._model is not None:
+            return
+        torch = _require("torch", "The VLM critic")
+        transformers = _require("transformers", "The VLM critic")
+        from poser_env.suites.diffusers.pool import resolve_device
+
+        self.device = resolve_device(self.device)
+        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(self.dtype)
+        if dtype is None:
+            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        local = _local_only(self.local_files_only)
+        try:
+            processor = transformers.AutoProcessor.from_pretrained(self.model_name, local_files_only=local)
+            model = transformers.AutoModelForImageTextToText.from_pretrained(
+                self.model_name, dtype=dtype, local_files_only=local
+            )
+        except Exception as e:  # noqa: BLE001 - one clear error for every loading failure
+            raise _load_error(self.model_name, "VLM", e, local) from e
+        model.to(self.device).eval()
+        tok = processor.tokenizer
+        tok.padding_side = "left"  # the answer position is then the last one in every row
+        self._yes = _first_token_ids(tok, ("Yes", "yes", " Yes", " yes", "YES"))
+        self._no = _first_token_ids(tok, ("No", "no", " No", " no", "NO"))
+        overlap = set(self._yes) & set(self._no)
+        self._yes = [i for i in self._yes if i not in overlap]
+        self._no = [i for i in self._no if i not in overlap]
+        if not self._yes or not self._no:
+            raise ConfigError(f"VLM {self.model_name!r}: its tokenizer has no distinct 'Yes'/'No' tokens.")
+        self._processor, self._model = processor, model
+
+    def _prompt(self, text: str) -> str:
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+        return self._processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def p_yes(self, image: np.ndarray, questions: Sequence[str]) -> list[float]:
+        """``P(yes)`` for each question about ``image``, in order."""
+        import torch
+
+        self.load()
+        pil = _pil(image)
+        scores: list[float] = []
+        for start in range(0, len(questions), self.batch_size):
+            chunk = list(questions[start : start + self.batch_size])
+            texts = [self._prompt(f"{q} Answer with Yes or No.") for q in chunk]
+            inputs = self._processor(text=texts, images=[pil] * len(chunk), padding=True, return_tensors="pt")
+            inputs = inputs.to(self.device)
+            with torch.inference_mode():
+                logits = self._model(**inputs).logits[:, -1, :].float()
+            probs = torch.softmax(logits, dim=-1)
+            yes = probs[:, self._yes].sum(-1)
+            no = probs[:, self._no].sum(-1)
+            p = yes / (yes + no).clamp_min(1e-12) if self.normalize else yes
+            scores.extend(float(v) for v in p.cpu())
+        return scores
+
+    def generate(self, image: np.ndarray, text: str, max_new_tokens: int = 48) -> str:
+        """Greedy free-text answer (used for reflections only, never for scores)."""
+        import torch
+
+        self.load()
+        inputs = self._processor(text=[self._prompt(text)], images=[_pil(image)], return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            out = self._model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0].strip()
+
+    def close(self) -> None:
+        self._model = self._processor = None
+
+
+def _first_token_ids(tok: Any, words: Sequence[str]) -> list[int]:
+    ids: list[int] = []
+    for w in words:
+        enc = tok.encode(w, add_special_tokens=False)
+        if enc and enc[0] not in ids:
+            ids.append(int(enc[0]))
+    return ids
+
+
+def _load_error(model: str, what: str, cause: BaseException, local: bool) -> Exception:
+    from poser_env.suites.diffusers.pool import ModelLoadError
+
+    hint = (
+        f"The hub is off (HF_HUB_OFFLINE=1): download the {what} first (`hf download {model}`) or pass a local folder."
+        if local
+        else f"Check the {what} id, your network, and that it is an AutoModelForImageTextToText/CausalLM checkpoint."
+    )
+    return ModelLoadError(model, what, cause, hint)
+
+
+class CLIPScoreModel:
+    """Image-text cosine similarity from an open_clip model.
+
+    Args:
+        model_name: open_clip architecture ("ViT-B-32", "ViT-H-14"...).
+        pretrained: open_clip pretrained tag or a checkpoint path; ``None`` gives random
+            weights (tests only: the scores are then meaningless).
+        device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
+    """
+
+    def __init__(self, model_name: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", device: str = "auto"):
+        self.model_name = model_name
+        self.pretrained = pretrained
+        self.device = device
+        self._model: Any = None
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        open_clip = _require("open_clip", "The CLIP critic and scorer")
+        from poser_env.suites.diffusers.pool import resolve_device
+
+        self.device = resolve_device(self.device)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                self.model_name, pretrained=self.pretrained, device=self.device
+            )
+        except Exception as e:  # noqa: BLE001
+            raise _load_error(f"{self.model_name}/{self.pretrained}", "CLIP model", e, True) from e
+        self._model, self._preprocess = model.eval(), preprocess
+        self._tokenizer = open_clip.get_tokenizer(self.model_name)
+
+    def cosine(self, image: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of ``image`` with each text, shape ``(len(texts),)``."""
+        import torch
+
+        self.load()
+        pixels = self._preprocess(_pil(image)).unsqueeze(0).to(self.device)
+        tokens = self._tokenizer(list(texts)).to(self.device)
+        with torch.inference_mode():
+            img = self._model.encode_image(pixels).float()
+            txt = self._model.encode_text(tokens).float()
+        img = img / img.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        txt = txt / txt.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return (txt @ img.T).squeeze(-1).cpu().numpy().astype(np.float64)
+
+    def close(self) -> None:
+        self._model = None
+
+
+# ----------------------------------------------------------------------------------------
+# Evaluation scorers
+# ----------------------------------------------------------------------------------------
+
+
+class Scorer(ABC):
+    """Scores a final image against its prompt for evaluation (not for reward)."""
+
+    name: str = "scorer"
+
+    @abstractmethod
+    def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
+        """Named scores for ``image`` (higher is better)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources. Optional."""
+
+
+class CLIPScorer(Scorer):
+    """CLIPScore (Hessel et al. 2021): ``2.5 * max(cos(image, prompt), 0)``, in [0, 2.5].
+
+    Args:
+        clip: A :class:`CLIPScoreModel` (default: ViT-B-32, LAION-2B weights).
+    """
+
+    name = "clipscore"
+
+    def __init__(self, clip: CLIPScoreModel | None = None):
+        self.clip = clip or CLIPScoreModel()
+
+    def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
+        cos = float(self.clip.cosine(image, [prompt])[0])
+        return {"clipscore": 2.5 * max(cos, 0.0)}
+
+    def close(self) -> None:
+        self.clip.close()
+
+
+class VQAScorer(Scorer):
+    """VQAScore with a configurable VLM: ``P(yes)`` for the whole prompt and each constraint.
+
+    Returns ``vqascore`` (the prompt question), ``constraint_vqascore`` (mean over
+    constraints; equals ``vqascore`` when there are none) and ``constraint_accuracy``
+    (fraction of constraints with ``P(yes) >= threshold``).
+    """
+
+    name = "vqascore"
+
+    def __init__(self, vqa: VQAScoreModel | str = "Qwen/Qwen2.5-VL-7B-Instruct", threshold: float = 0.5):
+        self.vqa = VQAScoreModel(vqa) if isinstance(vqa, str) else vqa
+        self.threshold = threshold
+
+    def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
+        questions = [f'Does this figure show "{prompt}"?', *(c.question() for c in constraints)]
+        p = self.vqa.p_yes(image, questions)
+        per = p[1:] or p[:1]
+        return {
+            "vqascore": p[0],
+            "constraint_vqascore": float(np.mean(per)),
+            "constraint_accuracy": float(np.mean([v >= self.threshold for v in per])),
+        }
+
+    def close(self) -> None:
+        self.vqa.close()
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object: label (a noun asked for), confidence, and box ``(x0, y0, x1, y1)`` in pixels."""
+
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+#: ``detector(image, nouns) -> detections``; see :func:`owl_detector` for a real one.
+Detector = Callable[[np.ndarray, Sequence[str]], Sequence[Detection]]
+
+#: Reference hues (degrees) for colour words; greys handled by saturation/value.
+_HUES = {"red": 0, "orange": 30, "yellow": 60, "green": 120, "cyan": 180, "blue": 230, "purple": 280, "pink": 330}
+
+
+def dominant_color(image: np.ndarray, box: tuple[float, float, float, float]) -> str:
+    """Colour word of the central half of ``box``: a hue name, or black/white/gray."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = box
+    cx0, cx1 = int(x0 + (x1 - x0) / 4), int(x1 - (x1 - x0) / 4)
+    cy0, cy1 = int(y0 + (y1 - y0) / 4), int(y1 - (y1 - y0) / 4)
+    crop = image[max(cy0, 0) : max(min(cy1, h), cy0 + 1), max(cx0, 0) : max(min(cx1, w), cx0 + 1)]
+    r, g, b = (crop.reshape(-1, 3).astype(np.float64).mean(0) / 255.0) if crop.size else (0.0, 0.0, 0.0)
+    hue, sat, val = colorsys.rgb_to_hsv(r, g, b)
+    if val < 0.2:
+        return "black"
+    if sat < 0.2:
+        return "white" if val > 0.8 else "gray"
+    deg = hue * 360.0
+    return min(_HUES, key=lambda k: min(abs(deg - _HUES[k]), 360 - abs(deg - _HUES[k])))
+
+
+class GenEvalScorer(Scorer):
+    """GenEval-style checks (Ghosh et al. 2023): objects, counts, colours and positions from a detector.
+
+    Each count/region/relation constraint is checked from detections: counts by the number
+    of confident boxes of the noun (of the asked colour, judged by :func:`dominant_color`),
+    regions by box centres (image thirds), relations by comparing centres. Background and
+    text constraints are not checkable by a detector and are skipped (counted in
+    ``geneval_skipped``).
+
+    Args:
+        detector: Callable returning detections for the nouns asked; :func:`owl_detector`
+            wraps a transformers zero-shot detector (OWLv2, Grounding DINO).
+        threshold: Minimum detection score.
+    """
+
+    name = "geneval"
+
+    def __init__(self, detector: Detector, threshold: float = 0.3):
+        self.detector = detector
+        self.threshold = threshold
+
+    def check(self, image: np.ndarray, constraint: Constraint, dets: Sequence[Detection]) -> bool | None:
+        """Whether ``constraint`` holds given ``dets``; ``None`` when a detector cannot tell."""
+        h, w = image.shape[:2]
+
+        def of(ref: ObjectRef) -> list[Detection]:
+            found = [d for d in dets if d.label == ref.noun and d.score >= self.threshold]
+            if ref.color is not None:
+                found = [d for d in found if dominant_color(image, d.box) == ref.color]
+            return found
+
+        def centre(d: Detection) -> tuple[float, float]:
+            return ((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2)
+
+        if constraint.kind == "count":
+            return len(of(constraint.subject)) == constraint.count
+        if constraint.kind == "region":
+            subj = of(constraint.subject)
+            if not subj:
+                return False
+            tests = {
+                "left": lambda x, y: x < w / 3,
+                "right": lambda x, y: x > 2 * w / 3,
+                "top": lambda x, y: y < h / 3,
+                "bottom": lambda x, y: y > 2 * h / 3,
+                "center": lambda x, y: w / 3 <= x <= 2 * w / 3 and h / 3 <= y <= 2 * h / 3,
+            }
+            test = tests.get(constraint.region)
+            return None if test is None else all(test(*centre(d)) for d in subj)
+        if constraint.kind == "relation":
+            subj, other = of(constraint.subject), of(constraint.other)
+            if not subj or not other:
+                return False
+            cmp = {
+                "left of": lambda a, b: a[0] < b[0],
+                "right of": lambda a, b: a[0] > b[0],
+                "above": lambda a, b: a[1] < b[1],
+                "below": lambda a, b: a[1] > b[1],
+            }.get(constraint.relation)
+            return None if cmp is None else all(cmp(centre(s), centre(o)) for s in subj for o in other)
+        return None
+
+    def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
+        nouns = sorted(
+            {r.noun for c in constraints for r in (c.subject, c.other) if r is not None}
+        )
+        dets = list(self.detector(image, nouns)) if nouns else []
+        results = [self.check(image, c, dets) for c in constraints]
+        checked = [r for r in results if r is not None]
+        return {
+            "geneval_accuracy": float(np.mean(checked)) if checked else float("nan"),
+            "geneval_all": float(all(checked)) if checked else float("nan"),
+            "geneval_skipped": float(len(results) - len(checked)),
+        }
+
+
+def owl_detector(model: str = "google/owlv2-base-patch16-ensemble", device: str = "auto") -> Detector:
+    """A :data:`Detector` from a transformers zero-shot object detector (loaded on first call).
+
+    Not exercised by the test suite (no tiny detector is built there); the GenEval logic is
+    tested with a hand-made detector.
+    """
+    state: dict[str, Any] = {}
+
+    def detect(image: np.ndarray, nouns: Sequence[str]) -> list[Detection]:
+        if "pipe" not in state:
+            transformers = _require("transformers", "The GenEval scorer")
+            from poser_env.suites.diffusers.pool import resolve_device
+
+            dev = resolve_device(device)
+            state["pipe"] = transformers.pipeline("zero-shot-object-detection", model=model, device=dev)
+        out = state["pipe"](_pil(image), candidate_labels=[f"a photo of a {n}" for n in nouns])
+        dets = []
+        for d in out:
+            noun = d["label"].removeprefix("a photo of a ")
+            b = d["box"]
+            dets.append(Detection(noun, float(d["score"]), (b["xmin"], b["ymin"], b["xmax"], b["ymax"])))
+        return dets
+
+    return detect

@@ -1,0 +1,46 @@
+"""The default pool table and expert specs (no torch needed except for the class-name check)."""
+
+import pytest
+
+from poser_env.error import ConfigError
+from poser_env.suites.diffusers.models import DEFAULT_POOL, KNOWN_PIPELINES, ExpertSpec, pool_table
+
+
+def test_default_pool_has_twelve_models_with_enough_of_each_kind():
+    assert len(DEFAULT_POOL) == 12
+    kinds = [s.kind for s in DEFAULT_POOL]
+    assert kinds.count("t2i") >= 5 and kinds.count("i2i") >= 5
+    assert len({s.name for s in DEFAULT_POOL}) == 12
+    assert all(s.licence and s.memory_gb > 0 and s.description for s in DEFAULT_POOL)
+
+
+def test_every_pipeline_class_exists_in_installed_diffusers():
+    diffusers = pytest.importorskip("diffusers")
+    names = {s.pipeline for s in DEFAULT_POOL} | set(KNOWN_PIPELINES)
+    missing = sorted(n for n in names if not hasattr(diffusers, n))
+    assert missing == [], f"diffusers {diffusers.__version__} lacks {missing}"
+
+
+def test_pool_table_lists_every_model():
+    table = pool_table()
+    for s in DEFAULT_POOL:
+        assert f"`{s.model}`" in table and s.licence in table
+
+
+def test_spec_validation_messages():
+    base = dict(name="x", model="m", pipeline="AutoPipelineForImage2Image", guidance=0.0)
+    with pytest.raises(ConfigError, match="family must be one of"):
+        ExpertSpec(family="inpaint", steps=2, **base)
+    with pytest.raises(ConfigError, match="needs 0 < strength <= 1"):
+        ExpertSpec(family="image2image", steps=2, **base)
+    with pytest.raises(ConfigError, match=r"steps \* strength must be >= 1.*Raise steps to at least 4"):
+        ExpertSpec(family="image2image", steps=2, strength=0.3, **base)
+    with pytest.raises(ConfigError, match="dtype must be"):
+        ExpertSpec(family="text2image", steps=2, dtype="int8", **base)
+
+
+def test_spec_dict_round_trip_and_unknown_field():
+    spec = DEFAULT_POOL[0]
+    assert ExpertSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ConfigError, match=r"Unknown ExpertSpec field\(s\) \['stepz'\]"):
+        ExpertSpec.from_dict({**spec.to_dict(), "stepz": 3})
