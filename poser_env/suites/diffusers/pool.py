@@ -43,13 +43,12 @@ class ModelLoadError(PoserError, RuntimeError):
         cause: The original exception.
     """
 
-    def __init__(self, model: str, expert: str, cause: BaseException, hint: str):
+    def __init__(self, model: str, expert: str, cause: BaseException, hint: str, role: str | None = None):
         self.model = model
         self.expert = expert
         self.cause = cause
-        super().__init__(
-            f"Could not load model {model!r} for expert {expert!r}: {type(cause).__name__}: {cause}. {hint}"
-        )
+        role = role or f"expert {expert!r}"
+        super().__init__(f"Could not load model {model!r} for {role}: {type(cause).__name__}: {cause}. {hint}")
 
 
 def require_torch_diffusers(feature: str) -> tuple[Any, Any]:

@@ -181,7 +181,7 @@ def _load_error(model: str, what: str, cause: BaseException, local: bool) -> Exc
         if local
         else f"Check the {what} id, your network, and that it is an AutoModelForImageTextToText/CausalLM checkpoint."
     )
-    return ModelLoadError(model, what, cause, hint)
+    return ModelLoadError(model, what, cause, hint, role=f"the {what}")
 
 
 class CLIPScoreModel:

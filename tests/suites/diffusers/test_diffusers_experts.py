@@ -86,7 +86,7 @@ def test_budget_keeps_both_when_they_fit(tiny_specs, pool):
 
 def test_missing_weights_name_the_model_and_the_fix(tiny_specs, pool, tmp_path):
     spec = by_name(tiny_specs, "tiny-t2i").with_overrides(name="ghost", model="nobody/no-such-model")
-    with pytest.raises(ModelLoadError, match=r"'nobody/no-such-model' for expert 'ghost'.*hf download nobody/no-such-model"):
+    with pytest.raises(ModelLoadError, match=r"(?s)'nobody/no-such-model' for expert 'ghost'.*hf download nobody/no-such-model"):
         make_expert(spec, pool)(GEN, None, 0)
     empty = tmp_path / "empty"
     empty.mkdir()

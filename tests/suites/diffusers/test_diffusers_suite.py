@@ -1,0 +1,112 @@
+"""The registered 'diffusers' suite built from tiny models, and a full ImagePoser-v0 episode on CPU."""
+
+import os
+
+import numpy as np
+import pytest
+
+from poser_env.error import ConfigError, UnknownNameError
+
+pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+
+@pytest.fixture
+def suite_kwargs(tiny_specs, tiny_vlm):
+    return {
+        "pool": [s.to_dict() for s in tiny_specs],
+        "critic": "vlm",
+        "critic_kwargs": {"model": tiny_vlm, "reflection": "template"},
+        "extractor": "rules",
+        "device": "cpu",
+        "memory_budget_gb": 1.0,
+        "image_size": (32, 32),
+    }
+
+
+def test_make_suite_through_registry(suite_kwargs):
+    from poser_env.suites import make_suite
+
+    suite = make_suite("diffusers", **suite_kwargs, experts=["tiny-img2img", "tiny-t2i"])
+    assert suite.expert_names == ("tiny-img2img", "tiny-t2i")
+    assert [e.kind for e in suite.experts] == ["i2i", "t2i"]
+    assert suite.experts[0].pool is suite.experts[1].pool  # one shared pool
+    assert suite.experts[0].pool.resident() == []  # nothing loaded yet
+    task = suite.tasks.sample(np.random.default_rng(0))
+    assert task.constraints and len(task.prompt) > 60
+
+
+def test_suite_argument_errors(suite_kwargs):
+    from poser_env.suites.diffusers import make_diffusers_suite
+
+    with pytest.raises(UnknownNameError, match="Unknown expert 'tiny-t2'. Did you mean 'tiny-t2i'"):
+        make_diffusers_suite(**{**suite_kwargs, "experts": ["tiny-t2"]})
+    with pytest.raises(UnknownNameError, match="Unknown critic 'vln'. Did you mean 'vlm'"):
+        make_diffusers_suite(**{**suite_kwargs, "critic": "vln"})
+    with pytest.raises(ConfigError, match="pool must be 'default' or a list"):
+        make_diffusers_suite(**{**suite_kwargs, "pool": "big"})
+    suite = make_diffusers_suite(**{**suite_kwargs, "overrides": {"tiny-t2i": {"steps": 3}}})
+    assert suite.experts[0].spec.steps == 3
+
+
+def test_default_pool_suite_builds_without_loading_anything(tiny_vlm):
+    from poser_env.suites.diffusers import make_diffusers_suite
+
+    suite = make_diffusers_suite(device="cpu", critic_kwargs={"model": tiny_vlm}, extractor="rules")
+    assert len(suite.experts) == 12 and suite.experts[0].pool.resident() == []
+
+
+def test_full_episode_with_tiny_models(suite_kwargs):
+    gym = pytest.importorskip("gymnasium")
+    try:
+        import poser_env  # noqa: F401 - registers ImagePoser-v0
+        from poser_env.envs import image_poser  # noqa: F401
+    except ImportError:
+        pytest.skip("ImagePoser-v0 environment not available")
+
+    def rollout(seed):
+        env = gym.make("ImagePoser-v0", suite="diffusers", suite_kwargs=suite_kwargs, max_steps=4, image_size=(32, 32))
+        obs, info = env.reset(seed=seed)
+        assert env.observation_space.contains(obs)
+        trace = []
+        done = False
+        while not done:
+            mask = obs["action_mask"]
+            action = int(np.flatnonzero(mask)[-1])  # last valid expert: i2i once there is an image
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert env.observation_space.contains(obs)
+            assert "error" not in info or info["error"] is None, info.get("error")
+            trace.append((action, float(reward), obs["image"].copy()))
+            done = terminated or truncated
+        env.close()
+        return trace, info
+
+    a, info = rollout(3)
+    b, _ = rollout(3)
+    assert 1 <= len(a) <= 4
+    assert obs_changed(a)
+    assert [(x, r) for x, r, _ in a] == [(x, r) for x, r, _ in b]
+    assert all(np.array_equal(x[2], y[2]) for x, y in zip(a, b, strict=True))
+    assert "final_metrics" in info
+
+
+def obs_changed(trace):
+    return any(img.any() for _, _, img in trace)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(os.environ.get("POSER_GPU_TESTS") != "1", reason="set POSER_GPU_TESTS=1 on a CUDA machine with weights")
+def test_default_pool_on_gpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from poser_env.constraints import Command
+    from poser_env.suites.diffusers import make_diffusers_suite
+
+    suite = make_diffusers_suite(device="cuda", extractor="rules", critic="vlm", experts=["sd-turbo", "sd-turbo-img2img"])
+    t2i, i2i = suite.experts
+    img = t2i(Command("a red apple on a table", "generate"), None, 0).image
+    out = i2i(Command("a green apple on a table", "recolor"), img, 0).image
+    assert img.shape == out.shape == (512, 512, 3)
+    crit = suite.critic.judge(out, Command("a green apple", "generate"), ())
+    assert 0.0 <= crit.overall <= 1.0
