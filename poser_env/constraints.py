@@ -11,7 +11,7 @@ closed vocabulary, real-model suites may use any English words.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ConstraintKind = Literal["count", "region", "relation", "background", "text"]
@@ -57,6 +57,15 @@ class ObjectRef:
         """Words for this object without a count: ``"big blue squares"``."""
         words = [w for w in (self.size, self.color) if w]
         return " ".join([*words, plural(self.noun, n)])
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready dict without ``None`` fields."""
+        out = {"noun": self.noun}
+        if self.color is not None:
+            out["color"] = self.color
+        if self.size is not None:
+            out["size"] = self.size
+        return out
 
     def matches(self, noun: str, color: str, size: str) -> bool:
         """Whether an object with these attributes is of this kind."""
@@ -140,7 +149,12 @@ class Constraint:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict without ``None`` fields."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        out: dict[str, Any] = {"kind": self.kind}
+        for key in ("subject", "count", "region", "relation", "other", "style", "text"):
+            v = getattr(self, key)
+            if v is not None:
+                out[key] = v.to_dict() if isinstance(v, ObjectRef) else v
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Constraint:

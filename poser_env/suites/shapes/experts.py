@@ -69,18 +69,12 @@ class SkillProfile:
                 raise ConfigError(f"SkillProfile.{f.name} must be in [0, {hi}], got {v!r}.")
 
 
-@functools.lru_cache(maxsize=1)
-def _noise_bank() -> np.ndarray:
-    """Fixed unit-variance noise to crop from, so outputs cost no fresh random field."""
-    return np.random.default_rng(12345).standard_normal((2 * CANVAS, 2 * CANVAS, 3)).astype(np.float32)
-
-
-def _overlaps(x: int, y: int, w: int, h: int, objs: Sequence[Obj]) -> bool:
-    for o in objs:
-        e = SIZES[o.size]
-        if abs(x - o.x) < (w + e) / 2 + _GAP and abs(y - o.y) < (h + e) / 2 + _GAP:
-            return True
-    return False
+@functools.lru_cache(maxsize=32)
+def _noise_bank(amplitude: float) -> np.ndarray:
+    """Fixed Gaussian noise of standard deviation ``amplitude`` to crop from (int16), so
+    outputs cost no fresh random field."""
+    unit = np.random.default_rng(12345).standard_normal((2 * CANVAS, 2 * CANVAS, 3))
+    return np.round(unit * amplitude).astype(np.int16)
 
 
 def place(
@@ -107,36 +101,42 @@ def place(
         x0, x1 = max(x0, rx0 * CANVAS + 1), min(x1, rx1 * CANVAS - 2)
         y0, y1 = max(y0, ry0 * CANVAS + 1), min(y1, ry1 * CANVAS - 2)
     if relation is not None and relation[1]:
+        # Every new object goes beyond the reference group's centre, so the group's
+        # centre does too.
         rel, others = relation
         m = RELATION_MARGIN + 1
+        cx = sum(o.x for o in others) / len(others)
+        cy = sum(o.y for o in others) / len(others)
         if rel == "left of":
-            x1 = min(x1, min(o.x for o in others) - m)
+            x1 = min(x1, cx - m)
         elif rel == "right of":
-            x0 = max(x0, max(o.x for o in others) + m)
+            x0 = max(x0, cx + m)
         elif rel == "above":
-            y1 = min(y1, min(o.y for o in others) - m)
+            y1 = min(y1, cy - m)
         elif rel == "below":
-            y0 = max(y0, max(o.y for o in others) + m)
+            y0 = max(y0, cy + m)
     if x1 < x0 or y1 < y0:
         return None
-    candidates = []
-    n_candidates = 1 + int(round(3 * aesthetic))
-    for _ in range(40):
-        x = int(rng.integers(int(np.ceil(x0)), int(np.floor(x1)) + 1))
-        y = int(rng.integers(int(np.ceil(y0)), int(np.floor(y1)) + 1))
-        if not _overlaps(x, y, e, e, existing):
-            candidates.append((x, y))
-            if len(candidates) >= n_candidates:
-                break
-    if not candidates:
+    # Scan the allowed box on a 2-pixel grid for every free spot (complete, vectorised).
+    xs = np.arange(int(np.ceil(x0)), int(np.floor(x1)) + 1, 2)
+    ys = np.arange(int(np.ceil(y0)), int(np.floor(y1)) + 1, 2)
+    gx, gy = np.meshgrid(xs, ys)
+    gx, gy = gx.ravel(), gy.ravel()
+    free = np.ones(gx.shape, bool)
+    for o in existing:
+        reach = (e + SIZES[o.size]) / 2 + _GAP
+        free &= (np.abs(gx - o.x) >= reach) | (np.abs(gy - o.y) >= reach)
+    idx = np.flatnonzero(free)
+    if idx.size == 0:
         return None
-    if len(candidates) > 1 and existing:
-        # Tidier experts spread objects out: keep the candidate farthest from the others.
-        def clearance(c):
-            return min(abs(c[0] - o.x) + abs(c[1] - o.y) for o in existing)
-
-        candidates.sort(key=clearance, reverse=True)
-    x, y = candidates[0]
+    n_candidates = 1 + int(round(3 * aesthetic))
+    picks = rng.choice(idx, size=min(n_candidates, idx.size), replace=False)
+    if picks.size > 1:
+        # Tidier experts compose: keep the candidate nearest the middle of the allowed box,
+        # which balances the picture and leaves room for what comes next.
+        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+        picks = sorted(picks, key=lambda i: abs(gx[i] - mx) + abs(gy[i] - my))
+    x, y = int(gx[picks[0]]), int(gy[picks[0]])
     return Obj(shape, color, size, x, y)
 
 
@@ -149,6 +149,7 @@ class _Targets:
 
 
 def _targets(command: Command) -> _Targets:
+    """Counts, regions, relations and style the command asks for, in execution order."""
     t = _Targets([], {}, {}, None)
     for c in command.constraints:
         if c.kind == "count":
@@ -159,8 +160,13 @@ def _targets(command: Command) -> _Targets:
             t.relations[c.subject] = (c.relation, c.other)
         elif c.kind == "background":
             t.style = c.style
-    # Relation targets must exist before their subjects are placed.
-    t.counts.sort(key=lambda rc: rc[0] in t.relations)
+    # Relation targets must exist before their subjects are placed; for recolouring, the
+    # wanted colour comes first so that the old-coloured objects are recoloured rather
+    # than removed.
+    if command.kind == "recolor":
+        t.counts.sort(key=lambda rc: (rc[0] in t.relations, rc[1] == 0))
+    else:
+        t.counts.sort(key=lambda rc: rc[0] in t.relations)
     return t
 
 
@@ -288,9 +294,10 @@ class ShapesExpert(Expert):
         for ref in {*targets.regions, *targets.relations}:
             region = targets.regions.get(ref)
             rel = targets.relations.get(ref)
+            group_ok = rel is None or relation_holds(matching(objs, ref), rel[0], matching(objs, rel[1]))
             for o in matching(objs, ref):
                 ok_region = region is None or _in_region(o, region)
-                ok_rel = rel is None or all(relation_holds(o, rel[0], b) for b in matching(objs, rel[1]))
+                ok_rel = group_ok or relation_holds([o], rel[0], matching(objs, rel[1]))
                 if ok_region and ok_rel:
                     continue
                 skill = p.spatial if (t2i or command.kind != "move") else p.move
@@ -326,22 +333,22 @@ class ShapesExpert(Expert):
     def _artefacts(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
         p = self.profile
         event = None
-        out = image.astype(np.float32)
+        out = image.astype(np.int16)
         if rng.random() < p.artefacts:
             if rng.random() < 0.5:
                 out = ndimage.uniform_filter(out, size=(5, 5, 1))
                 event = "blur"
             else:
-                out += 28.0 * self._noise(rng)
+                out += self._noise(rng, 28.0)
                 event = "noise"
         if p.noise > 0:
-            out += p.noise * self._noise(rng)
+            out += self._noise(rng, p.noise)
         return np.clip(out, 0, 255).astype(np.uint8), event
 
     @staticmethod
-    def _noise(rng: np.random.Generator) -> np.ndarray:
+    def _noise(rng: np.random.Generator, amplitude: float) -> np.ndarray:
         oy, ox = (int(v) for v in rng.integers(0, CANVAS, size=2))
-        return _noise_bank()[oy : oy + CANVAS, ox : ox + CANVAS]
+        return _noise_bank(float(amplitude))[oy : oy + CANVAS, ox : ox + CANVAS]
 
     # ------------------------------------------------------------------ for oracles
     def success_probability(self, command: Command, scene: Scene) -> float:
@@ -349,8 +356,6 @@ class ShapesExpert(Expert):
         ``command`` on ``scene``, ignoring placement failures."""
         p = self.profile
         t2i = self.kind == "t2i"
-        if not t2i and not scene.objects and command.kind == "generate" and scene.background == "plain":
-            pass
         base = Scene((), "plain") if t2i else scene
         targets = _targets(command)
         prob = 1.0 - p.artefacts
@@ -385,12 +390,12 @@ class ShapesExpert(Expert):
         """Probability that objects the command is not about survive the call."""
         targets = _targets(command)
         refs = [r for r, _ in targets.counts]
-        bystanders = [o for o in scene.objects if not any(r.noun == o.shape for r in refs)]
-        if not bystanders:
-            return 1.0
+        bystanders = [o for o in scene.objects if not any(r.matches(o.shape, o.color, o.size) for r in refs)]
         if self.kind == "t2i":
-            return 0.0
-        return 1.0 - self.profile.damage
+            # Drawing from scratch loses every bystander and a non-default background.
+            loses_style = targets.style is None and scene.background != "plain"
+            return 0.0 if (bystanders or loses_style) else 1.0
+        return 1.0 - self.profile.damage if bystanders else 1.0
 
 
 def _in_region(o: Obj, region: str) -> bool:
@@ -415,27 +420,27 @@ def default_experts() -> tuple[ShapesExpert, ...]:
         _t2i("sketch-turbo", 0.5, "Few-step sketcher: fast and cheap, sloppy counts and layout, noisy.",
              presence=0.85, counting=0.55, binding=0.55, spatial=0.45, style=0.5, artefacts=0.25, noise=4.0, aesthetic=0.2),
         _t2i("count-master", 2.0, "Counts objects exactly; mixes up colours and ignores layout.",
-             presence=0.95, counting=0.98, binding=0.45, spatial=0.35, style=0.35, artefacts=0.03, noise=1.5, aesthetic=0.5),
+             presence=0.97, counting=0.99, binding=0.45, spatial=0.35, style=0.35, artefacts=0.03, noise=1.5, aesthetic=0.5),
         _t2i("color-binder", 2.0, "Binds colours to the right objects; poor at counting.",
-             presence=0.95, counting=0.45, binding=0.98, spatial=0.45, style=0.5, artefacts=0.03, noise=1.5, aesthetic=0.6),
+             presence=0.97, counting=0.45, binding=0.99, spatial=0.45, style=0.5, artefacts=0.03, noise=1.5, aesthetic=0.6),
         _t2i("layout-planner", 3.0, "Places objects where asked (regions, relations); weak colours, no style.",
-             presence=0.98, counting=0.8, binding=0.45, spatial=0.98, style=0.15, artefacts=0.03, noise=1.0, aesthetic=0.9),
+             presence=0.98, counting=0.8, binding=0.45, spatial=0.99, style=0.15, artefacts=0.03, noise=1.0, aesthetic=0.9),
         _t2i("style-painter", 2.5, "Renders background styles faithfully and prettily; careless with counts.",
-             presence=0.9, counting=0.5, binding=0.7, spatial=0.4, style=0.98, artefacts=0.02, noise=0.5, aesthetic=1.0),
+             presence=0.9, counting=0.5, binding=0.7, spatial=0.4, style=0.99, artefacts=0.02, noise=0.5, aesthetic=1.0),
         _t2i("generalist-xl", 6.0, "Large generalist: decent at everything, slow and expensive.",
              presence=0.95, counting=0.8, binding=0.8, spatial=0.75, style=0.75, artefacts=0.05, noise=1.0, aesthetic=0.8),
         _i2i("object-adder", 1.5, "Inpainting adder: inserts objects where asked; cannot remove or recolour.",
-             add=0.97, counting=0.95, binding=0.95, spatial=0.95, remove=0.1, recolor=0.1, move=0.2, damage=0.03, noise=1.0),
+             add=0.99, counting=0.97, binding=0.97, spatial=0.97, remove=0.1, recolor=0.1, move=0.2, damage=0.03, noise=1.0),
         _i2i("object-eraser", 1.0, "Eraser: removes objects cleanly; poor at everything else.",
-             add=0.15, remove=0.98, recolor=0.1, move=0.1, damage=0.02, noise=1.0),
+             add=0.15, remove=0.99, recolor=0.1, move=0.1, damage=0.02, noise=1.0),
         _i2i("recolorist", 1.5, "Instruction editor for colours; often disturbs other objects.",
-             add=0.3, remove=0.3, recolor=0.97, move=0.2, style=0.5, damage=0.15, noise=1.5),
+             add=0.3, remove=0.3, recolor=0.99, move=0.2, style=0.5, damage=0.05, noise=1.5),
         _i2i("object-mover", 2.0, "Drag-style editor: moves objects precisely.",
-             add=0.2, remove=0.2, recolor=0.1, move=0.97, spatial=0.97, damage=0.05, noise=1.0),
+             add=0.2, remove=0.2, recolor=0.1, move=0.99, spatial=0.99, damage=0.05, noise=1.0),
         _i2i("restyler", 1.5, "Background restyler; faithful style, occasionally recolours an object.",
-             add=0.1, remove=0.1, recolor=0.2, move=0.1, style=0.97, damage=0.1, noise=1.0),
+             add=0.1, remove=0.1, recolor=0.2, move=0.1, style=0.99, damage=0.04, noise=1.0),
         _i2i("edit-generalist", 5.0, "General instruction editor: does every edit passably, slow, some damage.",
-             add=0.7, remove=0.7, recolor=0.7, move=0.65, style=0.65, counting=0.75, binding=0.75, spatial=0.7, damage=0.12, artefacts=0.06, noise=2.0),
+             add=0.55, remove=0.6, recolor=0.55, move=0.5, style=0.55, counting=0.7, binding=0.7, spatial=0.6, damage=0.15, artefacts=0.06, noise=2.0),
     )
 
 

@@ -216,7 +216,9 @@ class ShapesExtractor(CommandExtractor):
         if not failed:
             kind, text = "refine", f"clean up the image: {command.reflection_of or command.text}"
         else:
-            kind, text = fix_text(command, failed)
+            wanted = {(c.constraint.subject.noun, c.constraint.subject.color) for c in critique.prompt_checks if c.constraint.subject}
+            wanted |= {(c.subject.noun, c.subject.color) for c in command.constraints if c.subject and c.kind == "count" and c.count}
+            kind, text = fix_text(command, failed, wanted)
         return Command(text=text, kind=kind, constraints=command.constraints, reflection_of=command.reflection_of or command.text)
 
 

@@ -8,6 +8,7 @@ command's constraints and the whole prompt's constraints, so the two always agre
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -228,10 +229,11 @@ class SymbolicState:
                 if other.relation is not None and other.relation[1] == old:
                     other.relation = (other.relation[0], g.ref)
             self.last_mentioned = g.ref
-            return (Constraint("count", subject=old, count=0), Constraint("count", subject=g.ref, count=g.count))
+            # The recoloured group keeps its place: its region and relation still apply.
+            return (Constraint("count", subject=old, count=0), *self._group_constraints(g))
         if k == "move":
             g.region, g.relation = intent.region, None
-            return (Constraint("count", subject=g.ref, count=g.count), Constraint("region", subject=g.ref, region=g.region))
+            return tuple(self._group_constraints(g))
         raise ValueError(f"Unknown intent kind {k!r}; expected one of {INTENT_KINDS}.")
 
     def constraints(self) -> tuple[Constraint, ...]:
@@ -250,8 +252,18 @@ def intent_command(intent: Intent, text: str, state: SymbolicState) -> Command:
     return Command(text=text, kind=intent.kind, constraints=constraints)
 
 
-def fix_text(command: Command, failed: list[tuple[Constraint, str]]) -> tuple[str, str]:
-    """Kind and text of a command that repairs the failed checks (used by reflection)."""
+_OTHER_RE = re.compile(r"(\d+) (\w+) (\w+)")
+
+
+def fix_text(command: Command, failed: list[tuple[Constraint, str]], wanted: set[tuple[str, str]] = frozenset()) -> tuple[str, str]:
+    """Kind and text of a command that repairs the failed checks (used by reflection).
+
+    Args:
+        command: The failed command.
+        failed: ``(constraint, observed words)`` of the failed checks, in order.
+        wanted: ``(noun, colour)`` pairs the whole prompt asks for; objects of these are
+            never proposed for recolouring.
+    """
     c, observed = failed[0]
     if c.kind == "count":
         try:
@@ -260,7 +272,10 @@ def fix_text(command: Command, failed: list[tuple[Constraint, str]]) -> tuple[st
             found = 0
         if found < c.count:
             if "(other " in observed and c.subject.color is not None:
-                return "recolor", f"recolor the other {plural(c.subject.noun, 2)} to {c.subject.color}"
+                others = _OTHER_RE.findall(observed.split("(other ", 1)[1])
+                spare = [color for _, color, _ in others if (c.subject.noun, color) not in wanted]
+                if spare:
+                    return "recolor", f"recolor the {spare[0]} {plural(c.subject.noun, 2)} to {c.subject.color}"
             k = c.count - found
             return "add", f"add {number_word(k)} more {c.subject.phrase(k)}"
         if c.count == 0:

@@ -138,17 +138,23 @@ def in_region(x: float, y: float, region: str, size: int = CANVAS) -> bool:
     return x0 * size <= x < x1 * size and y0 * size <= y < y1 * size
 
 
-def relation_holds(a: Obj, rel: str, b: Obj) -> bool:
-    """Whether object ``a`` is ``rel`` object ``b`` (by centroids)."""
+def relation_holds(a: Sequence[Obj], rel: str, b: Sequence[Obj]) -> bool:
+    """Whether group ``a`` is ``rel`` group ``b``: their mean centres differ by at least
+    ``RELATION_MARGIN`` pixels in the relation's direction (how people read "to the right
+    of the circles" for groups)."""
+    if not a or not b:
+        return False
     m = RELATION_MARGIN
+    ax, ay = sum(o.x for o in a) / len(a), sum(o.y for o in a) / len(a)
+    bx, by = sum(o.x for o in b) / len(b), sum(o.y for o in b) / len(b)
     if rel == "left of":
-        return a.x + m <= b.x
+        return ax + m <= bx
     if rel == "right of":
-        return a.x >= b.x + m
+        return ax >= bx + m
     if rel == "above":
-        return a.y + m <= b.y
+        return ay + m <= by
     if rel == "below":
-        return a.y >= b.y + m
+        return ay >= by + m
     raise ValueError(f"Unknown relation {rel!r}.")
 
 
@@ -191,10 +197,9 @@ def evaluate(constraint: Constraint, objects: Sequence[Obj], bg: str, size: int 
         others = matching(objects, constraint.other)
         if not others:
             return False, f"no {constraint.other.phrase(2)} to compare with"
-        bad = sum(1 for a in subj for b in others if not relation_holds(a, constraint.relation, b))
-        if bad:
-            return False, f"{bad} of {len(subj) * len(others)} pairs not {constraint.relation}"
-        return True, f"every pair {constraint.relation}"
+        if not relation_holds(subj, constraint.relation, others):
+            return False, f"the {constraint.subject.phrase(2)} are not {constraint.relation} the {constraint.other.phrase(2)} (group centres)"
+        return True, f"the {constraint.subject.phrase(2)} are {constraint.relation} the {constraint.other.phrase(2)}"
     raise AssertionError(k)
 
 

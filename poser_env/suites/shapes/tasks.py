@@ -45,7 +45,7 @@ SPLITS = ("train", "test", "all")
 
 _PERFECT = SkillProfile(
     presence=1, counting=1, binding=1, spatial=1, style=1, add=1, remove=1, recolor=1, move=1,
-    damage=0, artefacts=0, noise=0, aesthetic=0.5,
+    damage=0, artefacts=0, noise=0, aesthetic=0.0,  # random placement: a strict solvability check
 )
 _PERFECT_T2I = ShapesExpert("perfect-t2i", "t2i", 0.0, _PERFECT)
 _PERFECT_I2I = ShapesExpert("perfect-i2i", "i2i", 0.0, _PERFECT)
@@ -129,7 +129,7 @@ class ShapesTaskSource(TaskSource):
                     groups.append(g2)
             style = STYLES[1 + int(rng.integers(len(STYLES) - 1))] if rng.random() < 0.2 else None
             return Intent("generate", groups=tuple(groups), style=style)
-        kinds, weights = ["add", "recolor", "move", "remove", "restyle"], [0.35, 0.17, 0.15, 0.1, 0.23]
+        kinds, weights = ["add", "recolor", "move", "remove", "restyle"], [0.28, 0.2, 0.2, 0.12, 0.2]
         kind = kinds[int(rng.choice(len(kinds), p=weights))]
         refs = [g.ref for g in state.groups]
         if kind == "add":
@@ -176,7 +176,9 @@ class ShapesTaskSource(TaskSource):
         editing = rng.random() < cfg.editing_fraction
         kind = "editing" if editing else "generation"
         lo, hi = DIFFICULTIES[cfg.difficulty][kind]
-        n_commands = int(rng.integers(lo, hi + 1))
+        # Longer tasks are likelier: weights 1, 2, 3, ... over lo..hi commands.
+        weights = np.arange(1, hi - lo + 2, dtype=float)
+        n_commands = lo + int(rng.choice(hi - lo + 1, p=weights / weights.sum()))
         state = SymbolicState()
         scene = Scene((), "plain")
         source = None

@@ -1,0 +1,47 @@
+"""poser_env: a Gymnasium environment for orchestrating image-generation experts.
+
+``import poser_env`` registers ``ImagePoser-v0`` and its presets; ``gym.make`` then works
+with or without the ``poser_env:`` prefix. Nothing heavy (torch, diffusers) is imported.
+"""
+
+from poser_env.components import (
+    CommandExtractor,
+    ConstraintCheck,
+    Critic,
+    Critique,
+    Expert,
+    ExpertResult,
+    Task,
+    TaskSource,
+)
+from poser_env.constraints import Command, Constraint, ObjectRef, Plan
+from poser_env.envs.image_poser import ImagePoserEnv
+from poser_env.envs.registration import IDS, register_envs
+from poser_env.reward import RewardConfig
+from poser_env.suites import Suite, list_suites, make_suite, register_suite
+
+__version__ = "0.1.0"
+
+register_envs()
+
+__all__ = [
+    "IDS",
+    "Command",
+    "CommandExtractor",
+    "Constraint",
+    "ConstraintCheck",
+    "Critic",
+    "Critique",
+    "Expert",
+    "ExpertResult",
+    "ImagePoserEnv",
+    "ObjectRef",
+    "Plan",
+    "RewardConfig",
+    "Suite",
+    "Task",
+    "TaskSource",
+    "list_suites",
+    "make_suite",
+    "register_suite",
+]

@@ -1,0 +1,5 @@
+"""Environments of poser_env."""
+
+from poser_env.envs.image_poser import PROGRESS_FIELDS, ImagePoserEnv
+
+__all__ = ["PROGRESS_FIELDS", "ImagePoserEnv"]

@@ -1,0 +1,453 @@
+"""The ``ImagePoser`` environment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.error import InvalidAction, ResetNeeded
+from PIL import Image
+
+from poser_env.components import Critique, Task
+from poser_env.constraints import Command, Plan
+from poser_env.error import ConfigError, PromptParseError
+from poser_env.reward import RewardConfig
+from poser_env.suites.registration import Suite, make_suite
+from poser_env.text import CHARSET, fit, invalid_chars, normalise
+
+PROGRESS_FIELDS: tuple[str, ...] = (
+    "step",  # steps taken / max_steps
+    "attempt",  # failed attempts at the current command / max_attempts
+    "commands_done",  # accepted commands / total commands
+    "commands_dropped",  # dropped commands / total commands
+    "commands_left",  # commands still to do / total commands
+    "command_is_edit",  # 1 if the current command edits an existing image
+    "has_image",  # 1 once there is an image to edit
+    "last_alignment",  # critic's alignment of the last step with its command
+    "prompt_score",  # critic's whole-prompt alignment of the current image
+    "last_fidelity",  # critic's fidelity of the last image
+)
+RESET_OPTIONS = ("prompt", "image", "task")
+
+
+class ImagePoserEnv(gym.Env):
+    """Orchestrate text-to-image and image-editing experts to satisfy a long prompt.
+
+    ## Description
+    An episode is one task: a long-form prompt (generation) or a source image plus edit
+    instructions (editing). The suite's command extractor decomposes the prompt into
+    ordered commands, each carrying machine-checkable constraints. At every step the agent
+    picks the expert that executes the current command; the suite's critic judges the new
+    image. An accepted command is done; a rejected one is retried (the extractor may
+    rewrite it from the critic's feedback, e.g. "add one more red circle") up to
+    ``max_attempts`` times and then dropped. This is the Markov decision process of
+    Image-POSER (Mohebbi et al., 2025), with every component swappable through suites.
+
+    ## Action Space
+    ``Discrete(n_experts)``: index of the expert in ``env.unwrapped.expert_names``.
+    Image-to-image experts are invalid before there is an image; ``action_masks()`` (and
+    the ``action_mask`` observation) marks the valid ones. An invalid action is a
+    penalised no-op flagged in ``info["invalid_action"]``. Actions outside the space raise
+    ``gymnasium.error.InvalidAction``.
+
+    ## Observation Space
+    ``Dict`` with ``prompt``, ``command`` (current command), ``remaining`` (later commands,
+    joined with " | "), ``feedback`` (the critic's last reflection) as ``Text`` over
+    printable ASCII; ``image`` (current image resized to ``image_size``, black before the
+    first one) as ``Box(0, 255, (H, W, 3), uint8)``; ``progress`` as ``Box(0, 1, (10,),
+    float32)`` (fields in ``PROGRESS_FIELDS``); and ``action_mask`` as ``MultiBinary``.
+
+    ## Rewards
+    See :class:`poser_env.reward.RewardConfig`: change in whole-prompt score, a bonus per
+    accepted command, penalties for dropped commands, expert cost and steps, and the final
+    score plus a success bonus at the end.
+
+    ## Starting State
+    A task drawn from the suite's task source (or given with ``reset(options=...)``), no
+    command done, attempt 0; the image is the source image for editing tasks, else blank.
+
+    ## Episode End
+    Terminated when no command is left. Truncated at ``max_steps`` steps, or when an
+    expert, the critic or the extractor raises (the error is in ``info["error"]``).
+    The last step's ``info["final_metrics"]`` holds success, alignment, fidelity,
+    aesthetics, steps, total cost, commands done and dropped.
+
+    ## Arguments
+    * ``suite``: registered suite name or a :class:`~poser_env.suites.Suite` (default ``"shapes"``).
+    * ``suite_kwargs``: keyword arguments for the suite factory (e.g. ``{"difficulty": "hard"}``).
+    * ``experts``: names of a subset of the suite's experts, in action order.
+    * ``max_steps``: step cap per episode (6, as in the paper).
+    * ``max_attempts``: attempts per command before it is dropped (3, as in the paper).
+    * ``reward``: a :class:`RewardConfig` or a dict of its fields.
+    * ``image_size``: ``(height, width)`` of the image observation (default 64x64).
+    * ``keep_best``: if True, an image that lowers the whole-prompt score is discarded
+      (the step is still charged); if False (default) every new image replaces the old.
+    * ``render_mode``: ``None`` or ``"rgb_array"``.
+    * ``text_max_length``: maximum length of each text observation.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1}
+
+    def __init__(
+        self,
+        suite: str | Suite = "shapes",
+        suite_kwargs: dict[str, Any] | None = None,
+        experts: Sequence[str] | None = None,
+        max_steps: int = 6,
+        max_attempts: int = 3,
+        reward: RewardConfig | dict[str, Any] | None = None,
+        image_size: tuple[int, int] = (64, 64),
+        keep_best: bool = False,
+        render_mode: str | None = None,
+        text_max_length: int = 1024,
+    ):
+        if isinstance(suite, Suite):
+            if suite_kwargs:
+                raise ConfigError("suite_kwargs only apply to a suite given by name, got a Suite instance too.")
+            self.suite = suite
+        elif isinstance(suite, str):
+            self.suite = make_suite(suite, **(suite_kwargs or {}))
+        else:
+            raise ConfigError(f"suite must be a registered suite name or a Suite, got {type(suite).__name__}.")
+        if experts is not None:
+            self.suite = self.suite.select_experts(experts)
+        for name, value, lo in (("max_steps", max_steps, 1), ("max_attempts", max_attempts, 1), ("text_max_length", text_max_length, 16)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+                raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}.")
+        if (
+            not isinstance(image_size, (tuple, list))
+            or len(image_size) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 8 <= v <= 1024 for v in image_size)
+        ):
+            raise ConfigError(f"image_size must be (height, width) with integers in [8, 1024], got {image_size!r}.")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}.")
+        self.max_steps = int(max_steps)
+        self.max_attempts = int(max_attempts)
+        self.reward_config = RewardConfig.coerce(reward)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.keep_best = bool(keep_best)
+        self.render_mode = render_mode
+        self.text_max_length = int(text_max_length)
+
+        self.experts = self.suite.experts
+        self.expert_names = self.suite.expert_names
+        self._is_i2i = np.array([e.kind == "i2i" for e in self.experts], bool)
+        n = len(self.experts)
+        h, w = self.image_size
+        L = self.text_max_length
+        self.action_space = spaces.Discrete(n)
+        self.observation_space = spaces.Dict(
+            {
+                "prompt": spaces.Text(L, min_length=0, charset=CHARSET),
+                "command": spaces.Text(L, min_length=0, charset=CHARSET),
+                "remaining": spaces.Text(L, min_length=0, charset=CHARSET),
+                "feedback": spaces.Text(L, min_length=0, charset=CHARSET),
+                "image": spaces.Box(0, 255, (h, w, 3), np.uint8),
+                "progress": spaces.Box(0.0, 1.0, (len(PROGRESS_FIELDS),), np.float32),
+                "action_mask": spaces.MultiBinary(n),
+            }
+        )
+        ch, cw = self.suite.image_size
+        self._blank = np.zeros((ch, cw, 3), np.uint8)
+        self._task: Task | None = None
+        self._episode_over = True
+
+    # ------------------------------------------------------------------ API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ConfigError(f"Unknown reset option(s) {unknown}; known options: {list(RESET_OPTIONS)}.")
+        task = self._task_from_options(options)
+        plan = self.suite.extractor.extract(task.prompt, task.image)
+        if not isinstance(plan, Plan) or not plan.commands:
+            raise ConfigError(f"The extractor returned no commands for prompt {task.prompt!r}.")
+        self._task = task
+        self._prompt_text = fit(task.prompt, self.text_max_length)
+        self._plan = plan
+        self._queue: list[Command] = list(plan.commands)
+        self._command: Command | None = self._queue.pop(0)
+        self._n_commands = len(plan.commands)
+        self._image = task.image.copy() if task.image is not None else self._blank.copy()
+        self._has_image = task.image is not None
+        self._step_count = 0
+        self._attempt = 0
+        self._done_count = 0
+        self._dropped = 0
+        self._total_cost = 0.0
+        self._feedback = ""
+        self._last_alignment = 0.0
+        self._last_fidelity = 1.0 if self._has_image else 0.0
+        self._score = self._judge(None).prompt_alignment if self._has_image else 0.0
+        self._last_critique: Critique | None = None
+        self._episode_over = False
+        info = {
+            "task_kind": task.kind,
+            "prompt": task.prompt,
+            "commands": [c.text for c in plan.commands],
+            "prompt_score": self._score,
+            "task_meta": task.meta,
+        }
+        return self._obs(), info
+
+    def step(self, action):
+        if self._task is None or self._episode_over:
+            raise ResetNeeded("Call reset() before step(): the episode has not started or has ended.")
+        if not self.action_space.contains(action):
+            raise InvalidAction(
+                f"Action {action!r} is not in the action space {self.action_space} "
+                f"(expected an integer in [0, {self.action_space.n - 1}])."
+            )
+        a = int(action)
+        expert = self.experts[a]
+        cfg = self.reward_config
+        command = self._command
+        self._step_count += 1
+        info: dict[str, Any] = {
+            "expert": expert.name,
+            "expert_kind": expert.kind,
+            "command": command.text,
+            "command_kind": command.kind,
+            "attempt": self._attempt + 1,
+            "invalid_action": False,
+            "error": None,
+            "cost": 0.0,
+            "accepted": False,
+            "verdict": None,
+            "expert_meta": {},
+        }
+        reward = -cfg.step_penalty
+        if self._is_i2i[a] and not self._has_image:
+            info["invalid_action"] = True
+            reward -= cfg.invalid_action_penalty
+            return self._finish(reward, terminated=False, info=info)
+
+        seed = int(self.np_random.integers(2**31 - 1))
+        try:
+            result = expert(command, self._image if self._has_image else None, seed)
+            self._check_image(result.image, f"expert {expert.name!r}")
+        except Exception as e:  # a failing expert must not take down a training run
+            return self._fail(reward, info, "expert", expert.name, e)
+        info["cost"] = float(result.cost)
+        info["expert_meta"] = dict(result.meta)
+        self._total_cost += float(result.cost)
+        reward -= cfg.cost_weight * float(result.cost)
+        try:
+            critique = self.suite.critic.judge(result.image, command, self._plan.constraints)
+        except Exception as e:
+            return self._fail(reward, info, "critic", self.suite.critic.name, e)
+        info["verdict"] = critique.to_dict()
+        self._last_critique = critique
+        self._last_alignment = float(critique.alignment)
+        self._feedback = critique.reflection
+        new_score = float(critique.prompt_alignment)
+        if not (self.keep_best and self._has_image and new_score < self._score):
+            reward += cfg.progress * (new_score - self._score)
+            self._score = new_score
+            self._image = result.image
+            self._has_image = True
+            self._last_fidelity = float(critique.fidelity)
+        info["image_kept"] = self._image is result.image
+
+        if critique.accepted:
+            info["accepted"] = True
+            reward += cfg.command_bonus
+            self._done_count += 1
+            self._next_command()
+        else:
+            self._attempt += 1
+            if self._attempt >= self.max_attempts:
+                reward -= cfg.drop_penalty
+                self._dropped += 1
+                info["dropped"] = True
+                self._next_command()
+            else:
+                try:
+                    rewritten = self.suite.extractor.reflect(command, critique)
+                except Exception as e:
+                    return self._fail(reward, info, "extractor", self.suite.extractor.name, e)
+                if rewritten is not None:
+                    self._command = rewritten
+        return self._finish(reward, terminated=self._command is None, info=info)
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions as a boolean array (image-to-image experts need an image)."""
+        if self._task is None:
+            raise ResetNeeded("Call reset() before action_masks().")
+        return ~self._is_i2i if not self._has_image else np.ones(len(self.experts), bool)
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to make().")
+            return None
+        from poser_env.rendering import captioned
+
+        if self._task is None:
+            raise ResetNeeded("Call reset() before render().")
+        text = self._command.text if self._command is not None else "(all commands handled)"
+        score = f"prompt score {self._score:.2f}"
+        return captioned(self._image, [text, score])
+
+    def close(self):
+        self.suite.close()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def task(self) -> Task | None:
+        """The current task."""
+        return self._task
+
+    @property
+    def plan(self) -> Plan:
+        """The extractor's plan for the current task."""
+        return self._plan
+
+    @property
+    def current_command(self) -> Command | None:
+        return self._command
+
+    @property
+    def progress_has_image(self) -> bool:
+        """Whether an image exists (a source image or an expert's output)."""
+        return self._has_image
+
+    @property
+    def current_image(self) -> np.ndarray:
+        """The current image at the suite's resolution (not resized)."""
+        return self._image
+
+    def _task_from_options(self, options: dict[str, Any]) -> Task:
+        if "task" in options:
+            if "prompt" in options or "image" in options:
+                raise ConfigError("Give either options['task'] or options['prompt'] (+ 'image'), not both.")
+            task = options["task"]
+            if not isinstance(task, Task):
+                raise ConfigError(f"options['task'] must be a poser_env.Task, got {type(task).__name__}.")
+            if task.image is not None:
+                self._check_image(task.image, "options['task'].image")
+            return task
+        if "prompt" in options:
+            prompt = options["prompt"]
+            if not isinstance(prompt, str):
+                raise ConfigError(f"options['prompt'] must be a string, got {type(prompt).__name__}.")
+            prompt = normalise(prompt)
+            bad = invalid_chars(prompt)
+            if bad or not prompt:
+                raise PromptParseError(prompt, "".join(bad) or prompt, "expected non-empty printable ASCII text")
+            if len(prompt) > self.text_max_length:
+                raise PromptParseError(prompt, prompt[self.text_max_length :], f"the prompt is longer than text_max_length={self.text_max_length}")
+            image = options.get("image")
+            if image is not None:
+                self._check_image(image, "options['image']")
+                image = np.array(image, copy=True)
+            return Task(prompt=prompt, kind="editing" if image is not None else "generation", image=image)
+        if "image" in options:
+            raise ConfigError("options['image'] needs options['prompt'] with the edit instructions.")
+        return self.suite.tasks.sample(self.np_random)
+
+    def _check_image(self, image: Any, what: str) -> None:
+        h, w = self.suite.image_size
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != (h, w, 3):
+            got = f"shape {getattr(image, 'shape', None)} and dtype {getattr(image, 'dtype', type(image).__name__)}"
+            raise ConfigError(f"{what} must be a ({h}, {w}, 3) uint8 numpy array (suite {self.suite.name!r}), got {got}.")
+
+    def _judge(self, command: Command | None) -> Critique:
+        constraints = self._task.constraints if (command is None and self._task.constraints is not None) else self._plan.constraints
+        return self.suite.critic.judge(self._image, command, constraints)
+
+    def _next_command(self) -> None:
+        self._attempt = 0
+        self._command = self._queue.pop(0) if self._queue else None
+
+    def _fail(self, reward: float, info: dict, component: str, name: str, error: BaseException):
+        info["error"] = f"{component} {name!r} failed: {type(error).__name__}: {error}"
+        info["error_component"] = component
+        reward -= self.reward_config.failure_penalty
+        return self._finish(reward, terminated=False, info=info, force_truncate=True)
+
+    def _finish(self, reward: float, terminated: bool, info: dict, force_truncate: bool = False):
+        truncated = (not terminated) and (force_truncate or self._step_count >= self.max_steps)
+        info["commands_done"] = self._done_count
+        info["commands_dropped"] = self._dropped
+        info["prompt_score"] = self._score
+        if terminated or truncated:
+            self._episode_over = True
+            final = self._final_metrics(info)
+            info["final_metrics"] = final
+            cfg = self.reward_config
+            reward += cfg.final_weight * final["alignment"] + cfg.success_bonus * float(final["success"])
+        return self._obs(), float(reward), bool(terminated), bool(truncated), info
+
+    def _final_metrics(self, info: dict) -> dict[str, Any]:
+        metrics: dict[str, Any] = {
+            "success": False,
+            "alignment": 0.0,
+            "fidelity": 0.0,
+            "aesthetics": 0.0,
+            "steps": self._step_count,
+            "total_cost": self._total_cost,
+            "commands_done": self._done_count,
+            "commands_dropped": self._dropped,
+            "commands_total": self._n_commands,
+        }
+        if not self._has_image:
+            return metrics
+        try:
+            critique = self._judge(None)
+        except Exception as e:
+            info.setdefault("error", f"critic failed on the final image: {type(e).__name__}: {e}")
+            return metrics
+        metrics.update(
+            success=bool(critique.prompt_satisfied),
+            alignment=float(critique.prompt_alignment),
+            fidelity=float(critique.fidelity),
+            aesthetics=float(critique.aesthetics),
+        )
+        return metrics
+
+    def _obs(self) -> dict[str, Any]:
+        L = self.text_max_length
+        total = max(1, self._n_commands)
+        left = len(self._queue) + (self._command is not None)
+        cmd = self._command
+        progress = np.array(
+            [
+                self._step_count / self.max_steps,
+                self._attempt / self.max_attempts,
+                self._done_count / total,
+                self._dropped / total,
+                left / total,
+                float(cmd is not None and cmd.is_edit),
+                float(self._has_image),
+                self._last_alignment,
+                self._score,
+                self._last_fidelity,
+            ],
+            np.float32,
+        )
+        return {
+            "prompt": self._prompt_text,
+            "command": fit(cmd.text, L) if cmd is not None else "",
+            "remaining": fit(" | ".join(c.text for c in self._queue), L),
+            "feedback": fit(self._feedback, L),
+            "image": self._resize(self._image),
+            "progress": np.clip(progress, 0.0, 1.0),
+            "action_mask": self.action_masks().astype(np.int8),
+        }
+
+    def _resize(self, image: np.ndarray) -> np.ndarray:
+        if image.shape[:2] == self.image_size:
+            return image.copy()
+        h, w = self.image_size
+        H, W = image.shape[:2]
+        if H % h == 0 and W % w == 0 and H // h == W // w:  # exact box filter, fast path
+            return np.asarray(Image.fromarray(image).reduce(H // h))
+        return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
