@@ -92,7 +92,7 @@ def place(
     Returns ``None`` when no free spot satisfies the constraints.
     """
     e = SIZES[size]
-    margin = 1 + int(round(4 * aesthetic))
+    margin = 1 + int(round(2 * aesthetic))
     lo, hi = e // 2 + margin, CANVAS - 1 - e // 2 - margin
     x0, x1, y0, y1 = float(lo), float(hi), float(lo), float(hi)
     if region is not None:
