@@ -1,0 +1,226 @@
+"""Algorithm registry: built-in SB3 algorithms, baselines, and plug-ins by import path.
+
+Three kinds of entries share one namespace (``poser train --algo``, ``poser benchmark
+--algos``):
+
+* **SB3-shaped learners** - ``dqn``, ``qrdqn``, ``a2c``, ``ppo``, ``maskable_ppo``, or any
+  class given as ``"my_pkg.module:MyAlgo"`` whose constructor is SB3's
+  (``MyAlgo(policy, env, seed=..., **hyperparams)``) and which has ``learn`` and
+  ``predict`` (SB3's ``BaseAlgorithm`` shape).
+* **Agents** - any class given as ``"my_pkg.module:MyAgent"`` that follows the small
+  :class:`Agent` protocol below (for algorithms that are not SB3-shaped): built as
+  ``MyAgent(env, seed=seed, **hyperparams)``.
+* **Baselines** - ``random``, ``oracle``, ``router``, ``single:<t2i expert>``,
+  ``always:<expert>``, ``pipeline:<t2i>><i2i>`` and ``best-single`` (see
+  :mod:`poser_agents.baselines`); they do not learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
+from poser_agents.error import AgentsConfigError, close_hint
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """The protocol an algorithm implements to be trained, evaluated and benchmarked.
+
+    ``poser`` builds it as ``AgentClass(env, seed=seed, **hyperparams)`` where ``env`` is
+    the encoded training env (a Gymnasium env, not a VecEnv).
+
+    Attributes:
+        name: Short name for tables and plots.
+    """
+
+    name: str
+
+    def learn(self, total_timesteps: int, callback: Any = None) -> Any:
+        """Train for ``total_timesteps`` env steps. ``callback`` is an SB3 callback list
+        that may be ignored (the run then has no training curves)."""
+        ...
+
+    def act(self, observation: Any, env: gym.Env) -> int:
+        """The action for ``observation``; ``env`` is the evaluation env (for
+        ``env.unwrapped.action_masks()`` and, for oracles, suite internals)."""
+        ...
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """One registered algorithm.
+
+    Attributes:
+        name: Registry name (``"dqn"``).
+        entry_point: ``"module:Class"``, imported only when used.
+        masks: Whether it takes action masks while training (MaskablePPO).
+        off_policy: Whether it uses a replay buffer (its size bounds memory).
+        extra: The ``pip install "image-poser[...]"`` extra that provides it.
+    """
+
+    name: str
+    entry_point: str
+    masks: bool = False
+    off_policy: bool = False
+    extra: str = "agents"
+
+    def load(self) -> type:
+        """Import and return the class."""
+        return load_entry_point(self.entry_point, what=f"algorithm {self.name!r}", extra=self.extra)
+
+
+ALGOS: dict[str, AlgoSpec] = {
+    "dqn": AlgoSpec("dqn", "stable_baselines3:DQN", off_policy=True),
+    "qrdqn": AlgoSpec("qrdqn", "sb3_contrib:QRDQN", off_policy=True),
+    "a2c": AlgoSpec("a2c", "stable_baselines3:A2C"),
+    "ppo": AlgoSpec("ppo", "stable_baselines3:PPO"),
+    "maskable_ppo": AlgoSpec("maskable_ppo", "sb3_contrib:MaskablePPO", masks=True),
+}
+BASELINE_NAMES: tuple[str, ...] = ("random", "oracle", "router", "best-single")
+BASELINE_PREFIXES: tuple[str, ...] = ("single:", "always:", "pipeline:")
+
+
+def register_algo(spec: AlgoSpec) -> None:
+    """Register an algorithm under ``spec.name`` (replaces an existing one of that name)."""
+    if not isinstance(spec, AlgoSpec):
+        raise AgentsConfigError(f"register_algo expects an AlgoSpec, got {type(spec).__name__}.")
+    ALGOS[spec.name] = spec
+
+
+def load_entry_point(entry_point: str, what: str = "entry point", extra: str = "agents") -> Any:
+    """Import ``"package.module:Attribute"``.
+
+    Raises:
+        AgentsConfigError: If the string is malformed, the module is missing or has no such
+            attribute.
+    """
+    if not isinstance(entry_point, str) or entry_point.count(":") != 1:
+        raise AgentsConfigError(f"{what}: expected an import path 'package.module:Class', got {entry_point!r}.")
+    mod_name, attr = entry_point.split(":")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise AgentsConfigError(
+            f"{what}: cannot import module {mod_name!r} ({e}). If it is a built-in algorithm, install "
+            f'the extra: pip install "image-poser[{extra}]"; if it is yours, check it is on PYTHONPATH.'
+        ) from e
+    try:
+        return getattr(module, attr)
+    except AttributeError as e:
+        public = [n for n in dir(module) if not n.startswith("_")]
+        raise AgentsConfigError(
+            f"{what}: module {mod_name!r} has no attribute {attr!r}.{close_hint(attr, public)}"
+        ) from e
+
+
+def is_baseline(name: str) -> bool:
+    """Whether ``name`` is a baseline (no learning)."""
+    return name in BASELINE_NAMES or name.startswith(BASELINE_PREFIXES)
+
+
+def is_import_path(name: str) -> bool:
+    """``"pkg.module:Class"`` (and not a baseline such as ``"single:count-master"``)."""
+    return ":" in name and not is_baseline(name)
+
+
+def known_algos() -> list[str]:
+    """Every name ``resolve_algo`` accepts without an import path."""
+    return [*ALGOS, *BASELINE_NAMES, *(p + "<expert>" for p in BASELINE_PREFIXES)]
+
+
+def resolve_algo(name: str) -> tuple[str, Any]:
+    """Classify an algorithm name.
+
+    Returns:
+        ``("sb3", AlgoSpec)``, ``("agent", AgentClass)``, ``("sb3", AlgoSpec)`` for an
+        SB3-shaped plug-in, or ``("baseline", name)``.
+
+    Raises:
+        AgentsConfigError: For an unknown name (lists the known ones) or a plug-in class
+            with neither SB3's ``learn``/``predict`` nor the :class:`Agent` methods.
+    """
+    if not isinstance(name, str) or not name:
+        raise AgentsConfigError(f"Algorithm name must be a non-empty string, got {name!r}.")
+    if is_baseline(name):
+        return "baseline", name
+    if name in ALGOS:
+        return "sb3", ALGOS[name]
+    if is_import_path(name):
+        cls = load_entry_point(name, what=f"algorithm {name!r}")
+        if hasattr(cls, "act") and hasattr(cls, "learn"):
+            return "agent", cls
+        if hasattr(cls, "learn") and hasattr(cls, "predict"):
+            return "sb3", AlgoSpec(name, name)
+        raise AgentsConfigError(
+            f"Algorithm {name!r} has neither SB3's learn()/predict() nor the Agent protocol's "
+            "learn()/act(); see docs/adding_an_algorithm.md."
+        )
+    raise AgentsConfigError(
+        f"Unknown algorithm {name!r}.{close_hint(name, [*ALGOS, *BASELINE_NAMES])} Known algorithms: "
+        f"{', '.join(known_algos())}, or an import path 'my_pkg.module:MyAlgo'."
+    )
+
+
+# ---------------------------------------------------------------------------- SB3 agents
+class SB3Agent:
+    """Wraps a trained SB3 model as an :class:`Agent` for evaluation.
+
+    Greedy actions are taken among the valid ones (``env.unwrapped.action_masks()``) when
+    ``masked`` is True: DQN and QR-DQN take the arg-max of their Q-values over valid
+    actions, policy-gradient models the arg-max of their logits, MaskablePPO its own masked
+    prediction. Training itself is unmasked except for MaskablePPO.
+
+    Args:
+        model: A trained SB3 ``BaseAlgorithm``.
+        name: Name for tables.
+        masked: Restrict greedy actions to valid ones.
+    """
+
+    def __init__(self, model: Any, name: str = "sb3", masked: bool = True):
+        self.model = model
+        self.name = name
+        self.masked = masked
+
+    def learn(self, total_timesteps: int, callback: Any = None) -> Any:
+        return self.model.learn(total_timesteps, callback=callback)
+
+    def act(self, observation: Any, env: gym.Env) -> int:
+        mask = env.unwrapped.action_masks() if self.masked else None
+        policy = self.model.policy
+        if mask is not None and type(self.model).__name__ == "MaskablePPO":
+            action, _ = self.model.predict(observation, deterministic=True, action_masks=mask)
+            return int(np.asarray(action).item())
+        scores = self._scores(observation) if mask is not None else None
+        if scores is None:
+            action, _ = self.model.predict(observation, deterministic=True)
+            return int(np.asarray(action).item())
+        scores = np.where(mask, scores, -np.inf)
+        return int(np.argmax(scores))
+
+    def _scores(self, observation: Any) -> np.ndarray | None:
+        import torch
+
+        policy = self.model.policy
+        obs, _ = policy.obs_to_tensor(observation)
+        with torch.no_grad():
+            if hasattr(policy, "q_net"):  # DQN
+                return policy.q_net(obs)[0].cpu().numpy()
+            if hasattr(policy, "quantile_net"):  # QR-DQN: mean over quantiles
+                return policy.quantile_net(obs).mean(dim=1)[0].cpu().numpy()
+            if hasattr(policy, "get_distribution"):  # A2C / PPO: logits
+                dist = policy.get_distribution(obs).distribution
+                logits = getattr(dist, "logits", None)
+                return None if logits is None else logits[0].cpu().numpy()
+        return None
+
+
+def load_model(spec: AlgoSpec, path: str | Path, env: Any = None, device: str = "cpu") -> Any:
+    """Load an SB3 model zip with the class of ``spec``."""
+    cls = spec.load()
+    return cls.load(str(path), env=env, device=device)

@@ -1,0 +1,233 @@
+"""Hyperparameter files (RL Zoo style), env construction and run folders.
+
+A hyperparameter file ``hyperparams/<algo>.yml`` maps env ids (and ``default``) to
+settings. Keys the algorithm's constructor accepts go to it; :data:`POSER_KEYS` are ours.
+The entry for the env id, if any, is merged over ``default``; command-line overrides are
+merged last. Unknown keys are refused with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import yaml
+
+import poser_env
+from poser_agents.error import AgentsConfigError, RunFolderError, close_hint
+from poser_agents.wrappers import EncodeObservation
+
+#: Keys of a hyperparameter entry that configure poser_agents rather than the algorithm.
+POSER_KEYS: dict[str, str] = {
+    "n_timesteps": "total env steps to train",
+    "policy": "SB3 policy name (MultiInputPolicy)",
+    "state": "state preset: text or text+image",
+    "encoder": "text encoder: minilm, hashed, open_clip, sentence-transformers",
+    "encoder_kwargs": "keyword arguments of the encoder",
+    "env_kwargs": "keyword arguments of gym.make (merged with the id's own)",
+    "n_envs": "parallel envs (DummyVecEnv)",
+    "eval_episodes": "test-split episodes evaluated at the end of training",
+    "masked_eval": "restrict greedy evaluation actions to valid ones",
+    "log_window": "steps per block of experts.csv",
+    "checkpoint_freq": "save model.zip every this many steps (0: only at the end)",
+}
+#: Constructor arguments poser_agents sets itself.
+RESERVED = ("self", "policy", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model")
+RUN_FORMAT = "poser-run"
+RUN_FORMAT_VERSION = 1
+EVAL_SEED = 10_000  # first reset seed of evaluation episodes (as scripts/shapes_table.py)
+
+
+def hyperparams_path(algo: str) -> Path:
+    """The shipped YAML file of a built-in algorithm."""
+    return Path(str(resources.files("poser_agents") / "hyperparams" / f"{algo}.yml"))
+
+
+def load_hyperparams(
+    algo: str,
+    env_id: str,
+    algo_class: type | None = None,
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Resolve the hyperparameters of ``algo`` on ``env_id``.
+
+    Args:
+        algo: Registry name (picks ``hyperparams/<algo>.yml`` when ``path`` is None).
+        env_id: Env id; its entry is merged over ``default``.
+        algo_class: The algorithm class, to validate keys against its constructor.
+        path: Another YAML file in the same format.
+        overrides: Settings merged last (command line ``--hyperparams key=value``).
+
+    Raises:
+        AgentsConfigError: Missing file, malformed YAML, or keys that are neither in
+            :data:`POSER_KEYS` nor accepted by the algorithm (the message lists both).
+    """
+    file = Path(path) if path is not None else hyperparams_path(algo.replace(".", "_").replace(":", "_"))
+    data: dict[str, Any] = {}
+    if file.is_file():
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise AgentsConfigError(f"Could not parse hyperparameter file {file}: {e}") from e
+        if not isinstance(data, dict):
+            raise AgentsConfigError(f"{file} must map env ids (and 'default') to settings, got {type(data).__name__}.")
+    elif path is not None:
+        raise AgentsConfigError(f"Hyperparameter file {file} does not exist.")
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            raise AgentsConfigError(f"{file}: entry {key!r} must be a mapping of settings, got {value!r}.")
+    params = {**data.get("default", {}), **data.get(env_id, {}), **(overrides or {})}
+    validate_keys(params, algo_class, where=str(file) if file.is_file() else "hyperparameters")
+    return params
+
+
+def algo_arguments(algo_class: type | None) -> list[str]:
+    """Constructor arguments of an SB3-shaped class that a YAML file may set."""
+    if algo_class is None:
+        return []
+    sig = inspect.signature(algo_class.__init__)
+    return [n for n, p in sig.parameters.items() if n not in RESERVED and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def validate_keys(params: dict[str, Any], algo_class: type | None, where: str = "hyperparameters") -> None:
+    """Refuse unknown keys, naming them and listing the valid ones."""
+    if algo_class is not None and any(
+        p.kind == p.VAR_KEYWORD for p in inspect.signature(algo_class.__init__).parameters.values()
+    ):
+        return  # a plug-in with **kwargs: let it validate
+    valid = [*POSER_KEYS, *algo_arguments(algo_class)]
+    bad = [k for k in params if k not in valid]
+    if bad:
+        name = getattr(algo_class, "__name__", "the algorithm")
+        hint = close_hint(bad[0], valid)
+        raise AgentsConfigError(
+            f"Unknown key(s) {bad} in {where}.{hint} Valid keys: poser keys {sorted(POSER_KEYS)}; "
+            f"{name} arguments {sorted(algo_arguments(algo_class))}."
+        )
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"key=value"`` with a YAML value (``lr=1e-3``, ``net=[64, 64]``)."""
+    if "=" not in text:
+        raise AgentsConfigError(f"Hyperparameter override must look like key=value, got {text!r}.")
+    key, value = text.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise AgentsConfigError(f"Could not parse the value of override {text!r}: {e}") from e
+    if isinstance(parsed, str) and value.strip() and value.strip()[0].isdigit():
+        try:  # PyYAML reads 1e-3 (no dot) as a string
+            parsed = float(value)
+        except ValueError:
+            pass
+    return key.strip(), parsed
+
+
+# ---------------------------------------------------------------------------- envs
+def check_env_id(env_id: str) -> None:
+    """Refuse an env id that is not registered, listing the ImagePoser ids."""
+    if env_id not in gym.registry:
+        ids = sorted(poser_env.IDS)
+        raise AgentsConfigError(f"Unknown env id {env_id!r}.{close_hint(env_id, ids)} Known ImagePoser ids: {', '.join(ids)}.")
+
+
+def make_raw_env(env_id: str, env_kwargs: dict[str, Any] | None = None, split: str | None = None, **extra: Any) -> gym.Env:
+    """``gym.make(env_id)`` with ``env_kwargs`` merged over the id's own keyword arguments
+    (``suite_kwargs`` are merged key by key) and the task split set."""
+    check_env_id(env_id)
+    spec = gym.spec(env_id)
+    kwargs = dict(spec.kwargs or {})
+    env_kwargs = dict(env_kwargs or {})
+    suite_kwargs = {**kwargs.get("suite_kwargs", {}), **env_kwargs.pop("suite_kwargs", {})}
+    if split is not None:
+        suite_kwargs["split"] = split
+    kwargs.update(env_kwargs)
+    kwargs.update(extra)
+    if suite_kwargs:
+        kwargs["suite_kwargs"] = suite_kwargs
+    return gym.make(env_id, disable_env_checker=True, **kwargs)
+
+
+def make_env(
+    env_id: str,
+    state: str = "text",
+    encoder: str = "minilm",
+    encoder_kwargs: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    split: str | None = "train",
+    **extra: Any,
+) -> EncodeObservation:
+    """The encoded env every ``poser`` command trains and evaluates on."""
+    return EncodeObservation(make_raw_env(env_id, env_kwargs, split, **extra), state=state, encoder=encoder, encoder_kwargs=encoder_kwargs)
+
+
+# ---------------------------------------------------------------------------- run folders
+def versions() -> dict[str, str]:
+    """Versions of the packages that determine a run's result."""
+    out = {"python": platform.python_version(), "image-poser": poser_env.__version__}
+    for mod in ("numpy", "gymnasium", "torch", "stable_baselines3", "sb3_contrib", "sentence_transformers"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except ImportError:
+                continue
+        out[mod] = getattr(m, "__version__", "?")
+    return out
+
+
+@dataclass
+class RunInfo:
+    """What a run folder's ``meta.json`` holds."""
+
+    path: Path
+    algo: str
+    env_id: str
+    seed: int
+    config: dict[str, Any]
+    meta: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.zip"
+
+
+def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+
+
+def read_run(run_dir: str | Path, need_model: bool = True) -> RunInfo:
+    """Open a run folder written by ``poser train``.
+
+    Raises:
+        RunFolderError: If the folder or its ``meta.json``/``model.zip`` is missing, or it
+            was written by an incompatible run format version.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunFolderError(f"Run folder {str(path)!r} does not exist; pass a folder written by 'poser train'.")
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        raise RunFolderError(f"{str(path)!r} is not a poser run folder: it has no meta.json (written by 'poser train').")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise RunFolderError(f"{meta_path} is not valid JSON: {e}") from e
+    if meta.get("format") != RUN_FORMAT or meta.get("format_version") != RUN_FORMAT_VERSION:
+        raise RunFolderError(
+            f"{str(path)!r} has run format {meta.get('format')!r} version {meta.get('format_version')!r} "
+            f"(image-poser {meta.get('versions', {}).get('image-poser', '?')}); this image-poser "
+            f"({poser_env.__version__}) reads {RUN_FORMAT!r} version {RUN_FORMAT_VERSION}. Retrain the run "
+            "with this version or install the version that wrote it."
+        )
+    if need_model and not (path / "model.zip").is_file():
+        raise RunFolderError(f"{str(path)!r} has no model.zip (training did not save a model yet).")
+    return RunInfo(path, meta["algo"], meta["env_id"], int(meta["seed"]), meta["config"], meta)

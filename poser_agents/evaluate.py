@@ -1,0 +1,184 @@
+"""Evaluate agents on held-out tasks: means and 95% confidence intervals.
+
+Every agent is evaluated on the same episodes (reset seeds ``seed, seed + 1, ...`` on the
+test split), so differences between agents are not differences in tasks. Metrics per
+episode: success, alignment, fidelity, aesthetics (from ``info["final_metrics"]``, scored
+against the task's reference constraints), steps, total expert cost, return, invalid
+actions, and each expert's share of the steps. :func:`summarise` pools episodes (over one
+or several training seeds) and reports ``mean`` and ``ci95``, the half-width of the 95%
+Student-t interval of the mean; with several seeds it also reports the spread of the
+per-seed means.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from scipy import stats
+
+from poser_agents.config import EVAL_SEED
+
+METRICS: tuple[str, ...] = ("success", "alignment", "fidelity", "aesthetics", "steps", "total_cost", "return", "invalid_actions")
+
+
+def run_episodes(
+    agent: Any,
+    env: gym.Env,
+    episodes: int,
+    seed: int = EVAL_SEED,
+    trajectories: int = 0,
+    train_seed: int = 0,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Roll out ``agent`` (an :class:`~poser_agents.algos.Agent`) for ``episodes`` episodes.
+
+    Args:
+        agent: Has ``act(observation, env) -> int``.
+        env: The evaluation env (encoded for learned agents, raw for baselines).
+        episodes: Number of episodes; episode ``i`` resets with seed ``seed + i``.
+        seed: First reset seed.
+        trajectories: Record prompt, commands, experts, images and verdicts of this many
+            first episodes (for :func:`poser_agents.plots.trajectory_figure`).
+        train_seed: Stored in each record (which training seed the agent came from).
+
+    Returns:
+        ``(records, trajectories)``: one dict per episode, and the recorded trajectories.
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        from poser_agents.error import AgentsConfigError
+
+        raise AgentsConfigError(f"episodes must be an integer >= 1, got {episodes!r}.")
+    names = list(env.unwrapped.expert_names)
+    records, trajs = [], []
+    for ep in range(episodes):
+        obs, info = env.reset(seed=seed + ep)
+        traj = {"prompt": info["prompt"], "task_kind": info["task_kind"], "steps": []} if ep < trajectories else None
+        usage = np.zeros(len(names))
+        total, invalid = 0.0, 0
+        while True:
+            action = int(agent.act(obs, env))
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += reward
+            usage[action] += 1
+            invalid += int(info["invalid_action"])
+            if traj is not None:
+                verdict = info.get("verdict") or {}
+                traj["steps"].append(
+                    {
+                        "command": info["command"],
+                        "expert": info["expert"],
+                        "accepted": bool(info["accepted"]),
+                        "alignment": float(verdict.get("alignment", 0.0)),
+                        "feedback": verdict.get("reflection", "") or "",
+                        "image": np.array(env.unwrapped.current_image),
+                    }
+                )
+            if terminated or truncated:
+                break
+        final = info["final_metrics"]
+        steps = max(1, int(final["steps"]))
+        rec = {
+            "train_seed": train_seed,
+            "episode": ep,
+            "success": float(final["success"]),
+            "alignment": float(final["alignment"]),
+            "fidelity": float(final["fidelity"]),
+            "aesthetics": float(final["aesthetics"]),
+            "steps": float(final["steps"]),
+            "total_cost": float(final["total_cost"]),
+            "return": float(total),
+            "invalid_actions": float(invalid),
+            "usage": {n: float(u / steps) for n, u in zip(names, usage)},
+        }
+        records.append(rec)
+        if traj is not None:
+            traj["final"] = {k: final[k] for k in ("success", "alignment", "steps", "total_cost")}
+            trajs.append(traj)
+    return records, trajs
+
+
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the 95% Student-t confidence interval of the mean (0 for n < 2)."""
+    x = np.asarray(values, float)
+    if x.size < 2:
+        return 0.0
+    sem = x.std(ddof=1) / np.sqrt(x.size)
+    return float(stats.t.ppf(0.975, x.size - 1) * sem)
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and 95% CI of every metric and of each expert's usage share.
+
+    Returns:
+        ``{"episodes": n, "seeds": k, "metrics": {m: {"mean", "ci95", "seed_std"}},
+        "usage": {expert: {"mean", "ci95"}}}``.
+    """
+    if not records:
+        from poser_agents.error import AgentsConfigError
+
+        raise AgentsConfigError("summarise() needs at least one episode record, got none.")
+    seeds = sorted({r["train_seed"] for r in records})
+    out: dict[str, Any] = {"episodes": len(records), "seeds": len(seeds), "metrics": {}, "usage": {}}
+    for m in METRICS:
+        vals = [r[m] for r in records]
+        per_seed = [np.mean([r[m] for r in records if r["train_seed"] == s]) for s in seeds]
+        out["metrics"][m] = {
+            "mean": float(np.mean(vals)),
+            "ci95": ci95(vals),
+            "seed_std": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else 0.0,
+        }
+    for name in records[0]["usage"]:
+        vals = [r["usage"][name] for r in records]
+        out["usage"][name] = {"mean": float(np.mean(vals)), "ci95": ci95(vals)}
+    return out
+
+
+def format_table(rows: dict[str, dict[str, Any]], metrics: Sequence[str] = ("success", "alignment", "fidelity", "aesthetics", "steps", "total_cost")) -> str:
+    """A Markdown table: one row per agent, ``mean ± ci95`` per metric."""
+    head = "| agent | " + " | ".join(metrics) + " |"
+    sep = "|---|" + "---|" * len(metrics)
+    lines = [head, sep]
+    for name, summ in rows.items():
+        cells = []
+        for m in metrics:
+            v = summ["metrics"][m]
+            cells.append(f"{v['mean']:.3f} ± {v['ci95']:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    episodes: int = 200,
+    seed: int = EVAL_SEED,
+    split: str = "test",
+    trajectories: int = 4,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a run folder's model; write ``eval.json`` and ``trajectories.png``.
+
+    Returns:
+        The summary (see :func:`summarise`) with the evaluation settings.
+    """
+    from poser_agents.train import load_agent
+
+    agent, env, info = load_agent(run_dir, split=split)
+    try:
+        records, trajs = run_episodes(agent, env, episodes, seed=seed, trajectories=trajectories, train_seed=info.seed)
+    finally:
+        env.close()
+    summary = summarise(records)
+    summary.update(
+        {"agent": info.algo, "run": str(info.path), "env_id": info.env_id, "split": split, "eval_seed": seed, "train_seed": info.seed}
+    )
+    if write:
+        (info.path / "eval.json").write_text(json.dumps(summary, indent=2))
+        if trajs:
+            from poser_agents.plots import trajectory_figure
+
+            trajectory_figure(trajs, info.path / "trajectories.png", title=f"{info.algo} on {info.env_id} ({split} split)")
+    return summary
