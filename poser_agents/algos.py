@@ -82,7 +82,7 @@ ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec("ppo", "stable_baselines3:PPO"),
     "maskable_ppo": AlgoSpec("maskable_ppo", "sb3_contrib:MaskablePPO", masks=True),
 }
-BASELINE_NAMES: tuple[str, ...] = ("random", "oracle", "router", "best-single")
+BASELINE_NAMES: tuple[str, ...] = ("random", "oracle", "router", "best-single", "best-always")
 BASELINE_PREFIXES: tuple[str, ...] = ("single:", "always:", "pipeline:")
 
 

@@ -7,7 +7,7 @@ adds the two the benchmark needs besides them:
 * :class:`SingleT2IPolicy` (``single:<t2i>``) - the issue's "single expert": the given
   text-to-image expert for the first command of a generation task, then for every later
   command (and every command of an editing task) the image-to-image expert whose speciality
-  matches the command kind (:data:`MATCHING_I2I`).
+  matches the command kind (:func:`matching_i2i`).
 * :class:`RouterPolicy` (``router``) - a fixed hand-written router: picks the text-to-image
   expert from the first command's constraints (layout, style, counts, colours) and the
   matching image-to-image expert after that. It reads ``env.unwrapped.current_command``
@@ -28,16 +28,18 @@ from poser_agents.error import AgentsConfigError
 from poser_env.error import UnknownNameError
 from poser_env.suites.shapes.policies import OraclePolicy, PipelinePolicy, RandomPolicy, SingleExpertPolicy
 
-#: command kind -> image-to-image expert of the default Shapes pool specialised in it.
-MATCHING_I2I: dict[str, str] = {
-    "add": "object-adder",
-    "remove": "object-eraser",
-    "recolor": "recolorist",
-    "move": "object-mover",
-    "restyle": "restyler",
-    "refine": "edit-generalist",
-    "generate": "object-adder",  # a later "draw ..." command adds to the existing image
+#: command kind -> the ``SkillProfile`` field that measures an image-to-image expert's
+#: skill at it (``None``: the mean of the edit skills, for a generalist).
+KIND_SKILL: dict[str, str | None] = {
+    "add": "add",
+    "remove": "remove",
+    "recolor": "recolor",
+    "move": "move",
+    "restyle": "style",
+    "refine": None,
+    "generate": "add",  # a later "draw ..." command adds to the existing image
 }
+_EDIT_SKILLS = ("add", "remove", "recolor", "move", "style")
 
 
 def _index(env: gym.Env, name: str) -> int:
@@ -58,11 +60,28 @@ def _first_generation_command(base: Any) -> bool:
 
 
 def matching_i2i(env: gym.Env) -> int:
-    """Index of the image-to-image expert matching the current command's kind."""
+    """Index of the image-to-image expert matching the current command's kind: the one
+    whose profile is best at that kind of edit (read once from the profiles, the way an
+    engineer reads model cards; experts without a profile count as generalists)."""
     base = env.unwrapped
     command = base.current_command
-    kind = command.kind if command is not None else "refine"
-    return _index(env, MATCHING_I2I.get(kind, "edit-generalist"))
+    skill = KIND_SKILL.get(command.kind if command is not None else "refine")
+    best, best_score = None, -1.0
+    for i, expert in enumerate(base.experts):
+        if expert.kind != "i2i":
+            continue
+        profile = getattr(expert, "profile", None)
+        if profile is None:
+            score = 0.5
+        elif skill is None:
+            score = sum(getattr(profile, k) for k in _EDIT_SKILLS) / len(_EDIT_SKILLS)
+        else:
+            score = getattr(profile, skill)
+        if score > best_score:
+            best, best_score = i, score
+    if best is None:
+        raise AgentsConfigError(f"The env has no image-to-image expert; experts: {list(base.expert_names)}.")
+    return best
 
 
 class SingleT2IPolicy:
@@ -89,10 +108,13 @@ class SingleT2IPolicy:
 class RouterPolicy:
     """``router``: a fixed hand-written routing table (see the module docstring).
 
-    First command of a generation task: ``layout-planner`` if it places objects (regions,
-    relations), else ``style-painter`` if it asks for a background style, else
-    ``count-master`` for one group of several objects, else ``color-binder`` for several
-    coloured groups, else ``generalist-xl``. Later commands: :data:`MATCHING_I2I`.
+    First command of a generation task: a specialist when the command needs only one
+    skill, else the most even all-rounder - the best text-to-image expert at ``spatial``
+    for one colour group placed by region or relation; at ``style`` for a background style
+    with one object; at ``counting`` for one group of several objects; at ``binding`` for
+    several groups of one object each; otherwise the one with the highest worst skill.
+    Later commands: :func:`matching_i2i`. Skills are read from the experts' profiles, so
+    the table survives renamed or recalibrated experts.
     """
 
     name = "router"
@@ -101,20 +123,47 @@ class RouterPolicy:
         base = env.unwrapped
         if not _first_generation_command(base):
             return matching_i2i(env)
-        command = base.current_command
-        kinds = [c.kind for c in command.constraints]
-        counts = [c for c in command.constraints if c.kind == "count" and c.count > 0]
-        if "region" in kinds or "relation" in kinds:
-            pick = "layout-planner"
-        elif "background" in kinds:
-            pick = "style-painter"
-        elif len(counts) == 1 and counts[0].count > 1:
-            pick = "count-master"
-        elif len(counts) > 1:
-            pick = "color-binder"
+        return _best_t2i(base, self.needed_skill(base.current_command))
+
+    @staticmethod
+    def needed_skill(command: Any) -> str | None:
+        """The one skill a first command needs, or ``None`` for several."""
+        kinds = {c.kind for c in command.constraints}
+        counts = [c.count for c in command.constraints if c.kind == "count" and c.count > 0]
+        spatial = bool(kinds & {"region", "relation"})
+        style = "background" in kinds
+        groups, many = len(counts), any(n > 1 for n in counts)
+        if spatial and groups <= 1 and not style:
+            return "spatial"
+        if style and groups <= 1 and not many and not spatial:
+            return "style"
+        if groups == 1 and many and not (spatial or style):
+            return "counting"
+        if groups > 1 and not (many or spatial or style):
+            return "binding"
+        return None
+
+
+_T2I_SKILLS = ("presence", "counting", "binding", "spatial", "style")
+
+
+def _best_t2i(base: Any, skill: str | None) -> int:
+    best, best_score = None, -1.0
+    for i, expert in enumerate(base.experts):
+        if expert.kind != "t2i":
+            continue
+        profile = getattr(expert, "profile", None)
+        if profile is None:
+            score = 0.5
+        elif skill is None:
+            score = min(getattr(profile, k) for k in _T2I_SKILLS)
         else:
-            pick = "generalist-xl"
-        return _index(env, pick)
+            score = getattr(profile, skill)
+        if score > best_score:
+            best, best_score = i, score
+    if best is None:
+        raise AgentsConfigError(f"The env has no text-to-image expert; experts: {list(base.expert_names)}.")
+    return best
 
 
 class PolicyAgent:

@@ -81,6 +81,14 @@ def load_hyperparams(
             raise AgentsConfigError(f"{file} must map env ids (and 'default') to settings, got {type(data).__name__}.")
     elif path is not None:
         raise AgentsConfigError(f"Hyperparameter file {file} does not exist.")
+    else:
+        from poser_agents.algos import ALGOS
+
+        if algo in ALGOS:
+            raise AgentsConfigError(
+                f"The shipped hyperparameter file {file} of {algo!r} is missing (a broken install?); "
+                "reinstall image-poser or pass --hyperparams-file."
+            )
     for key, value in data.items():
         if not isinstance(value, dict):
             raise AgentsConfigError(f"{file}: entry {key!r} must be a mapping of settings, got {value!r}.")

@@ -348,7 +348,7 @@ def get_state_preset(state: str | StatePreset) -> StatePreset:
     return STATE_PRESETS[state]
 
 
-class EncodeObservation(gym.ObservationWrapper):
+class EncodeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Replace ``ImagePoser``'s text observations with embeddings (any RL library can use it).
 
     The ``remaining`` field (later commands joined with ``" | "``) is encoded as the mean of
@@ -374,7 +374,8 @@ class EncodeObservation(gym.ObservationWrapper):
         encoder: str | TextEncoder = "minilm",
         encoder_kwargs: dict[str, Any] | None = None,
     ):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, state=state, encoder=encoder, encoder_kwargs=encoder_kwargs)
+        gym.ObservationWrapper.__init__(self, env)
         base = env.observation_space
         if not isinstance(base, spaces.Dict) or not {"command", "remaining", "progress", "action_mask"} <= set(base.spaces):
             raise AgentsConfigError(
@@ -395,6 +396,15 @@ class EncodeObservation(gym.ObservationWrapper):
             n = int(np.prod(n)) if not isinstance(n, (int, np.integer)) else int(n)
             obs_spaces["action_mask"] = spaces.Box(0.0, 1.0, (n,), np.float32)
         self.observation_space = spaces.Dict(obs_spaces)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        # Embed the whole plan in one batch (several times faster per string than one by
+        # one); later observations of this episode then hit the cache.
+        commands = info.get("commands")
+        if commands and {"command", "remaining"} & set(self.preset.text_keys):
+            self.encoder.encode(list(commands))
+        return self.observation(obs), info
 
     def observation(self, observation: dict[str, Any]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}

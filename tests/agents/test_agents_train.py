@@ -1,0 +1,121 @@
+"""Training: run folder contents, callbacks' CSV files, determinism, resume, other algorithms."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from poser_agents.callbacks import EPISODE_FIELDS, EXPERT_FIELDS, LOSS_FIELDS
+from poser_agents.error import AgentsConfigError, RunFolderError
+from poser_agents.train import load_agent, train
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_run_folder_holds_every_artefact(tiny_run):
+    for name in ("model.zip", "replay_buffer.pkl", "meta.json", "config.yaml", "episodes.csv", "losses.csv",
+                 "experts.csv", "training_curves.png", "expert_rewards.png", "eval.json", "trajectories.png"):
+        assert (tiny_run / name).is_file(), name
+    assert any((tiny_run / "logs").glob("events.out.tfevents*")) and (tiny_run / "logs" / "progress.csv").is_file()
+    meta = json.loads((tiny_run / "meta.json").read_text())
+    assert meta["finished"] and meta["timesteps_done"] == 300 and meta["config"]["encoder"] == "hashed"
+    assert meta["versions"]["image-poser"] and meta["versions"]["stable_baselines3"]
+    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    assert cfg["algo"] == "dqn" and cfg["learning_rate"] == 5.0e-4  # shipped YAML value kept
+    ev = json.loads((tiny_run / "eval.json").read_text())
+    assert ev["episodes"] == 4 and ev["split"] == "test" and 0.0 <= ev["metrics"]["success"]["mean"] <= 1.0
+
+
+def test_callback_csv_files_are_consistent(tiny_run):
+    eps = _rows(tiny_run / "episodes.csv")
+    assert tuple(eps[0]) == EPISODE_FIELDS
+    steps = [int(r[0]) for r in eps[1:]]
+    assert steps == sorted(steps) and steps[-1] <= 300
+    # Every env step is one episode step: the lengths add up to the last finished step.
+    assert sum(int(r[3]) for r in eps[1:]) == steps[-1]
+    losses = _rows(tiny_run / "losses.csv")
+    assert tuple(losses[0]) == LOSS_FIELDS and len(losses) > 10
+    assert all(int(r[0]) > 100 for r in losses[1:])  # no update before learning_starts
+    experts = _rows(tiny_run / "experts.csv")
+    assert tuple(experts[0]) == EXPERT_FIELDS
+    assert sum(int(r[2]) for r in experts[1:]) == 300  # every call counted once
+
+
+def test_same_seed_gives_the_same_curves(tmp_path, tiny):
+    a = train("dqn", seed=3, run_dir=tmp_path / "a", hyperparams=tiny, evaluate=False)
+    b = train("dqn", seed=3, run_dir=tmp_path / "b", hyperparams=tiny, evaluate=False)
+    for name in ("episodes.csv", "losses.csv", "experts.csv"):
+        assert (a / name).read_text() == (b / name).read_text(), name
+    c = train("dqn", seed=4, run_dir=tmp_path / "c", hyperparams=tiny, evaluate=False)
+    assert (a / "episodes.csv").read_text() != (c / "episodes.csv").read_text()
+
+
+def test_resume_continues_to_the_new_budget(tmp_path, tiny):
+    run = train("dqn", seed=0, run_dir=tmp_path / "r", hyperparams=tiny, evaluate=False)
+    with pytest.raises(RunFolderError, match="already trained 300 of n_timesteps=300"):
+        train(resume=run)
+    with pytest.raises(AgentsConfigError, match="only accepts an n_timesteps override"):
+        train(resume=run, hyperparams={"learning_rate": 1.0})
+    train(resume=run, hyperparams={"n_timesteps": 450}, evaluate=False)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["timesteps_done"] >= 450 and meta["finished"]  # DQN collects train_freq steps at a time
+    steps = [int(r[0]) for r in _rows(run / "episodes.csv")[1:]]
+    assert steps == sorted(steps) and steps[-1] > 300
+
+
+def test_existing_run_folder_and_baseline_algo_are_refused(tiny_run, tiny):
+    with pytest.raises(RunFolderError, match="already exists"):
+        train("dqn", run_dir=tiny_run, hyperparams=tiny)
+    with pytest.raises(AgentsConfigError, match="'oracle' is a baseline"):
+        train("oracle")
+    with pytest.raises(AgentsConfigError, match=r"Unknown env id 'ImagePoser-v1'"):
+        train("dqn", env_id="ImagePoser-v1")
+
+
+@pytest.mark.parametrize("algo", ["maskable_ppo", "qrdqn", "a2c"])
+def test_other_algorithms_train_and_act_validly(tmp_path, algo):
+    hp = {"n_timesteps": 128, "encoder": "hashed", "eval_episodes": 3, "policy_kwargs": {"net_arch": [16]}, "log_window": 64}
+    if algo == "maskable_ppo":
+        hp.update(n_steps=64, batch_size=32, n_epochs=1)
+    if algo == "qrdqn":
+        hp.update(learning_starts=32, buffer_size=500, batch_size=16, policy_kwargs={"net_arch": [16], "n_quantiles": 5})
+    run = train(algo, seed=0, run_dir=tmp_path / algo, hyperparams=hp)
+    agent, env, _ = load_agent(run)
+    obs, _ = env.reset(seed=0)
+    a = agent.act(obs, env)
+    assert env.unwrapped.action_masks()[a]  # greedy actions are restricted to valid ones
+
+
+def test_agent_protocol_plugins_train(tmp_path, monkeypatch):
+    (tmp_path / "my_agent.py").write_text(
+        "import numpy as np\n"
+        "class FirstValid:\n"
+        "    name = 'first-valid'\n"
+        "    def __init__(self, env, seed=0):\n        self.env, self.steps = env, 0\n"
+        "    def learn(self, total_timesteps, callback=None):\n"
+        "        obs, _ = self.env.reset(seed=0)\n"
+        "        for _ in range(total_timesteps):\n"
+        "            obs, r, te, tr, _ = self.env.step(self.act(obs, self.env)); self.steps += 1\n"
+        "            if te or tr: obs, _ = self.env.reset()\n"
+        "        return self\n"
+        "    def act(self, observation, env):\n"
+        "        return int(np.flatnonzero(env.unwrapped.action_masks())[0])\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = train("my_agent:FirstValid", seed=0, run_dir=tmp_path / "run", hyperparams={"n_timesteps": 20, "encoder": "hashed"}, evaluate=False)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["kind"] == "agent" and meta["finished"]
+
+
+def test_loaded_dqn_acts_greedily_and_deterministically(tiny_run):
+    agent, env, info = load_agent(tiny_run)
+    obs, _ = env.reset(seed=1)
+    assert agent.act(obs, env) == agent.act(obs, env)
+    assert info.seed == 0 and np.all(env.action_masks() == env.unwrapped.action_masks())
