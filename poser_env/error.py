@@ -63,3 +63,20 @@ class ComponentError(PoserError, RuntimeError):
         self.name = name
         self.cause = cause
         super().__init__(f"{component} {name!r} failed: {type(cause).__name__}: {cause}")
+
+
+class ModelLoadError(PoserError, RuntimeError):
+    """A model's weights could not be loaded (missing, offline, out of memory...).
+
+    Attributes:
+        model: The model id or folder that failed.
+        expert: The expert that asked for it.
+        cause: The original exception.
+    """
+
+    def __init__(self, model: str, expert: str, cause: BaseException, hint: str, role: str | None = None):
+        self.model = model
+        self.expert = expert
+        self.cause = cause
+        role = role or f"expert {expert!r}"
+        super().__init__(f"Could not load model {model!r} for {role}: {type(cause).__name__}: {cause}. {hint}")

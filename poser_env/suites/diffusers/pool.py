@@ -30,25 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from poser_env.error import ConfigError, MissingDependencyError, PoserError
+# ModelLoadError lived here first; it is re-exported so that old imports keep working.
+from poser_env.error import ConfigError, MissingDependencyError, ModelLoadError
 from poser_env.suites.diffusers.models import ExpertSpec
-
-
-class ModelLoadError(PoserError, RuntimeError):
-    """A model's weights could not be loaded (missing, offline, out of memory...).
-
-    Attributes:
-        model: The model id or folder that failed.
-        expert: The expert that asked for it.
-        cause: The original exception.
-    """
-
-    def __init__(self, model: str, expert: str, cause: BaseException, hint: str, role: str | None = None):
-        self.model = model
-        self.expert = expert
-        self.cause = cause
-        role = role or f"expert {expert!r}"
-        super().__init__(f"Could not load model {model!r} for {role}: {type(cause).__name__}: {cause}. {hint}")
 
 
 def require_torch_diffusers(feature: str) -> tuple[Any, Any]:

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from poser_env.constraints import Command
+from poser_env.error import ModelLoadError, PoserError
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from poser_env.suites.diffusers.experts import make_expert  # noqa: E402
-from poser_env.suites.diffusers.pool import ModelLoadError, PipelinePool  # noqa: E402
+from poser_env.suites.diffusers.pool import PipelinePool  # noqa: E402
 
 GEN = Command("three red circles on a table", "generate")
 EDIT = Command("make the circles blue", "recolor")
@@ -92,6 +93,16 @@ def test_missing_weights_name_the_model_and_the_fix(tiny_specs, pool, tmp_path):
     empty.mkdir()
     with pytest.raises(ModelLoadError, match="exists but is not a complete"):
         pool.get(spec.with_overrides(model=str(empty)))
+
+
+def test_model_load_error_lives_in_error_module_and_is_reexported():
+    from poser_env.suites.diffusers import pool as pool_module
+
+    assert pool_module.ModelLoadError is ModelLoadError  # old import path still works
+    assert issubclass(ModelLoadError, PoserError) and issubclass(ModelLoadError, RuntimeError)
+    err = ModelLoadError("org/m", "e", OSError("gone"), "Download it.")
+    assert str(err) == "Could not load model 'org/m' for expert 'e': OSError: gone. Download it."
+    assert (err.model, err.expert, type(err.cause)) == ("org/m", "e", OSError)
 
 
 def test_model_over_budget_is_refused_before_loading(tiny_specs, pool):
