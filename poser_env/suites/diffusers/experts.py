@@ -44,10 +44,25 @@ def to_uint8(image: Any, size: tuple[int, int] | None) -> np.ndarray:
             raise ValueError(f"Pipeline returned an image of shape {arr.shape}; expected (H, W, 3).")
         if not np.isfinite(arr).all():
             raise ValueError("Pipeline returned NaN or infinite pixels (fp16 overflow? try dtype='bfloat16').")
-        pil = Image.fromarray(np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8))
+        pixels = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+        if size is None or pixels.shape[:2] == tuple(size):
+            return pixels  # already a fresh array: no PIL round trip
+        pil = Image.fromarray(pixels)
     if size is not None and pil.size != (size[1], size[0]):
         pil = pil.resize((size[1], size[0]), Image.Resampling.LANCZOS)
     return np.asarray(pil, dtype=np.uint8).copy()
+
+
+_ACCEPTED: dict[type, frozenset[str]] = {}
+
+
+def accepted_arguments(pipe: Any) -> frozenset[str]:
+    """Names of the keyword arguments ``pipe.__call__`` takes (looked up once per class)."""
+    cls = type(pipe)
+    names = _ACCEPTED.get(cls)
+    if names is None:
+        names = _ACCEPTED[cls] = frozenset(inspect.signature(pipe.__call__).parameters)
+    return names
 
 
 class DiffusersExpert(Expert):
@@ -100,7 +115,7 @@ class DiffusersExpert(Expert):
         kwargs.update(spec.call_kwargs)
         with self.pool.lock:
             pipe = self.pool.get(spec)
-            accepted = inspect.signature(pipe.__call__).parameters
+            accepted = accepted_arguments(pipe)
             for optional in ("negative_prompt", "height", "width"):
                 if optional in kwargs and optional not in accepted:
                     del kwargs[optional]

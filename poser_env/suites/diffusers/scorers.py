@@ -16,8 +16,10 @@ default should) use a different model family from the critic.
 from __future__ import annotations
 
 import colorsys
+import hashlib
 import os
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from poser_env.constraints import Constraint, ObjectRef
-from poser_env.error import ConfigError, MissingDependencyError
+from poser_env.error import ConfigError, MissingDependencyError, ModelLoadError
 
 
 def _require(package: str, feature: str) -> Any:
@@ -71,6 +73,11 @@ class VQAScoreModel:
         normalize: Normalise ``P(Yes)`` by ``P(Yes) + P(No)``.
         batch_size: Questions per forward pass.
         local_files_only: Never contact the hub; ``None`` follows ``HF_HUB_OFFLINE``.
+        cache_size: Most ``(image, question)`` scores remembered (0 disables the cache).
+            An env step asks several questions twice about one image (a command's
+            constraints are also the prompt's; fidelity and aesthetics are asked again at
+            the end of the episode): the cache answers repeats without running the model.
+            Keys hash the image's pixels, so a changed image is never served a stale score.
     """
 
     def __init__(
@@ -81,7 +88,10 @@ class VQAScoreModel:
         normalize: bool = True,
         batch_size: int = 8,
         local_files_only: bool | None = None,
+        cache_size: int = 1024,
     ):
+        if cache_size < 0:
+            raise ConfigError(f"cache_size must be >= 0, got {cache_size}.")
         self.model_name = model
         self.device = device
         self.dtype = dtype
@@ -92,6 +102,9 @@ class VQAScoreModel:
         self._processor: Any = None
         self._yes: list[int] = []
         self._no: list[int] = []
+        self.cache_size = int(cache_size)
+        self._scores: OrderedDict[tuple[bytes, str], float] = OrderedDict()
+        self._prompts: OrderedDict[str, str] = OrderedDict()  # question -> chat-formatted text
 
     def load(self) -> None:
         """Load the processor and model now (otherwise done on first use)."""
@@ -126,18 +139,37 @@ class VQAScoreModel:
         self._processor, self._model = processor, model
 
     def _prompt(self, text: str) -> str:
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
-        return self._processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        # The same few questions come back every step: render each chat template once.
+        prompt = self._prompts.get(text)
+        if prompt is None:
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+            prompt = self._processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            self._prompts[text] = prompt
+            if len(self._prompts) > max(self.cache_size, 256):
+                self._prompts.popitem(last=False)
+        return prompt
 
     def p_yes(self, image: np.ndarray, questions: Sequence[str]) -> list[float]:
-        """``P(yes)`` for each question about ``image``, in order."""
+        """``P(yes)`` for each question about ``image``, in order.
+
+        Repeated questions, within one call or (with the cache) across calls about the same
+        pixels, are answered once.
+        """
         import torch
 
-        self.load()
-        pil = _pil(image)
-        scores: list[float] = []
-        for start in range(0, len(questions), self.batch_size):
-            chunk = list(questions[start : start + self.batch_size])
+        pil = _pil(image)  # validates the image
+        questions = list(questions)
+        image_key = _image_key(image) if self.cache_size else b""
+        found: dict[str, float] = {}
+        for q in questions:
+            if q not in found and (image_key, q) in self._scores:
+                found[q] = self._scores[(image_key, q)]
+                self._scores.move_to_end((image_key, q))
+        todo = list(dict.fromkeys(q for q in questions if q not in found))
+        if todo:
+            self.load()
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
             texts = [self._prompt(f"{q} Answer with Yes or No.") for q in chunk]
             inputs = self._processor(text=texts, images=[pil] * len(chunk), padding=True, return_tensors="pt")
             inputs = inputs.to(self.device)
@@ -147,8 +179,13 @@ class VQAScoreModel:
             yes = probs[:, self._yes].sum(-1)
             no = probs[:, self._no].sum(-1)
             p = yes / (yes + no).clamp_min(1e-12) if self.normalize else yes
-            scores.extend(float(v) for v in p.cpu())
-        return scores
+            for q, v in zip(chunk, p.tolist(), strict=True):
+                found[q] = v
+                if self.cache_size:
+                    self._scores[(image_key, q)] = v
+        while len(self._scores) > self.cache_size:
+            self._scores.popitem(last=False)
+        return [found[q] for q in questions]
 
     def generate(self, image: np.ndarray, text: str, max_new_tokens: int = 48) -> str:
         """Greedy free-text answer (used for reflections only, never for scores)."""
@@ -162,6 +199,15 @@ class VQAScoreModel:
 
     def close(self) -> None:
         self._model = self._processor = None
+        self._scores.clear()
+        self._prompts.clear()
+
+
+def _image_key(image: np.ndarray) -> bytes:
+    """A digest of the pixels (and shape), for the score cache."""
+    digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16)
+    digest.update(str(image.shape).encode())
+    return digest.digest()
 
 
 def _first_token_ids(tok: Any, words: Sequence[str]) -> list[int]:
@@ -174,8 +220,6 @@ def _first_token_ids(tok: Any, words: Sequence[str]) -> list[int]:
 
 
 def _load_error(model: str, what: str, cause: BaseException, local: bool) -> Exception:
-    from poser_env.suites.diffusers.pool import ModelLoadError
-
     hint = (
         f"The hub is off (HF_HUB_OFFLINE=1): download the {what} first (`hf download {model}`) or pass a local folder."
         if local

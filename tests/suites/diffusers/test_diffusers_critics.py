@@ -7,6 +7,7 @@ import pytest
 
 from poser_env.components import Critique
 from poser_env.constraints import Command, Constraint, ObjectRef
+from poser_env.error import ConfigError
 
 CMD = Command(
     "draw three red circles",
@@ -45,7 +46,7 @@ def test_vlm_critic_scores_from_logits(tiny_vlm):
 def test_vlm_yes_probability_is_normalised_and_question_dependent(tiny_vlm):
     from poser_env.suites.diffusers.scorers import VQAScoreModel
 
-    vqa = VQAScoreModel(tiny_vlm, device="cpu")
+    vqa = VQAScoreModel(tiny_vlm, device="cpu", cache_size=0)
     qs = ["Are there exactly three red circles?", "Is the background a beach?", "Is there a dog?"]
     p = vqa.p_yes(IMAGE, qs)
     assert len(p) == 3 and all(0.0 < v < 1.0 for v in p)
@@ -55,6 +56,36 @@ def test_vlm_yes_probability_is_normalised_and_question_dependent(tiny_vlm):
     assert np.allclose(p, single, atol=1e-5)
     raw = VQAScoreModel(tiny_vlm, device="cpu", normalize=False).p_yes(IMAGE, qs)
     assert all(r < v for r, v in zip(raw, p, strict=True))  # P(Yes) alone is smaller than Yes/(Yes+No)
+
+
+def test_vlm_scores_repeated_questions_once(tiny_vlm):
+    from poser_env.suites.diffusers.scorers import VQAScoreModel
+
+    vqa = VQAScoreModel(tiny_vlm, device="cpu", cache_size=4)
+    vqa.load()
+    rows = []
+    forward = vqa._model.forward
+
+    def counting_forward(**inputs):
+        rows.append(inputs["input_ids"].shape[0])
+        return forward(**inputs)
+
+    vqa._model.forward = counting_forward
+    qs = ["Is there a dog?", "Is the background a beach?", "Is there a dog?"]
+    p = vqa.p_yes(IMAGE, qs)
+    assert rows == [2] and p[0] == p[2]  # a repeat within one call is asked once
+    again = vqa.p_yes(IMAGE.copy(), ["Is the background a beach?", "Is there a dog?"])
+    assert rows == [2] and again == [p[1], p[0]]  # same pixels: answered from the cache
+    other = IMAGE.copy()
+    other[0, 0] = 255 - other[0, 0]
+    vqa.p_yes(other, ["Is there a dog?"])
+    assert rows == [2, 1]  # other pixels: asked again
+    uncached = VQAScoreModel(tiny_vlm, device="cpu", cache_size=0)
+    assert np.allclose(uncached.p_yes(IMAGE, qs), p, atol=1e-5)
+    vqa.p_yes(IMAGE, ["q1?", "q2?", "q3?", "q4?"])
+    assert len(vqa._scores) == 4  # bounded by cache_size
+    with pytest.raises(ConfigError, match="cache_size must be >= 0"):
+        VQAScoreModel(tiny_vlm, cache_size=-1)
 
 
 def test_vlm_critic_generates_reflection_and_handles_command_without_constraints(tiny_vlm):
@@ -71,8 +102,8 @@ def test_vlm_critic_generates_reflection_and_handles_command_without_constraints
 
 def test_vlm_critic_missing_model_is_a_clear_error():
     pytest.importorskip("transformers")
+    from poser_env.error import ModelLoadError
     from poser_env.suites.diffusers.critics import VLMCritic
-    from poser_env.suites.diffusers.pool import ModelLoadError
 
     with pytest.raises(ModelLoadError, match=r"(?s)'no-org/no-vlm' for the VLM.*hf download no-org/no-vlm"):
         VLMCritic("no-org/no-vlm", device="cpu", local_files_only=True).judge(IMAGE, CMD, PROMPT)
