@@ -224,3 +224,63 @@ def load_model(spec: AlgoSpec, path: str | Path, env: Any = None, device: str = 
     """Load an SB3 model zip with the class of ``spec``."""
     cls = spec.load()
     return cls.load(str(path), env=env, device=device)
+
+
+# ---------------------------------------------------------------------------- plug-in helper
+class _CallbackHost:
+    """The few attributes of an SB3 model that poser's callbacks read."""
+
+    class _Env:
+        num_envs = 1
+
+    def __init__(self, agent: Any):
+        from stable_baselines3.common.logger import Logger
+
+        self.agent = agent
+        self.logger = Logger(folder=None, output_formats=[])
+        self._env = self._Env()
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(getattr(self.agent, "num_timesteps", 0))
+
+    def get_env(self) -> Any:
+        return self._env
+
+
+class CallbackDriver:
+    """Feeds the SB3 callbacks ``poser train`` passes (curves, per-expert logs, Ctrl-C) from
+    a hand-written training loop, so an :class:`Agent` plug-in gets the same run folder.
+
+    Use it inside ``learn``; the agent must keep ``num_timesteps`` up to date::
+
+        driver = CallbackDriver(callback, self)
+        for ...:
+            obs, reward, terminated, truncated, info = env.step(action)
+            self.num_timesteps += 1
+            if not driver.step(info, reward, terminated or truncated):
+                break  # Ctrl-C asked to stop
+        driver.end()
+
+    Args:
+        callback: The callback given to ``learn`` (``None`` makes every call a no-op).
+        agent: The agent (for ``num_timesteps``).
+    """
+
+    def __init__(self, callback: Any, agent: Any):
+        self.callback = callback
+        if callback is not None:
+            callback.init_callback(_CallbackHost(agent))
+            callback.on_training_start({}, {})
+
+    def step(self, info: dict[str, Any], reward: float, done: bool) -> bool:
+        """Report one env step; returns False when training should stop."""
+        if self.callback is None:
+            return True
+        self.callback.update_locals({"infos": [info], "rewards": np.array([reward], float), "dones": np.array([done])})
+        return bool(self.callback.on_step())
+
+    def end(self) -> None:
+        """Report the end of training (flushes the CSV files)."""
+        if self.callback is not None:
+            self.callback.on_training_end()

@@ -22,6 +22,7 @@ import contextlib
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ def train(
             f"{algo!r} is a baseline; it does not learn. Evaluate it with 'poser benchmark --algos {algo}'."
         )
     cls = target.load() if kind == "sb3" else target
-    params = load_hyperparams(algo, env_id, cls if kind == "sb3" else None, hyperparams_file, hyperparams)
+    params = load_hyperparams(algo, env_id, cls, hyperparams_file, hyperparams)
     config = {**DEFAULTS, **params}
     for key in ("n_timesteps", "n_envs", "eval_episodes", "log_window"):
         v = config[key]
@@ -206,6 +207,7 @@ def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progre
         print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to abort).", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
         if kind == "sb3":
             model.learn(steps, callback=CallbackList(callbacks), progress_bar=progress_bar, reset_num_timesteps=reset)
@@ -216,6 +218,9 @@ def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progre
             signal.signal(signal.SIGINT, previous)
         logger_cb.close()
     done = int(getattr(model, "num_timesteps", steps))
+    # Kept in meta.json only (never in the CSV curves, which must match across same-seed runs).
+    meta["train_wall_seconds"] = meta.get("train_wall_seconds", 0.0) + time.perf_counter() - wall
+    meta["train_cpu_seconds"] = meta.get("train_cpu_seconds", 0.0) + time.process_time() - cpu
     _save(model, kind, path)
     meta.update(timesteps_done=done, interrupted=flag["stop"], finished=not flag["stop"])
     write_meta(path, meta)
