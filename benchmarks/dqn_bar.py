@@ -18,15 +18,39 @@ finished seeds, so the measurement can be run one seed at a time (``--seeds 0`` 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
 from poser_agents.benchmark import _run_dir, benchmark
 
 BASELINES = ["random", "best-always", "best-single", "router", "oracle"]
+
+
+def env_fingerprint() -> dict:
+    """The commit and a hash of the Shapes world's source, so a result names its env."""
+    import poser_env
+
+    root = Path(poser_env.__file__).parent
+    digest = hashlib.sha256()
+    for f in sorted((root / "suites" / "shapes").glob("*.py")) + [root / "envs" / "image_poser.py", root / "reward.py"]:
+        digest.update(f.read_bytes())
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root.parent, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "poser_env_uncommitted_changes": bool(git("status", "--porcelain", "poser_env")),
+        "shapes_source_sha256": digest.hexdigest()[:16],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=15.0, help="time limit per seed in the bar")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    fingerprint = env_fingerprint()
     state = benchmark(["dqn", *BASELINES], "ImagePoser-v0", seeds=seeds, episodes=args.episodes, out_dir=args.out)
     rows = state["rows"]
 
@@ -69,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     result = {
         "command": "python " + " ".join(sys.argv),
+        "env_source": fingerprint,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "bar": bar,
         "settings": state["settings"],

@@ -192,7 +192,6 @@ class SB3Agent:
 
     def act(self, observation: Any, env: gym.Env) -> int:
         mask = env.unwrapped.action_masks() if self.masked else None
-        policy = self.model.policy
         if mask is not None and type(self.model).__name__ == "MaskablePPO":
             action, _ = self.model.predict(observation, deterministic=True, action_masks=mask)
             return int(np.asarray(action).item())

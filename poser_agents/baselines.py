@@ -26,7 +26,12 @@ import gymnasium as gym
 
 from poser_agents.error import AgentsConfigError
 from poser_env.error import UnknownNameError
-from poser_env.suites.shapes.policies import OraclePolicy, PipelinePolicy, RandomPolicy, SingleExpertPolicy
+from poser_env.suites.shapes.policies import (
+    OraclePolicy,
+    PipelinePolicy,
+    RandomPolicy,
+    SingleExpertPolicy,
+)
 
 #: command kind -> the ``SkillProfile`` field that measures an image-to-image expert's
 #: skill at it (``None``: the mean of the edit skills, for a generalist).

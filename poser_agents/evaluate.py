@@ -92,7 +92,7 @@ def run_episodes(
             "total_cost": float(final["total_cost"]),
             "return": float(total),
             "invalid_actions": float(invalid),
-            "usage": {n: float(u / steps) for n, u in zip(names, usage)},
+            "usage": {n: float(u / steps) for n, u in zip(names, usage, strict=False)},
         }
         records.append(rec)
         if traj is not None:

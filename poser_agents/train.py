@@ -18,7 +18,6 @@ Ctrl-C stops training between two steps and saves everything above (the run is m
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import signal
 import sys
@@ -302,9 +301,22 @@ def load_agent(run_dir: str | Path, split: str = "test"):
 
 
 def _check_spaces(model, env, info: RunInfo) -> None:
-    with contextlib.suppress(AttributeError):
-        if model.observation_space != env.observation_space:
-            raise RunFolderError(
-                f"The model in {str(info.path)!r} expects observations {model.observation_space}, but the env "
-                f"built from its config gives {env.observation_space}; the run is incompatible with this version."
-            )
+    """Refuse a model whose observation space does not match the env rebuilt from its
+    config (SB3 stores images channel-first, the env gives them channel-last)."""
+
+    def same(a, b) -> bool:
+        if a.shape == b.shape:
+            return True
+        return len(a.shape) == 3 and a.shape == (b.shape[2], b.shape[0], b.shape[1])
+
+    expected, got = getattr(model, "observation_space", None), env.observation_space
+    if expected is None:
+        return
+    ok = set(getattr(expected, "spaces", {})) == set(getattr(got, "spaces", {})) and all(
+        same(expected[k], got[k]) for k in got.spaces
+    )
+    if not ok:
+        raise RunFolderError(
+            f"The model in {str(info.path)!r} expects observations {expected}, but the env built from its "
+            f"config gives {got}; the run is incompatible with this version."
+        )

@@ -100,7 +100,7 @@ class CachedEncoder:
             keys = list(todo)
             self.misses += len(keys)
             vecs = np.asarray(self._encode_batch(keys), np.float32).reshape(len(keys), self.dim)
-            for k, v in zip(keys, vecs):
+            for k, v in zip(keys, vecs, strict=False):
                 out[todo[k]] = v
                 if self.cache_size:
                     self._cache[k] = v
@@ -143,7 +143,7 @@ class HashedBagOfWords(CachedEncoder):
         out = np.zeros((len(texts), self.dim), np.float32)
         for row, text in enumerate(texts):
             words = _TOKEN.findall(text.lower())
-            feats = words + ([f"{a} {b}" for a, b in zip(words, words[1:])] if self.bigrams else [])
+            feats = words + ([f"{a} {b}" for a, b in zip(words, words[1:], strict=False)] if self.bigrams else [])
             for f in feats:
                 h = zlib.crc32(f.encode())
                 out[row, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
@@ -411,7 +411,7 @@ class EncodeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
         single = [k for k in self.preset.text_keys if k != "remaining"]
         if single:
             vecs = self.encoder.encode([observation[k] for k in single])
-            for k, v in zip(single, vecs):
+            for k, v in zip(single, vecs, strict=False):
                 out[k] = v
         if "remaining" in self.preset.text_keys:
             parts = [p for p in observation["remaining"].split(REMAINING_SEPARATOR) if p]

@@ -28,7 +28,7 @@ def test_run_folder_holds_every_artefact(tiny_run):
     assert meta["finished"] and meta["timesteps_done"] == 300 and meta["config"]["encoder"] == "hashed"
     assert meta["versions"]["image-poser"] and meta["versions"]["stable_baselines3"]
     cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
-    assert cfg["algo"] == "dqn" and cfg["learning_rate"] == 5.0e-4  # shipped YAML value kept
+    assert cfg["algo"] == "dqn" and cfg["learning_rate"] == 1.0e-4  # shipped YAML value kept
     ev = json.loads((tiny_run / "eval.json").read_text())
     assert ev["episodes"] == 4 and ev["split"] == "test" and 0.0 <= ev["metrics"]["success"]["mean"] <= 1.0
 
@@ -119,3 +119,20 @@ def test_loaded_dqn_acts_greedily_and_deterministically(tiny_run):
     obs, _ = env.reset(seed=1)
     assert agent.act(obs, env) == agent.act(obs, env)
     assert info.seed == 0 and np.all(env.action_masks() == env.unwrapped.action_masks())
+
+
+def test_text_image_state_trains_with_the_small_cnn(tmp_path, tiny):
+    tiny.update(state="text+image", n_timesteps=150, policy_kwargs={"net_arch": [16], "features_extractor_class": "poser"})
+    run = train("dqn", seed=0, run_dir=tmp_path / "img", hyperparams=tiny)
+    agent, env, _ = load_agent(run)
+    assert "image" in env.observation_space.spaces
+    extractor = agent.model.policy.q_net.features_extractor
+    assert type(extractor).__name__ == "PoserExtractor"
+    obs, _ = env.reset(seed=0)
+    assert env.unwrapped.action_masks()[agent.act(obs, env)]
+
+
+def test_unknown_extractor_name_is_refused(tmp_path, tiny):
+    tiny["policy_kwargs"] = {"features_extractor_class": "resnet"}
+    with pytest.raises(AgentsConfigError, match=r"Unknown features_extractor_class 'resnet'.*Known: poser"):
+        train("dqn", seed=0, run_dir=tmp_path / "bad", hyperparams=tiny)
