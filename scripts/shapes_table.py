@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from poser_env.envs.image_poser import ImagePoserEnv
-from poser_env.suites.shapes.policies import OraclePolicy, PipelinePolicy, RandomPolicy, SingleExpertPolicy
+from poser_env.suites.shapes.policies import OraclePolicy, PipelinePolicy, RandomPolicy, RouterPolicy, SingleExpertPolicy
 
 
 def run(env: ImagePoserEnv, policy, episodes: int, seed: int) -> dict:
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     env = ImagePoserEnv(suite_kwargs={"split": args.split, "difficulty": args.difficulty})
     t2i = [e.name for e in env.experts if e.kind == "t2i"]
     i2i = [e.name for e in env.experts if e.kind == "i2i"]
-    policies = [RandomPolicy(0), *[SingleExpertPolicy(n) for n in env.expert_names], OraclePolicy()]
+    policies = [RandomPolicy(0), *[SingleExpertPolicy(n) for n in env.expert_names], RouterPolicy(), OraclePolicy()]
     if args.pipelines:
         policies += [PipelinePolicy(a, b) for a, b in itertools.product(t2i, i2i)]
     rows = []

@@ -28,6 +28,7 @@ from poser_env.suites.shapes.scene import Obj, Scene, matching, relation_holds, 
 from poser_env.suites.shapes.vocab import CANVAS, COLORS, REGIONS, RELATION_MARGIN, SIZES, SHAPES
 
 _GAP = 3  # minimum free pixels between objects when placing
+_OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class SkillProfile:
         presence: Draws every requested object group (else secondary groups are dropped).
         counting: Gets a count right; applied once per object beyond the first.
         binding: Binds each colour to the right object (else colours leak between groups).
-        spatial: Honours regions and relations (else places objects anywhere).
+        spatial: Honours regions (else places objects anywhere).
+        relation: Honours relations to other objects ("left of the circles"); ``None``
+            means the same as ``spatial``.
         style: Honours a requested background style (t2i) or restyles (i2i).
         add, remove, recolor, move: Edit skills (i2i experts).
         damage: Probability that an edit also disturbs one object it should leave alone.
@@ -51,6 +54,7 @@ class SkillProfile:
     counting: float = 0.8
     binding: float = 0.8
     spatial: float = 0.7
+    relation: float | None = None
     style: float = 0.7
     add: float = 0.0
     remove: float = 0.0
@@ -62,6 +66,8 @@ class SkillProfile:
     aesthetic: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.relation is None:
+            object.__setattr__(self, "relation", self.spatial)
         for f in fields(self):
             v = getattr(self, f.name)
             hi = 255.0 if f.name == "noise" else 1.0
@@ -132,10 +138,14 @@ def place(
     n_candidates = 1 + int(round(3 * aesthetic))
     picks = rng.choice(idx, size=min(n_candidates, idx.size), replace=False)
     if picks.size > 1:
-        # Tidier experts compose: keep the candidate nearest the middle of the allowed box,
-        # which balances the picture and leaves room for what comes next.
-        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
-        picks = sorted(picks, key=lambda i: abs(gx[i] - mx) + abs(gy[i] - my))
+        # Tidier experts compose: a group's objects stay together and a new group starts
+        # near the middle of the allowed box.
+        same = [o for o in existing if o.shape == shape and o.color == color]
+        if same:
+            picks = sorted(picks, key=lambda i: min(abs(gx[i] - o.x) + abs(gy[i] - o.y) for o in same))
+        else:
+            mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+            picks = sorted(picks, key=lambda i: abs(gx[i] - mx) + abs(gy[i] - my))
     x, y = int(gx[picks[0]]), int(gy[picks[0]])
     return Obj(shape, color, size, x, y)
 
@@ -213,6 +223,7 @@ class ShapesExpert(Expert):
         bg = base.background
         targets = _targets(command)
         touched: set[int] = set()  # ids of objects this command is about
+        placed: set[int] = set()  # ids of objects drawn by this call (already rolled for placement)
 
         def roll(prob: float, event: str) -> bool:
             ok = bool(rng.random() < prob)
@@ -244,13 +255,16 @@ class ShapesExpert(Expert):
             if need == 0:
                 continue
             if command.kind == "recolor" and not t2i:
-                # Recolour same-noun objects that are not wanted in their current colour.
+                # Recolour the objects the command names in their old colour (the refs it
+                # wants gone) first, then other same-noun objects not wanted as they are.
                 wanted = {r for r, k in targets.counts if k > 0}
+                unwanted = [r for r, k in targets.counts if k == 0]
                 spare = [
                     o for o in objs
                     if o.shape == ref.noun and id(o) not in touched
                     and not any(w.matches(o.shape, o.color, o.size) for w in wanted)
                 ]
+                spare.sort(key=lambda o: not any(u.matches(o.shape, o.color, o.size) for u in unwanted))
                 if spare and roll(p.recolor, "failed recolour"):
                     for o in spare[:need]:
                         i = objs.index(o)
@@ -280,15 +294,24 @@ class ShapesExpert(Expert):
             rel = targets.relations.get(ref)
             spatial_ok = True
             if region is not None or rel is not None:
-                spatial_ok = roll(p.spatial, "misplaced")
+                spatial_ok = roll((p.spatial if region is not None else 1.0) * (p.relation if rel is not None else 1.0), "misplaced")
+            place_region, place_rel = region, rel
+            if not spatial_ok:
+                # The classic failures: the wrong region, or left/right and above/below swapped.
+                if region is not None:
+                    wrong = [r for r in REGIONS if r != region]
+                    place_region = wrong[int(rng.integers(len(wrong)))]
+                if rel is not None:
+                    place_rel = (_OPPOSITE[rel[0]], rel[1])
             for _ in range(need):
-                relation = (rel[0], matching(objs, rel[1])) if (rel and spatial_ok) else None
-                obj = place(objs, ref.noun, color, size, rng, region if spatial_ok else None, relation, p.aesthetic)
+                relation = (place_rel[0], matching(objs, place_rel[1])) if place_rel else None
+                obj = place(objs, ref.noun, color, size, rng, place_region, relation, p.aesthetic)
                 if obj is None:
                     events.append("no room")
                     continue
                 objs.append(obj)
                 touched.add(id(obj))
+                placed.add(id(obj))
 
         # Move objects that break their region or relation.
         for ref in {*targets.regions, *targets.relations}:
@@ -296,11 +319,13 @@ class ShapesExpert(Expert):
             rel = targets.relations.get(ref)
             group_ok = rel is None or relation_holds(matching(objs, ref), rel[0], matching(objs, rel[1]))
             for o in matching(objs, ref):
+                if id(o) in placed:
+                    continue
                 ok_region = region is None or _in_region(o, region)
                 ok_rel = group_ok or relation_holds([o], rel[0], matching(objs, rel[1]))
                 if ok_region and ok_rel:
                     continue
-                skill = p.spatial if (t2i or command.kind != "move") else p.move
+                skill = (p.spatial if rel is None else p.relation) if (t2i or command.kind != "move") else p.move
                 if not roll(skill, "failed move"):
                     continue
                 rest = [q for q in objs if q is not o]
@@ -380,8 +405,10 @@ class ShapesExpert(Expert):
             prob *= p.counting ** (need - 1)
             if len(colors - {ref.color}) > 0:
                 prob *= p.binding
-            if ref in targets.regions or ref in targets.relations:
+            if ref in targets.regions:
                 prob *= p.spatial
+            if ref in targets.relations:
+                prob *= p.relation
         if not t2i and command.kind == "move":
             prob *= p.move
         return float(prob)
@@ -428,17 +455,17 @@ def default_experts() -> tuple[ShapesExpert, ...]:
         _t2i("style-painter", 2.5, "Renders background styles faithfully and prettily; careless with counts.",
              presence=0.9, counting=0.5, binding=0.7, spatial=0.4, style=0.99, artefacts=0.02, noise=0.5, aesthetic=1.0),
         _t2i("generalist-xl", 6.0, "Large generalist: decent at everything, slow and expensive.",
-             presence=0.95, counting=0.8, binding=0.8, spatial=0.75, style=0.75, artefacts=0.05, noise=1.0, aesthetic=0.8),
-        _i2i("object-adder", 1.5, "Inpainting adder: inserts objects where asked; cannot remove or recolour.",
-             add=0.99, counting=0.97, binding=0.97, spatial=0.97, remove=0.1, recolor=0.1, move=0.2, damage=0.03, noise=1.0),
+             presence=0.9, counting=0.6, binding=0.6, spatial=0.6, style=0.6, artefacts=0.05, noise=1.0, aesthetic=0.8),
+        _i2i("object-adder", 1.5, "Inpainting adder: inserts objects in named regions; imprecise next to other objects.",
+             add=0.99, counting=0.97, binding=0.97, spatial=0.97, relation=0.55, remove=0.1, recolor=0.1, move=0.2, damage=0.03, noise=1.0),
         _i2i("object-eraser", 1.0, "Eraser: removes objects cleanly; poor at everything else.",
              add=0.15, remove=0.99, recolor=0.1, move=0.1, damage=0.02, noise=1.0),
         _i2i("recolorist", 1.5, "Instruction editor for colours; often disturbs other objects.",
-             add=0.3, remove=0.3, recolor=0.99, move=0.2, style=0.5, damage=0.05, noise=1.5),
-        _i2i("object-mover", 2.0, "Drag-style editor: moves objects precisely.",
-             add=0.2, remove=0.2, recolor=0.1, move=0.99, spatial=0.99, damage=0.05, noise=1.0),
+             add=0.3, remove=0.3, recolor=0.99, move=0.2, style=0.5, damage=0.02, noise=1.5),
+        _i2i("object-mover", 2.0, "Drag-style layout editor: moves objects precisely and inserts objects next to others.",
+             add=0.75, counting=0.85, binding=0.95, remove=0.2, recolor=0.1, move=0.99, spatial=0.99, relation=0.99, damage=0.02, noise=1.0),
         _i2i("restyler", 1.5, "Background restyler; faithful style, occasionally recolours an object.",
-             add=0.1, remove=0.1, recolor=0.2, move=0.1, style=0.99, damage=0.04, noise=1.0),
+             add=0.1, remove=0.1, recolor=0.2, move=0.1, style=0.99, damage=0.02, noise=1.0),
         _i2i("edit-generalist", 5.0, "General instruction editor: does every edit passably, slow, some damage.",
              add=0.55, remove=0.6, recolor=0.55, move=0.5, style=0.55, counting=0.7, binding=0.7, spatial=0.6, damage=0.15, artefacts=0.06, noise=2.0),
     )

@@ -74,7 +74,7 @@ _MOVE_RE = re.compile(
     r"^" + _alt(MOVE_VERBS) + r"\s+" + _obj("t", False) + r"\s+(?P<dest>" + _alt(MOVE_REGION_WORDS.values()) + ")$"
 )
 _SPLIT_RE = re.compile(
-    r"\s*(?:,\s*and\s+then\s+|,\s*then\s+|\.\s+then\s+|\.\s+after\s+that,?\s+|\.\s+next,?\s+|\.\s+finally,?\s+|;\s*|\.\s+)",
+    r"\s*(?:[,.;]\s*(?:and\s+)?(?:then|after\s+that|next|finally|afterwards)\b,?\s*|[.;]\s+)",
     re.IGNORECASE,
 )
 _VERBS = [*ADD_VERBS, *REMOVE_VERBS, *MOVE_VERBS, "make", "recolor", "recolour", "change", "paint", "give", "use"]

@@ -232,7 +232,12 @@ class SymbolicState:
             # The recoloured group keeps its place: its region and relation still apply.
             return (Constraint("count", subject=old, count=0), *self._group_constraints(g))
         if k == "move":
+            # A relation is a placement instruction given at the time: once either side
+            # has been moved elsewhere it no longer binds.
             g.region, g.relation = intent.region, None
+            for other in self.groups:
+                if other.relation is not None and other.relation[1] == g.ref:
+                    other.relation = None
             return tuple(self._group_constraints(g))
         raise ValueError(f"Unknown intent kind {k!r}; expected one of {INTENT_KINDS}.")
 

@@ -4,6 +4,7 @@
 * :class:`SingleExpertPolicy` - always the same expert;
 * :class:`PipelinePolicy` - a fixed text-to-image expert until there is an image, then a
   fixed image-to-image expert (the hand-made chains people build);
+* :class:`RouterPolicy` - one fixed expert per command kind (hand-written rules);
 * :class:`OraclePolicy` - knows every expert's skill profile and picks the one most likely
   to satisfy the current command without damaging the rest, net of cost.
 
@@ -71,16 +72,19 @@ class PipelinePolicy:
 class OraclePolicy:
     """Picks ``argmax_e P(success) * P(others preserved) - cost_weight * cost``.
 
-    The probabilities come from the experts' profiles (``ShapesExpert.success_probability``)
-    applied to the perceived current image; the oracle does not sample experts.
+    The probabilities come from the experts' skill profiles
+    (``ShapesExpert.success_probability`` and ``preservation_probability``) applied to
+    the perceived current image: the oracle knows the experts, it does not sample them.
+    (Sampling each expert a few times and keeping the best estimate was tried and is
+    worse: with 12 noisy estimates the maximum is biased towards lucky, cheap experts.)
 
     Args:
-        cost_weight: Probability points traded per second of expert cost.
+        cost_weight: Success probability traded per second of expert cost.
     """
 
     name = "oracle"
 
-    def __init__(self, cost_weight: float = 0.005):
+    def __init__(self, cost_weight: float = 0.01):
         self.cost_weight = cost_weight
 
     def __call__(self, env) -> int:
@@ -102,6 +106,33 @@ class OraclePolicy:
         return int(best)
 
 
+class RouterPolicy:
+    """A fixed hand-written router: one expert per command kind, chosen by reading the
+    expert descriptions once (what a careful engineer would wire by hand)."""
+
+    name = "router"
+    ROUTES = {
+        "generate": "generalist-xl",
+        "add": "object-adder",
+        "remove": "object-eraser",
+        "recolor": "recolorist",
+        "move": "object-mover",
+        "restyle": "restyler",
+        "refine": "edit-generalist",
+    }
+
+    def __call__(self, env) -> int:
+        base = _base(env)
+        names = base.expert_names
+        kind = base.current_command.kind
+        if not base.progress_has_image:
+            kind = "generate"
+        choice = self.ROUTES.get(kind, "generalist-xl")
+        if choice not in names:
+            raise UnknownNameError("expert", choice, names)
+        return names.index(choice)
+
+
 def baseline_policies(expert_names, seed: int = 0) -> list:
-    """Random, every single expert, and the oracle."""
-    return [RandomPolicy(seed), *[SingleExpertPolicy(n) for n in expert_names], OraclePolicy()]
+    """Random, every single expert, the hand-written router, and the oracle."""
+    return [RandomPolicy(seed), *[SingleExpertPolicy(n) for n in expert_names], RouterPolicy(), OraclePolicy()]

@@ -1,0 +1,110 @@
+"""Command line of poser_env.
+
+    python -m poser_env demo --seed 0 --out demo.png     # one episode, picture of the trajectory
+    python -m poser_env experts                          # the action table of a suite
+    python -m poser_env suites                           # registered suites
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+POLICIES = ("router", "oracle", "random")
+
+
+def _policy(name: str, seed: int):
+    from poser_env.suites.shapes.policies import OraclePolicy, RandomPolicy, RouterPolicy
+
+    return {"router": RouterPolicy, "oracle": OraclePolicy, "random": lambda: RandomPolicy(seed)}[name]()
+
+
+def demo(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import poser_env  # noqa: F401 - registers the ids
+    from poser_env.rendering import trajectory_sheet
+
+    env = gym.make(args.env, render_mode="rgb_array")
+    base = env.unwrapped
+    policy = _policy(args.policy, args.seed)
+    options = {"prompt": args.prompt} if args.prompt else None
+    obs, info = env.reset(seed=args.seed, options=options)
+    frames = []
+    if base.progress_has_image:
+        frames.append({"image": base.current_image.copy(), "lines": ["source image"]})
+    print(f"Prompt: {info['prompt']}")
+    for i, c in enumerate(info["commands"], 1):
+        print(f"  command {i}: {c}")
+    total = 0.0
+    while True:
+        action = policy(env)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += reward
+        verdict = info["verdict"] or {}
+        status = "accepted" if info["accepted"] else ("invalid action" if info["invalid_action"] else "rejected")
+        if info["error"]:
+            status = "error: " + info["error"]
+        lines = [
+            f"{base._step_count}. {info['command']}",
+            f"expert: {info['expert']} ({info['expert_kind']})",
+            f"{status}; overall {verdict.get('overall', 0.0):.2f}, prompt {info['prompt_score']:.2f}",
+        ]
+        if verdict.get("reflection"):
+            lines.append(verdict["reflection"])
+        frames.append({"image": base.current_image.copy(), "lines": lines})
+        print(f"step {base._step_count}: {info['expert']:>16s} -> {status:8s} reward {reward:+.3f}")
+        if terminated or truncated:
+            break
+    final = info["final_metrics"]
+    print("final:", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in final.items()}))
+    sheet = trajectory_sheet(info.get("prompt", base.task.prompt), frames, {**final, "return": total})
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    print(f"wrote {out}")
+    env.close()
+    return 0
+
+
+def experts(args: argparse.Namespace) -> int:
+    from poser_env.suites import make_suite
+
+    suite = make_suite(args.suite)
+    print(f"{'index':>5}  {'expert':<18} {'kind':<5} {'cost (s)':>8}  description")
+    for i, e in enumerate(suite.experts):
+        print(f"{i:>5}  {e.name:<18} {e.kind:<5} {e.cost:>8.1f}  {e.description}")
+    return 0
+
+
+def suites(args: argparse.Namespace) -> int:
+    from poser_env.suites import registry
+
+    for name, spec in sorted(registry.items()):
+        print(f"{name:<12} {spec.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m poser_env", description="image-poser environment tools")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="run one episode with a built-in policy and save a picture of it")
+    d.add_argument("--env", default="ImagePoser-v0", help="environment id (default: ImagePoser-v0)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--policy", choices=POLICIES, default="router", help="built-in Shapes policy (default: router)")
+    d.add_argument("--prompt", default=None, help="your own prompt instead of a sampled task")
+    d.add_argument("--out", default="demo.png", help="where to write the trajectory picture")
+    d.set_defaults(func=demo)
+    x = sub.add_parser("experts", help="print a suite's action table")
+    x.add_argument("--suite", default="shapes")
+    x.set_defaults(func=experts)
+    s = sub.add_parser("suites", help="list registered suites")
+    s.set_defaults(func=suites)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
