@@ -178,9 +178,35 @@ def make_env(
 
 
 # ---------------------------------------------------------------------------- run folders
-def versions() -> dict[str, str]:
-    """Versions of the packages that determine a run's result."""
-    out = {"python": platform.python_version(), "image-poser": poser_env.__version__}
+def env_source_fingerprint() -> dict[str, Any]:
+    """The git commit, whether ``poser_env`` has uncommitted changes, and a hash of its
+    source, so a result names the exact environment it was measured on."""
+    import hashlib
+    import subprocess
+
+    root = Path(poser_env.__file__).parent
+    digest = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        digest.update(f.relative_to(root).as_posix().encode())
+        digest.update(f.read_bytes())
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root.parent, check=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "poser_env_uncommitted_changes": bool(git("status", "--porcelain", "--", "poser_env")),
+        "poser_env_source_sha256": digest.hexdigest()[:16],
+    }
+
+
+def versions() -> dict[str, Any]:
+    """Versions of the packages that determine a run's result, and the env's source."""
+    out: dict[str, Any] = {"python": platform.python_version(), "image-poser": poser_env.__version__}
+    out["poser_env_source"] = env_source_fingerprint()
     for mod in ("numpy", "gymnasium", "torch", "stable_baselines3", "sb3_contrib", "sentence_transformers"):
         m = sys.modules.get(mod)
         if m is None:

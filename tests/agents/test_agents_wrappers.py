@@ -90,6 +90,7 @@ def test_sb3_check_env_accepts_the_wrapped_env(state):
     check_env(_env(state), warn=True)
 
 
+@pytest.mark.filterwarnings("ignore:.*different from the unwrapped version")
 def test_gymnasium_check_env_accepts_the_wrapped_env():
     from gymnasium.utils.env_checker import check_env
 
