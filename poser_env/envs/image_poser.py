@@ -188,6 +188,7 @@ class ImagePoserEnv(gym.Env):
         self._last_fidelity = 1.0 if self._has_image else 0.0
         self._score = self._judge(None).prompt_alignment if self._has_image else 0.0
         self._last_critique: Critique | None = None
+        self._critique_of_image: Critique | None = None  # the critique of the current image
         self._episode_over = False
         info = {
             "task_kind": task.kind,
@@ -255,6 +256,7 @@ class ImagePoserEnv(gym.Env):
             self._image = result.image
             self._has_image = True
             self._last_fidelity = float(critique.fidelity)
+            self._critique_of_image = critique
         info["image_kept"] = self._image is result.image
 
         if critique.accepted:
@@ -401,7 +403,10 @@ class ImagePoserEnv(gym.Env):
         if not self._has_image:
             return metrics
         try:
-            critique = self._judge(None)
+            # Without reference constraints the last critique of this very image already
+            # judged the whole prompt: reuse it rather than calling the critic again.
+            reuse = self._task.constraints is None and self._critique_of_image is not None
+            critique = self._critique_of_image if reuse else self._judge(None)
         except Exception as e:
             info.setdefault("error", f"critic failed on the final image: {type(e).__name__}: {e}")
             return metrics

@@ -376,3 +376,33 @@ def test_registered_ids_are_real_presets():
     assert max(lengths["ImagePoser-Easy-v0"]) <= 2
     assert min(lengths["ImagePoser-Hard-v0"]) >= 3
     assert poser_env.__version__
+
+
+def test_final_metrics_reuse_the_last_critique_without_reference_constraints():
+    suite = make_suite("shapes")
+    calls = []
+    judge = suite.critic.judge
+
+    def counting_judge(*args, **kwargs):
+        calls.append(args[1])
+        return judge(*args, **kwargs)
+
+    suite.critic.judge = counting_judge
+    env = ImagePoserEnv(suite=suite)
+    env.reset(seed=0, options={"prompt": "Draw two red circles on the left."})  # no reference constraints
+    steps = 0
+    while True:
+        steps += 1
+        *_, term, trunc, info = env.step(OraclePolicy()(env))
+        if term or trunc:
+            break
+    assert len(calls) == steps and None not in calls, "one critic call per step, none extra at the end"
+    env.reset(seed=0)  # a sampled task has reference constraints: judged once more at the end
+    calls.clear()
+    steps = 0
+    while True:
+        steps += 1
+        *_, term, trunc, info = env.step(OraclePolicy()(env))
+        if term or trunc:
+            break
+    assert len(calls) == steps + 1 and calls[-1] is None
