@@ -112,6 +112,7 @@ def train(
     resume: str | Path | None = None,
     threads: int | None = 1,
     verbose: int = 0,
+    callbacks: list[Any] | None = None,
 ) -> Path:
     """Train ``algo`` on ``env_id`` and write a run folder (see the module docstring).
 
@@ -130,6 +131,7 @@ def train(
         threads: ``torch.set_num_threads`` (1 is fastest for these small networks and keeps
             results identical across machines with different core counts); None leaves it.
         verbose: SB3 verbosity.
+        callbacks: Extra SB3 callbacks, run after poser's own.
 
     Returns:
         The run folder.
@@ -140,7 +142,7 @@ def train(
     if threads is not None:
         torch.set_num_threads(int(threads))
     if resume is not None:
-        return _resume(Path(resume), hyperparams or {}, progress_bar, evaluate, verbose)
+        return _resume(Path(resume), hyperparams or {}, progress_bar, evaluate, verbose, callbacks)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise AgentsConfigError(f"seed must be an integer >= 0, got {seed!r}.")
     check_env_id(env_id)
@@ -187,15 +189,15 @@ def train(
         model.set_logger(configure(str(path / "logs"), ["csv", "tensorboard"]))
     else:
         model = cls(env.envs[0], seed=seed, **_algo_kwargs(config))
-    return _learn(model, kind, path, meta, config, int(config["n_timesteps"]), progress_bar, evaluate, reset=True)
+    return _learn(model, kind, path, meta, config, int(config["n_timesteps"]), progress_bar, evaluate, True, callbacks)
 
 
-def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progress_bar: bool, evaluate: bool, reset: bool) -> Path:
+def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progress_bar: bool, evaluate: bool, reset: bool, extra: list | None = None) -> Path:
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 
     logger_cb = PoserLogger(path, window=int(config["log_window"]))
     flag = {"stop": False}
-    callbacks = [logger_cb, StopOnFlag(flag)]
+    callbacks = [logger_cb, StopOnFlag(flag), *(extra or [])]
     if int(config.get("checkpoint_freq") or 0) > 0:
         callbacks.append(CheckpointCallback(int(config["checkpoint_freq"]), str(path / "checkpoints"), name_prefix="model"))
 
@@ -251,7 +253,7 @@ def _save(model, kind: str, path: Path) -> None:
         model.save(str(path / "model.zip"))
 
 
-def _resume(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate: bool, verbose: int) -> Path:
+def _resume(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate: bool, verbose: int, extra: list | None = None) -> Path:
     info = read_run(path)
     unknown = sorted(set(overrides) - {"n_timesteps"})
     if unknown:
@@ -276,7 +278,7 @@ def _resume(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate:
     if buffer.is_file() and hasattr(model, "load_replay_buffer"):
         model.load_replay_buffer(str(buffer))
     model.set_logger(configure(str(path / "logs"), ["csv", "tensorboard"]))
-    return _learn(model, kind, path, meta, config, left, progress_bar, evaluate, reset=False)
+    return _learn(model, kind, path, meta, config, left, progress_bar, evaluate, False, extra)
 
 
 def load_agent(run_dir: str | Path, split: str = "test"):

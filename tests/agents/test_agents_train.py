@@ -136,3 +136,34 @@ def test_unknown_extractor_name_is_refused(tmp_path, tiny):
     tiny["policy_kwargs"] = {"features_extractor_class": "resnet"}
     with pytest.raises(AgentsConfigError, match=r"Unknown features_extractor_class 'resnet'.*Known: poser"):
         train("dqn", seed=0, run_dir=tmp_path / "bad", hyperparams=tiny)
+
+
+def test_ctrl_c_saves_a_usable_checkpoint_that_resumes(tmp_path, tiny):
+    import os
+    import signal
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class CtrlCAt(BaseCallback):
+        """Sends SIGINT to this process at a fixed step (no timing involved)."""
+
+        def __init__(self, step):
+            super().__init__()
+            self.step = step
+
+        def _on_step(self):
+            if self.num_timesteps == self.step:
+                os.kill(os.getpid(), signal.SIGINT)
+            return True
+
+    run = train("dqn", seed=0, run_dir=tmp_path / "c", hyperparams=tiny, callbacks=[CtrlCAt(150)])
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["interrupted"] and not meta["finished"] and 150 <= meta["timesteps_done"] < 300
+    assert (run / "model.zip").is_file() and (run / "replay_buffer.pkl").is_file()
+    assert not (run / "eval.json").exists()  # an interrupted run is not evaluated
+    agent, env, _ = load_agent(run)  # the checkpoint loads and acts
+    obs, _ = env.reset(seed=0)
+    assert env.unwrapped.action_masks()[agent.act(obs, env)]
+    train(resume=run, evaluate=False)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["finished"] and not meta["interrupted"] and meta["timesteps_done"] >= 300
