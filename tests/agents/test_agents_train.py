@@ -167,3 +167,19 @@ def test_ctrl_c_saves_a_usable_checkpoint_that_resumes(tmp_path, tiny):
     train(resume=run, evaluate=False)
     meta = json.loads((run / "meta.json").read_text())
     assert meta["finished"] and not meta["interrupted"] and meta["timesteps_done"] >= 300
+
+
+def test_the_custom_algorithm_example_trains_logs_and_reloads(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    run = train("custom_algorithm:CommandBandit", seed=0, run_dir=tmp_path / "bandit",
+                hyperparams={"n_timesteps": 300, "encoder": "hashed", "eval_episodes": 3, "log_window": 100, "epsilon": 0.3})
+    # CallbackDriver fed poser's callbacks: the same curves as an SB3 run.
+    eps = _rows(run / "episodes.csv")
+    assert len(eps) > 10 and sum(int(r[3]) for r in eps[1:]) == int(eps[-1][0])
+    assert sum(int(r[2]) for r in _rows(run / "experts.csv")[1:]) == 300
+    assert (run / "training_curves.png").is_file() and (run / "eval.json").is_file()
+    agent, env, _ = load_agent(run)
+    assert type(agent).__name__ == "CommandBandit" and agent.count  # learned values reloaded
