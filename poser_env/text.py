@@ -22,7 +22,8 @@ def invalid_chars(text: str) -> list[str]:
 
 def fit(text: str, max_length: int) -> str:
     """Make ``text`` a valid observation string: replace foreign characters, truncate."""
-    text = "".join(c if c in CHARSET else "?" for c in normalise(text))
+    if not (text.isascii() and text.isprintable() and len(text) <= max_length and "  " not in text):
+        text = "".join(c if c in CHARSET else "?" for c in normalise(text))
     if len(text) > max_length:
         text = text[: max_length - 3] + "..."
     return text

@@ -449,6 +449,16 @@ class ImagePoserEnv(gym.Env):
         }
 
     def _resize(self, image: np.ndarray) -> np.ndarray:
+        # Images are never changed in place, so the last resize is reused while the same
+        # image stays current (invalid actions, discarded images).
+        cached = getattr(self, "_resized", None)
+        if cached is not None and cached[0] is image:
+            return cached[1].copy()
+        out = self._resize_uncached(image)
+        self._resized = (image, out)
+        return out.copy()
+
+    def _resize_uncached(self, image: np.ndarray) -> np.ndarray:
         if image.shape[:2] == self.image_size:
             return image.copy()
         h, w = self.image_size

@@ -182,7 +182,7 @@ class _Blank(Expert):
     name, kind, cost = "blank", "t2i", 0.5
 
     def __call__(self, command, image, seed):
-        return ExpertResult(np.full((128, 128, 3), 246, np.uint8), self.cost)
+        return ExpertResult(np.full((128, 128, 3), 240, np.uint8), self.cost)
 
 
 def _suite_with(*extra):

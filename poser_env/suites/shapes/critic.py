@@ -8,6 +8,7 @@ expert's hidden scene.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,10 +26,11 @@ def aesthetics_score(p: Perception) -> float:
     objs = p.scene.objects
     if not objs:
         return 0.0
-    weights = np.array([SIZES[o.size] ** 2 for o in objs], np.float64)
-    xy = np.array([[o.x, o.y] for o in objs], np.float64)
-    cx, cy = (weights[:, None] * xy).sum(0) / weights.sum()
-    balance = 1.0 - min(1.0, np.hypot(cx - CANVAS / 2, cy - CANVAS / 2) / (CANVAS / 2))
+    weights = [SIZES[o.size] ** 2 for o in objs]
+    total = sum(weights)
+    cx = sum(w * o.x for w, o in zip(weights, objs)) / total
+    cy = sum(w * o.y for w, o in zip(weights, objs)) / total
+    balance = 1.0 - min(1.0, math.hypot(cx - CANVAS / 2, cy - CANVAS / 2) / (CANVAS / 2))
     gaps = []
     for i, a in enumerate(objs):
         ea = SIZES[a.size] / 2
@@ -36,7 +38,7 @@ def aesthetics_score(p: Perception) -> float:
         for b in objs[i + 1 :]:
             eb = SIZES[b.size] / 2
             gaps.append(max(abs(a.x - b.x) - ea - eb, abs(a.y - b.y) - ea - eb))
-    room = float(np.clip(min(gaps) / 8.0, 0.0, 1.0))
+    room = min(1.0, max(0.0, min(gaps) / 8.0))
     return float(0.5 * balance + 0.3 * room + 0.2 * p.fidelity)
 
 
@@ -70,8 +72,8 @@ class ShapesCritic(Critic):
         p = perceive(image)
         checks = self.check(p, command.constraints) if command is not None else ()
         prompt_checks = self.check(p, prompt_constraints)
-        alignment = float(np.mean([c.passed for c in checks])) if checks else 1.0
-        prompt_alignment = float(np.mean([c.passed for c in prompt_checks])) if prompt_checks else 1.0
+        alignment = sum(c.passed for c in checks) / len(checks) if checks else 1.0
+        prompt_alignment = sum(c.passed for c in prompt_checks) / len(prompt_checks) if prompt_checks else 1.0
         fidelity = p.fidelity
         aesthetics = aesthetics_score(p)
         wa, wf, we = self.weights

@@ -83,6 +83,18 @@ def _noise_bank(amplitude: float) -> np.ndarray:
     return np.round(unit * amplitude).astype(np.int16)
 
 
+#: Largest light-noise amplitude taken by the fast path (3 sigma = 12 grey levels).
+_LIGHT_NOISE_MAX = 4.0
+
+
+@functools.lru_cache(maxsize=32)
+def _light_noise_bank(amplitude: float) -> np.ndarray:
+    """Light noise clipped to [-12, 12], stored as uint8 two's complement for wrap-around
+    addition."""
+    noise = np.clip(_noise_bank(amplitude), -12, 12).astype(np.int8)
+    return noise.view(np.uint8)
+
+
 def place(
     existing: Sequence[Obj],
     shape: str,
@@ -126,17 +138,18 @@ def place(
     # Scan the allowed box on a 2-pixel grid for every free spot (complete, vectorised).
     xs = np.arange(int(np.ceil(x0)), int(np.floor(x1)) + 1, 2)
     ys = np.arange(int(np.ceil(y0)), int(np.floor(y1)) + 1, 2)
-    gx, gy = np.meshgrid(xs, ys)
-    gx, gy = gx.ravel(), gy.ravel()
-    free = np.ones(gx.shape, bool)
+    free = np.ones((ys.size, xs.size), bool)
     for o in existing:
         reach = (e + SIZES[o.size]) / 2 + _GAP
-        free &= (np.abs(gx - o.x) >= reach) | (np.abs(gy - o.y) >= reach)
+        free &= (np.abs(ys - o.y) >= reach)[:, None] | (np.abs(xs - o.x) >= reach)[None, :]
     idx = np.flatnonzero(free)
     if idx.size == 0:
         return None
     n_candidates = 1 + int(round(3 * aesthetic))
     picks = rng.choice(idx, size=min(n_candidates, idx.size), replace=False)
+    gx, gy = {}, {}
+    for i in picks:
+        gy[i], gx[i] = int(ys[i // xs.size]), int(xs[i % xs.size])
     if picks.size > 1:
         # Tidier experts compose: a group's objects stay together and a new group starts
         # near the middle of the allowed box.
@@ -357,23 +370,31 @@ class ShapesExpert(Expert):
 
     def _artefacts(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
         p = self.profile
-        event = None
-        out = image.astype(np.int16)
         if rng.random() < p.artefacts:
+            out = image.astype(np.int16)
             if rng.random() < 0.5:
                 out = ndimage.uniform_filter(out, size=(5, 5, 1))
                 event = "blur"
             else:
                 out += self._noise(rng, 28.0)
                 event = "noise"
-        if p.noise > 0:
-            out += self._noise(rng, p.noise)
-        return np.clip(out, 0, 255).astype(np.uint8), event
+            if p.noise > 0:
+                out += self._noise(rng, p.noise)
+            return np.clip(out, 0, 255).astype(np.uint8), event
+        if p.noise <= 0:
+            return image, None
+        if p.noise <= _LIGHT_NOISE_MAX:
+            # Clean pixels lie in [12, 243] and light noise in [-12, 12]: wrap-around uint8
+            # addition is exact and saves the int16 round trip.
+            return image + self._noise(rng, p.noise, light=True), None
+        out = image.astype(np.int16) + self._noise(rng, p.noise)
+        return np.clip(out, 0, 255).astype(np.uint8), None
 
     @staticmethod
-    def _noise(rng: np.random.Generator, amplitude: float) -> np.ndarray:
+    def _noise(rng: np.random.Generator, amplitude: float, light: bool = False) -> np.ndarray:
         oy, ox = (int(v) for v in rng.integers(0, CANVAS, size=2))
-        return _noise_bank(float(amplitude))[oy : oy + CANVAS, ox : ox + CANVAS]
+        bank = _light_noise_bank(float(amplitude)) if light else _noise_bank(float(amplitude))
+        return bank[oy : oy + CANVAS, ox : ox + CANVAS]
 
     # ------------------------------------------------------------------ for oracles
     def success_probability(self, command: Command, scene: Scene) -> float:

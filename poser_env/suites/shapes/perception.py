@@ -6,13 +6,14 @@ Used by the critic (which must judge from pixels alone) and by image-to-image ex
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from poser_env.suites.shapes.scene import Obj, Scene, background, render, sprite
+from poser_env.suites.shapes.scene import Obj, Scene, background, sprite
 from poser_env.suites.shapes.vocab import CANVAS, COLORS, SHAPES, SIZE_THRESHOLDS, SIZES, STYLES
 
 _COLOR_NAMES = tuple(COLORS)
@@ -44,11 +45,22 @@ def classify_pixels(image: np.ndarray) -> np.ndarray:
     return _LUT[(q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]]
 
 
-def _normalise(mask: np.ndarray) -> np.ndarray:
-    h, w = mask.shape
+@functools.lru_cache(maxsize=4096)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     rows = ((np.arange(_TEMPLATE) + 0.5) * h / _TEMPLATE).astype(np.intp)
     cols = ((np.arange(_TEMPLATE) + 0.5) * w / _TEMPLATE).astype(np.intp)
-    return mask[rows][:, cols]
+    return rows[:, None], cols[None, :]
+
+
+def _normalise(mask: np.ndarray) -> np.ndarray:
+    """Nearest-neighbour resample of a component mask to ``_TEMPLATE`` x ``_TEMPLATE``."""
+    rows, cols = _grid(*mask.shape)
+    return mask[rows, cols]
+
+
+def _bits(mask: np.ndarray) -> int:
+    """A normalised mask as one Python integer (for fast XOR/popcount comparison)."""
+    return int.from_bytes(np.packbits(mask.ravel()).tobytes(), "big")
 
 
 def _size_word(extent: float) -> str:
@@ -56,12 +68,10 @@ def _size_word(extent: float) -> str:
     return "small" if extent < small_medium else ("medium" if extent < medium_big else "big")
 
 
-_TEMPLATES = {
-    size: np.stack([_normalise(sprite(shape, ext)) for shape in SHAPES]).astype(np.int8)
-    for size, ext in SIZES.items()
-}
+_TEMPLATES = {size: [_bits(_normalise(sprite(shape, ext))) for shape in SHAPES] for size, ext in SIZES.items()}
+_N_BITS = _TEMPLATE * _TEMPLATE
 # Background patterns, sampled on every other row and column (all periods are even).
-_BG_GREY = {style: background(style)[::2, ::2, 1].astype(np.int16) for style in STYLES}
+_BG_GREY = np.stack([background(style)[::2, ::2, 1] for style in STYLES]).astype(np.int16)
 
 
 @dataclass(frozen=True)
@@ -70,8 +80,8 @@ class Perception:
 
     Attributes:
         scene: Recovered objects and background.
-        residual: Mean absolute difference (0-255) between the image and a clean rendering
-            of ``scene``: noise, blur and broken objects all raise it.
+        residual: Mean absolute difference (0-255) between the background pixels and the
+            recognised background pattern: noise and blur both raise it.
         shape_confidence: Per object, the template agreement of its shape in [0, 1].
     """
 
@@ -87,35 +97,40 @@ class Perception:
 def _perceive(image: np.ndarray) -> Perception:
     cls = classify_pixels(image)
     labels, n = ndimage.label(cls > 0)
+    labels = labels.astype(np.intp, copy=False)
     objects: list[Obj] = []
     conf: list[float] = []
     if n:
+        # One pass for every component's area and colour histogram.
+        hist = np.bincount((labels.ravel() << 3) | cls.ravel(), minlength=(n + 1) * 8).reshape(n + 1, 8)[:, 1:7]
+        areas = hist.sum(axis=1)
+        colors = hist.argmax(axis=1)
         for i, sl in enumerate(ndimage.find_objects(labels), start=1):
-            comp = labels[sl] == i
-            area = int(comp.sum())
-            if area < _MIN_AREA:
+            if areas[i] < _MIN_AREA:
                 continue
+            comp = labels[sl] == i
             h, w = comp.shape
-            color = _COLOR_NAMES[int(np.bincount(cls[sl][comp], minlength=7)[1:].argmax())]
+            color = _COLOR_NAMES[int(colors[i])]
             size = _size_word(max(h, w))
-            scores = (_TEMPLATES[size] == _normalise(comp)[None]).mean(axis=(1, 2))
-            k = int(scores.argmax())
+            bits = _bits(_normalise(comp))
+            scores = [1.0 - (bits ^ t).bit_count() / _N_BITS for t in _TEMPLATES[size]]
+            k = max(range(len(scores)), key=scores.__getitem__)
             x = sl[1].start + w // 2
             y = sl[0].start + h // 2
             objects.append(Obj(SHAPES[k], color, size, x, y))
-            conf.append(float(scores[k]))
-    # Background: nearest style pattern on the pixels no object covers.
-    bg_mask = cls[::2, ::2] == 0
-    if bg_mask.any():
-        vals = image[::2, ::2, 1][bg_mask].astype(np.int16)
-        errs = {s: int(np.abs(vals - t[bg_mask]).sum()) for s, t in _BG_GREY.items()}
-        style = min(errs, key=errs.get)
+            conf.append(scores[k])
+    # Background: the nearest style pattern on the pixels no object covers; the remaining
+    # difference there is the residual that noise and blur leave.
+    bg = cls[::2, ::2] == 0
+    n_bg = int(bg.sum())
+    if n_bg:
+        diff = np.abs(image[::2, ::2, 1].astype(np.int16)[None] - _BG_GREY)
+        errs = (diff * bg[None]).sum(axis=(1, 2))
+        k = int(errs.argmin())
+        style, residual = STYLES[k], float(errs[k]) / n_bg
     else:
-        style = "plain"
+        style, residual = "plain", 0.0
     scene = Scene(tuple(objects), style)
-    # Residual on a quarter of the pixels: enough to measure noise and blur.
-    clean = render(scene, image.shape[0])[::2, ::2]
-    residual = float(np.abs(image[::2, ::2].astype(np.int16) - clean).mean())
     return Perception(scene, residual, tuple(conf))
 
 

@@ -11,14 +11,15 @@ CANVAS = 128
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "cross")
 
-#: Saturated colours, far apart in RGB so that noise and blur do not confuse them.
+#: Saturated colours, far apart in RGB so that noise and blur do not confuse them. Every
+#: channel stays in [12, 243] (with the backgrounds) so that light noise cannot overflow.
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
     "green": (30, 160, 50),
     "blue": (30, 80, 225),
     "yellow": (235, 205, 20),
     "purple": (145, 45, 200),
-    "orange": (245, 135, 20),
+    "orange": (240, 135, 20),
 }
 
 #: Extent (bounding-box side) of each size, in canvas pixels.
