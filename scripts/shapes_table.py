@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from poser_env.envs.image_poser import ImagePoserEnv
-from poser_env.suites.shapes.policies import OraclePolicy, PipelinePolicy, RandomPolicy, RouterPolicy, SingleExpertPolicy
+from poser_env.suites.shapes.policies import (
+    OraclePolicy,
+    PipelinePolicy,
+    RandomPolicy,
+    RouterPolicy,
+    SingleExpertPolicy,
+)
 
 
 def run(env: ImagePoserEnv, policy, episodes: int, seed: int) -> dict:

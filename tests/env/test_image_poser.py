@@ -55,7 +55,7 @@ def test_same_seed_gives_identical_episodes(env_id):
     a = rollout(gym.make(env_id), seed=123)
     b = rollout(gym.make(env_id), seed=123)
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert data_equivalence(x, y), "episodes with the same seed differ"
     c = rollout(gym.make(env_id), seed=124)
     assert not data_equivalence(a[0][0]["prompt"], c[0][0]["prompt"]) or not data_equivalence(a, c)

@@ -28,8 +28,8 @@ def aesthetics_score(p: Perception) -> float:
         return 0.0
     weights = [SIZES[o.size] ** 2 for o in objs]
     total = sum(weights)
-    cx = sum(w * o.x for w, o in zip(weights, objs)) / total
-    cy = sum(w * o.y for w, o in zip(weights, objs)) / total
+    cx = sum(w * o.x for w, o in zip(weights, objs, strict=True)) / total
+    cy = sum(w * o.y for w, o in zip(weights, objs, strict=True)) / total
     balance = 1.0 - min(1.0, math.hypot(cx - CANVAS / 2, cy - CANVAS / 2) / (CANVAS / 2))
     gaps = []
     for i, a in enumerate(objs):

@@ -25,7 +25,7 @@ from poser_env.constraints import Command, ObjectRef
 from poser_env.error import ConfigError
 from poser_env.suites.shapes.perception import perceive
 from poser_env.suites.shapes.scene import Obj, Scene, matching, relation_holds, render
-from poser_env.suites.shapes.vocab import CANVAS, COLORS, REGIONS, RELATION_MARGIN, SIZES, SHAPES
+from poser_env.suites.shapes.vocab import CANVAS, COLORS, REGIONS, RELATION_MARGIN, SHAPES, SIZES
 
 _GAP = 3  # minimum free pixels between objects when placing
 _OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}

@@ -72,7 +72,7 @@ def _polygon(shape: str, s: float) -> list[tuple[float, float]] | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sprite(shape: str, extent: int) -> np.ndarray:
     """Boolean mask of ``shape`` in an ``extent`` x ``extent`` box (drawn supersampled)."""
     big = extent * _SUPERSAMPLE
@@ -93,7 +93,7 @@ def sprite(shape: str, extent: int) -> np.ndarray:
     return mask
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def background(style: str, size: int = CANVAS) -> np.ndarray:
     """The greyscale pattern of a background style, ``(size, size, 3)`` uint8 (read-only)."""
     yy, xx = np.mgrid[0:size, 0:size]

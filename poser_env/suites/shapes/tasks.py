@@ -28,7 +28,15 @@ from poser_env.suites.shapes.language import (
     phrase,
 )
 from poser_env.suites.shapes.scene import Scene, evaluate, render
-from poser_env.suites.shapes.vocab import COLORS, MAX_COUNT, REGIONS, RELATIONS, SHAPES, SIZES, STYLES
+from poser_env.suites.shapes.vocab import (
+    COLORS,
+    MAX_COUNT,
+    REGIONS,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    STYLES,
+)
 
 #: (shape, colour) pairs held out of the training split (one per shape and per colour).
 HELD_OUT: frozenset[tuple[str, str]] = frozenset(

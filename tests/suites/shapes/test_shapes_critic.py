@@ -52,7 +52,7 @@ def test_verdicts_agree_with_ground_truth_on_500_clean_scenes():
         scene = random_scene(rng)
         constraints = random_constraints(rng, scene)
         critique = critic.judge(render(scene), None, constraints)
-        for c, check in zip(constraints, critique.prompt_checks):
+        for c, check in zip(constraints, critique.prompt_checks, strict=True):
             truth = evaluate(c, scene.objects, scene.background)[0]
             ok = truth == check.passed
             truths += truth

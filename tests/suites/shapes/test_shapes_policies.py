@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from poser_env.envs.image_poser import ImagePoserEnv
-from poser_env.suites.shapes.policies import OraclePolicy, PipelinePolicy, RandomPolicy, RouterPolicy, SingleExpertPolicy
+from poser_env.suites.shapes.policies import (
+    OraclePolicy,
+    PipelinePolicy,
+    RandomPolicy,
+    RouterPolicy,
+    SingleExpertPolicy,
+)
 
 
 def success(policy, episodes=120, seed=500):
