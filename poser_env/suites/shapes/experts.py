@@ -457,7 +457,7 @@ def _t2i(name, cost, desc, **skills) -> ShapesExpert:
 
 
 def _i2i(name, cost, desc, **skills) -> ShapesExpert:
-    base = dict(presence=1.0, counting=0.8, binding=0.8, spatial=0.7, style=0.3)
+    base = dict(presence=1.0, counting=0.8, binding=0.8, spatial=0.7, style=0.15, artefacts=0.02)
     base.update(skills)
     return ShapesExpert(name, "i2i", cost, SkillProfile(**base), desc)
 
@@ -484,7 +484,7 @@ def default_experts() -> tuple[ShapesExpert, ...]:
         _i2i("recolorist", 1.5, "Instruction editor for colours; poor at other edits.",
              add=0.3, remove=0.3, recolor=0.99, move=0.2, style=0.5, damage=0.02, noise=1.5),
         _i2i("object-mover", 2.0, "Drag-style layout editor: moves objects precisely and inserts objects next to others.",
-             add=0.75, counting=0.85, binding=0.95, remove=0.2, recolor=0.1, move=0.99, spatial=0.99, relation=0.99, damage=0.02, noise=1.0),
+             add=0.7, counting=0.85, binding=0.95, remove=0.2, recolor=0.1, move=0.99, spatial=0.99, relation=0.99, damage=0.02, noise=1.0),
         _i2i("restyler", 1.5, "Background restyler: faithful styles, rarely disturbs objects.",
              add=0.1, remove=0.1, recolor=0.2, move=0.1, style=0.99, damage=0.02, noise=1.0),
         _i2i("edit-generalist", 5.0, "General instruction editor: does every edit passably, slow, some damage.",

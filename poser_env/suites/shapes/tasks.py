@@ -46,7 +46,7 @@ HELD_OUT: frozenset[tuple[str, str]] = frozenset(
 #: Number of commands per difficulty (inclusive ranges), for generation and editing tasks.
 DIFFICULTIES: dict[str, dict[str, tuple[int, int]]] = {
     "easy": {"generation": (1, 2), "editing": (1, 1)},
-    "medium": {"generation": (1, 4), "editing": (1, 3)},
+    "medium": {"generation": (2, 4), "editing": (1, 3)},
     "hard": {"generation": (4, 6), "editing": (3, 5)},
 }
 SPLITS = ("train", "test", "all")
