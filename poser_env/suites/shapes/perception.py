@@ -42,7 +42,10 @@ _LUT = _build_lut()
 def classify_pixels(image: np.ndarray) -> np.ndarray:
     """Per-pixel colour class map (0 = background)."""
     q = (image >> 3).astype(np.uint16)
-    return _LUT[(q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]]
+    idx = q[..., 0] << 10
+    idx |= q[..., 1] << 5
+    idx |= q[..., 2]
+    return _LUT.take(idx)
 
 
 @functools.lru_cache(maxsize=4096)
