@@ -6,7 +6,7 @@
   over training, and how often each expert was chosen.
 * :func:`trajectory_figure` - sampled episodes: prompt, each command, expert, image, verdict.
 * :func:`learning_curves` - benchmark success rate over training steps, mean across seeds
-  with a 95% confidence band.
+  with a 95% confidence band (the min-max range with only two seeds).
 """
 
 from __future__ import annotations
@@ -162,7 +162,8 @@ def trajectory_figure(trajectories: Sequence[dict[str, Any]], out: str | Path, t
 
 
 def learning_curves(runs: dict[str, list[Path]], out: str | Path, points: int = 50, window: int = 200, title: str = "") -> Path:
-    """Training success rate over steps per algorithm: mean over seeds with a 95% band.
+    """Training success rate over steps per algorithm: mean over seeds with a band (the
+    95% Student-t interval of the mean with 3 or more seeds, the min-max range with 2).
 
     Args:
         runs: algorithm name -> run folders (one per seed).
@@ -189,10 +190,14 @@ def learning_curves(runs: dict[str, list[Path]], out: str | Path, points: int = 
         grid = np.linspace(0, horizon, points)
         ys = np.array([np.interp(grid, t, y) for t, y in curves])
         mean = ys.mean(axis=0)
-        ax.plot(grid, mean, color=f"C{i}", label=f"{name} ({len(curves)} seeds)")
-        if len(curves) > 1:
-            half = stats.t.ppf(0.975, len(curves) - 1) * ys.std(axis=0, ddof=1) / np.sqrt(len(curves))
-            ax.fill_between(grid, mean - half, mean + half, color=f"C{i}", alpha=0.2)
+        n = len(curves)
+        band = "95% CI" if n >= 3 else ("min-max" if n == 2 else "")
+        ax.plot(grid, mean, color=f"C{i}", label=f"{name} ({n} seed{'s' if n > 1 else ''}{', band ' + band if band else ''})")
+        if n >= 3:
+            half = stats.t.ppf(0.975, n - 1) * ys.std(axis=0, ddof=1) / np.sqrt(n)
+            ax.fill_between(grid, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), color=f"C{i}", alpha=0.2)
+        elif n == 2:  # a t-interval from two seeds is uninformatively wide; show the range
+            ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), color=f"C{i}", alpha=0.2)
     ax.set(xlabel="env steps", ylabel=f"training success (rolling {window} episodes)", ylim=(0, 1), title=title or "learning curves")
     ax.legend(fontsize=8)
     fig.tight_layout()
