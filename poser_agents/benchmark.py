@@ -18,14 +18,20 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from poser_agents.algos import is_baseline, resolve_algo
 from poser_agents.baselines import make_baseline, t2i_experts
-from poser_agents.config import EVAL_SEED, check_env_id, make_raw_env, read_run, versions
+from poser_agents.config import (
+    EVAL_SEED,
+    check_env_id,
+    command_line,
+    make_raw_env,
+    read_run,
+    versions,
+)
 from poser_agents.error import AgentsConfigError
 from poser_agents.evaluate import format_table, run_episodes, summarise
 
@@ -107,7 +113,7 @@ def benchmark(
             state["cells"] = old.get("cells", {})
         else:
             log(f"{results_path} was written with other settings; starting afresh.")
-    state["command"] = " ".join(sys.argv)
+    state["command"] = command_line()
     state["versions"] = versions()
     raw_env = make_raw_env(env_id, split=split)
     run_folders: dict[str, list[Path]] = {}

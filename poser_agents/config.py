@@ -178,6 +178,14 @@ def make_env(
 
 
 # ---------------------------------------------------------------------------- run folders
+def command_line() -> str:
+    """The command that is running, as a user would type it (``poser ...`` for the CLI)."""
+    argv = list(sys.argv)
+    if argv and (argv[0].endswith(("poser_agents/__main__.py", "/poser")) or argv[0] == "poser"):
+        return " ".join(["poser", *argv[1:]])
+    return " ".join(["python", *argv]) if argv and argv[0].endswith(".py") else " ".join(argv)
+
+
 def env_source_fingerprint() -> dict[str, Any]:
     """The git commit, whether ``poser_env`` has uncommitted changes, and a hash of its
     source, so a result names the exact environment it was measured on."""
