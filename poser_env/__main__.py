@@ -3,6 +3,7 @@
     python -m poser_env demo --seed 0 --out demo.png     # one episode, picture of the trajectory
     python -m poser_env experts                          # the action table of a suite
     python -m poser_env suites                           # registered suites
+    python -m poser_env cache stats --dir .poser-cache   # generation cache: stats|clear|export
 """
 
 from __future__ import annotations
@@ -87,6 +88,30 @@ def suites(args: argparse.Namespace) -> int:
     return 0
 
 
+def cache(args: argparse.Namespace) -> int:
+    from poser_env.cache import DB_NAME, GenerationCache, export_transitions
+
+    directory = Path(args.dir)
+    if not (directory / DB_NAME).exists():
+        print(f"No cache at {directory} (expected {directory / DB_NAME}).", file=sys.stderr)
+        return 1
+    store = GenerationCache(directory)
+    if args.action == "stats":
+        print(json.dumps(store.stats(), indent=2))
+    elif args.action == "clear":
+        before = store.stats()
+        store.clear()
+        print(f"cleared {before['entries']} entries and {before['transitions']} transitions from {directory}")
+    else:
+        if not args.out:
+            print("cache export needs --out PATH.parquet", file=sys.stderr)
+            return 2
+        n = export_transitions(store, args.out)
+        print(f"wrote {n} transitions to {args.out}")
+    store.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m poser_env", description="image-poser environment tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -102,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     x.set_defaults(func=experts)
     s = sub.add_parser("suites", help="list registered suites")
     s.set_defaults(func=suites)
+    c = sub.add_parser("cache", help="inspect, clear or export a generation cache")
+    c.add_argument("action", choices=("stats", "clear", "export"))
+    c.add_argument("--dir", required=True, help="the cache directory (the env's cache= argument)")
+    c.add_argument("--out", default=None, help="export: where to write the Parquet file")
+    c.set_defaults(func=cache)
     args = parser.parse_args(argv)
     return args.func(args)
 

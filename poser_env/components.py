@@ -15,6 +15,7 @@ Images everywhere are ``numpy.ndarray`` of shape ``(H, W, 3)`` and dtype ``uint8
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,54 @@ import numpy as np
 from poser_env.constraints import Command, Constraint, Plan
 
 ExpertKind = Literal["t2i", "i2i"]
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _describe(value: Any, depth: int) -> Any:
+    """A JSON-ready, process-independent description of ``value`` for cache identities.
+
+    Plain values and dataclasses are kept whole; other objects (models, clients, locks)
+    are described by their class and, a couple of levels deep, their public plain
+    attributes. Nothing that varies between processes (ids, addresses) enters.
+    """
+    if isinstance(value, _PLAIN):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__class__": type(value).__qualname__, **{f.name: _describe(getattr(value, f.name), depth) for f in dataclasses.fields(value)}}
+    if isinstance(value, (tuple, list)):
+        return [_describe(v, depth) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _describe(v, depth) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": [list(value.shape), str(value.dtype)]}
+    if isinstance(value, np.generic):
+        return value.item()
+    name = f"{type(value).__module__}.{type(value).__qualname__}"
+    if depth <= 0 or not hasattr(value, "__dict__"):
+        return {"__class__": name}
+    return {"__class__": name, **_public_state(value, depth - 1)}
+
+
+def _public_state(obj: Any, depth: int) -> dict[str, Any]:
+    return {k: _describe(v, depth) for k, v in sorted(vars(obj).items()) if not k.startswith("_")}
+
+
+def default_cache_identity(component: Any) -> dict[str, Any]:
+    """Default identity of a component for the generation cache (:mod:`poser_env.cache`).
+
+    The component's class, its ``name`` and its public attributes (a Shapes expert's
+    :class:`SkillProfile`, a diffusers expert's ``ExpertSpec``, a critic's thresholds),
+    described two levels deep. Components whose outputs depend on state this misses (a
+    model object without its id among its public attributes, a remote endpoint) should
+    override ``cache_identity()`` and return the model id, revision and settings.
+    """
+    cls = type(component)
+    return {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "name": getattr(component, "name", None),
+        "state": _public_state(component, 2) if hasattr(component, "__dict__") else {},
+    }
 
 
 @dataclass(frozen=True)
@@ -63,6 +112,15 @@ class Expert(ABC):
     def __call__(self, command: Command, image: np.ndarray | None, seed: int) -> ExpertResult:
         """Execute ``command`` (on ``image`` for i2i experts) reproducibly for ``seed``."""
 
+    def cache_identity(self) -> dict[str, Any]:
+        """JSON-ready identity of this expert and its settings, hashed into cache keys.
+
+        Two components with the same identity must give the same output for the same
+        inputs (and seed). The default is :func:`default_cache_identity`; override it
+        when outputs depend on something it cannot see (model revision, remote endpoint).
+        """
+        return default_cache_identity(self)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (GPU memory, files). Optional."""
 
@@ -96,6 +154,17 @@ class ConstraintCheck:
             "passed": bool(self.passed),
             "score": float(self.score),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ConstraintCheck:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            constraint=Constraint.from_dict(d["constraint"]),
+            expected=d["expected"],
+            observed=d["observed"],
+            passed=bool(d["passed"]),
+            score=float(d["score"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -142,6 +211,21 @@ class Critique:
             "reflection": self.reflection,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Critique:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            checks=tuple(ConstraintCheck.from_dict(c) for c in d["checks"]),
+            prompt_checks=tuple(ConstraintCheck.from_dict(c) for c in d["prompt_checks"]),
+            alignment=float(d["alignment"]),
+            prompt_alignment=float(d["prompt_alignment"]),
+            fidelity=float(d["fidelity"]),
+            aesthetics=float(d["aesthetics"]),
+            overall=float(d["overall"]),
+            accepted=bool(d["accepted"]),
+            reflection=d.get("reflection", ""),
+        )
+
 
 class Critic(ABC):
     """Judges images; gives the reward signal."""
@@ -156,6 +240,15 @@ class Critic(ABC):
         prompt_constraints: Sequence[Constraint],
     ) -> Critique:
         """Judge ``image`` against ``command`` (``None``: prompt only) and the prompt."""
+
+    def cache_identity(self) -> dict[str, Any]:
+        """JSON-ready identity of this critic and its settings, hashed into cache keys.
+
+        Two components with the same identity must give the same output for the same
+        inputs (and seed). The default is :func:`default_cache_identity`; override it
+        when outputs depend on something it cannot see (model revision, remote endpoint).
+        """
+        return default_cache_identity(self)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. Optional."""
@@ -177,6 +270,15 @@ class CommandExtractor(ABC):
     def reflect(self, command: Command, critique: Critique) -> Command | None:
         """Rewrite ``command`` after a failed attempt; ``None`` retries it unchanged."""
         return None
+
+    def cache_identity(self) -> dict[str, Any]:
+        """JSON-ready identity of this extractor and its settings, hashed into cache keys.
+
+        Two components with the same identity must give the same output for the same
+        inputs (and seed). The default is :func:`default_cache_identity`; override it
+        when outputs depend on something it cannot see (model revision, remote endpoint).
+        """
+        return default_cache_identity(self)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. Optional."""

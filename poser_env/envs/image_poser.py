@@ -87,6 +87,11 @@ class ImagePoserEnv(gym.Env):
       (the step is still charged); if False (default) every new image replaces the old.
     * ``render_mode``: ``None`` or ``"rgb_array"``.
     * ``text_max_length``: maximum length of each text observation.
+    * ``cache``: ``None`` (default, no cache), a directory path or a
+      :class:`~poser_env.cache.GenerationCache`: expert outputs, critic verdicts and
+      extractor plans are then looked up in (and stored to) that content-addressed cache,
+      and ``info["cache"]`` holds ``{"hits": ..., "misses": ...}`` for each reset and step.
+      Results are identical with and without it. See ``docs/scaling.md``.
 
     ## Version History
     * v0: initial release.
@@ -106,6 +111,7 @@ class ImagePoserEnv(gym.Env):
         keep_best: bool = False,
         render_mode: str | None = None,
         text_max_length: int = 1024,
+        cache: Any = None,
     ):
         if isinstance(suite, Suite):
             if suite_kwargs:
@@ -135,6 +141,11 @@ class ImagePoserEnv(gym.Env):
         self.keep_best = bool(keep_best)
         self.render_mode = render_mode
         self.text_max_length = int(text_max_length)
+        self._cache_counter = None
+        if cache is not None:
+            from poser_env.cache import cached_suite
+
+            self.suite, self._cache_counter = cached_suite(self.suite, cache)
 
         self.experts = self.suite.experts
         self.expert_names = self.suite.expert_names
@@ -163,6 +174,8 @@ class ImagePoserEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = dict(options or {})
+        if self._cache_counter is not None:
+            self._cache_counter.reset()
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
             raise ConfigError(f"Unknown reset option(s) {unknown}; known options: {list(RESET_OPTIONS)}.")
@@ -197,6 +210,8 @@ class ImagePoserEnv(gym.Env):
             "prompt_score": self._score,
             "task_meta": task.meta,
         }
+        if self._cache_counter is not None:
+            info["cache"] = self._cache_counter.snapshot()
         return self._obs(), info
 
     def step(self, action):
@@ -208,6 +223,8 @@ class ImagePoserEnv(gym.Env):
                 f"(expected an integer in [0, {self.action_space.n - 1}])."
             )
         a = int(action)
+        if self._cache_counter is not None:
+            self._cache_counter.reset()
         expert = self.experts[a]
         cfg = self.reward_config
         command = self._command
@@ -386,6 +403,8 @@ class ImagePoserEnv(gym.Env):
             info["final_metrics"] = final
             cfg = self.reward_config
             reward += cfg.final_weight * final["alignment"] + cfg.success_bonus * float(final["success"])
+        if self._cache_counter is not None:
+            info["cache"] = self._cache_counter.snapshot()
         return self._obs(), float(reward), bool(terminated), bool(truncated), info
 
     def _final_metrics(self, info: dict) -> dict[str, Any]:
