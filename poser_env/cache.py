@@ -139,11 +139,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 
 def plan_from_dict(d: dict[str, Any]) -> Plan:
-    """Inverse of :meth:`Plan.to_dict`."""
-    return Plan(
-        commands=tuple(Command.from_dict(c) for c in d["commands"]),
-        constraints=tuple(Constraint.from_dict(c) for c in d.get("constraints", ())),
-    )
+    """Inverse of :meth:`Plan.to_dict` (kept for compatibility; use ``Plan.from_dict``)."""
+    return Plan.from_dict(d)
 
 
 @dataclass(frozen=True)

@@ -233,3 +233,11 @@ class Plan:
             "commands": [c.to_dict() for c in self.commands],
             "constraints": [c.to_dict() for c in self.constraints],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Plan:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            commands=tuple(Command.from_dict(c) for c in d["commands"]),
+            constraints=tuple(Constraint.from_dict(c) for c in d.get("constraints", ())),
+        )
