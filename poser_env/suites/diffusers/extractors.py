@@ -416,14 +416,17 @@ class LLMExtractor(_JSONExtractor):
         if self._model is not None:
             return
         from poser_env.suites.diffusers.pool import resolve_device
-        from poser_env.suites.diffusers.scorers import _load_error, _local_only, _require
+        from poser_env.suites.diffusers.scorers import (
+            _load_error,
+            _local_only,
+            _model_dtype,
+            _require,
+        )
 
         torch = _require("torch", "The LLM command extractor")
         transformers = _require("transformers", "The LLM command extractor")
         self.device = resolve_device(self.device)
-        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(self.dtype)
-        if dtype is None:
-            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        dtype = _model_dtype(torch, self.dtype, self.device)
         local = _local_only(self.local_files_only)
         try:
             tok = transformers.AutoTokenizer.from_pretrained(self.model_name, local_files_only=local)

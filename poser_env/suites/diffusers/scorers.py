@@ -39,6 +39,14 @@ def _require(package: str, feature: str) -> Any:
         raise MissingDependencyError(package.split(".")[0], "models", feature) from None
 
 
+def _model_dtype(torch: Any, name: str | None, device: str) -> Any:
+    """The torch dtype named ``name``, or bfloat16 on CUDA and float32 elsewhere."""
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(name)
+    if dtype is None:
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return dtype
+
+
 def _local_only(local_files_only: bool | None) -> bool:
     if local_files_only is None:
         return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
@@ -115,9 +123,7 @@ class VQAScoreModel:
         from poser_env.suites.diffusers.pool import resolve_device
 
         self.device = resolve_device(self.device)
-        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(self.dtype)
-        if dtype is None:
-            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        dtype = _model_dtype(torch, self.dtype, self.device)
         local = _local_only(self.local_files_only)
         try:
             processor = transformers.AutoProcessor.from_pretrained(self.model_name, local_files_only=local)
