@@ -107,10 +107,10 @@ class OraclePolicy:
 
 
 class RouterPolicy:
-    """A fixed hand-written router: one expert per command kind, chosen by reading the
+    """``kind-router``: a fixed hand-written router, one expert per command kind, chosen by reading the
     expert descriptions once (what a careful engineer would wire by hand)."""
 
-    name = "router"
+    name = "kind-router"
     ROUTES = {
         "generate": "generalist-xl",
         "add": "object-adder",
