@@ -327,7 +327,9 @@ class ShapesExpert(Expert):
                 placed.add(id(obj))
 
         # Move objects that break their region or relation.
-        for ref in {*targets.regions, *targets.relations}:
+        # dict.fromkeys keeps a fixed order; iterating a set of refs would follow string
+        # hashing, which differs between processes and would break reproducibility.
+        for ref in dict.fromkeys([*targets.regions, *targets.relations]):
             region = targets.regions.get(ref)
             rel = targets.relations.get(ref)
             group_ok = rel is None or relation_holds(matching(objs, ref), rel[0], matching(objs, rel[1]))
