@@ -32,6 +32,7 @@ Command line::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -40,7 +41,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,19 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 def plan_from_dict(d: dict[str, Any]) -> Plan:
     """Inverse of :meth:`Plan.to_dict` (kept for compatibility; use ``Plan.from_dict``)."""
     return Plan.from_dict(d)
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` write transaction: committed on success, rolled back on any
+    exception (a killed process leaves it uncommitted, which SQLite discards)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 @dataclass(frozen=True)
@@ -292,14 +306,9 @@ class GenerationCache:
         row = (key, kind, component, meta_b, png, _checksum(kind.encode(), meta_b, png), size, time.time(), self._tick())
         try:
             conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 conn.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
                 self._evict(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as e:
             self._warn("a write", e)
 
@@ -321,14 +330,9 @@ class GenerationCache:
             out = encode_png(output_image)
             size = len(rec) + len(inp or b"") + len(out)
             row = (key, rec, inp, out, _checksum(rec, inp, out), size, time.time(), self._tick())
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 conn.execute("INSERT OR IGNORE INTO transitions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
                 self._evict(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as e:
             self._warn("recording a transition", e)
 
@@ -359,13 +363,8 @@ class GenerationCache:
         return out
 
     def _write(self, conn: sqlite3.Connection, sql: str, args: tuple) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(conn):
             conn.execute(sql, args)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _delete(self, conn: sqlite3.Connection, table: str, key: str, checksum: str) -> None:
         # Only the corrupt version: another process may have rewritten the key meanwhile.
