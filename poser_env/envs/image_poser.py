@@ -169,6 +169,7 @@ class ImagePoserEnv(gym.Env):
         self._blank = np.zeros((ch, cw, 3), np.uint8)
         self._task: Task | None = None
         self._episode_over = True
+        self._resized: tuple[np.ndarray, np.ndarray] | None = None  # (image, its observation)
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -200,7 +201,6 @@ class ImagePoserEnv(gym.Env):
         self._last_alignment = 0.0
         self._last_fidelity = 1.0 if self._has_image else 0.0
         self._score = self._judge(None).prompt_alignment if self._has_image else 0.0
-        self._last_critique: Critique | None = None
         self._critique_of_image: Critique | None = None  # the critique of the current image
         self._episode_over = False
         info = {
@@ -263,7 +263,6 @@ class ImagePoserEnv(gym.Env):
         except Exception as e:
             return self._fail(reward, info, "critic", self.suite.critic.name, e)
         info["verdict"] = critique.to_dict()
-        self._last_critique = critique
         self._last_alignment = float(critique.alignment)
         self._feedback = critique.reflection
         new_score = float(critique.prompt_alignment)
@@ -470,7 +469,7 @@ class ImagePoserEnv(gym.Env):
     def _resize(self, image: np.ndarray) -> np.ndarray:
         # Images are never changed in place, so the last resize is reused while the same
         # image stays current (invalid actions, discarded images).
-        cached = getattr(self, "_resized", None)
+        cached = self._resized
         if cached is not None and cached[0] is image:
             return cached[1].copy()
         out = self._resize_uncached(image)

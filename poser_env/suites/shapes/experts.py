@@ -24,7 +24,7 @@ from poser_env.components import Expert, ExpertResult
 from poser_env.constraints import Command, ObjectRef
 from poser_env.error import ConfigError
 from poser_env.suites.shapes.perception import perceive
-from poser_env.suites.shapes.scene import Obj, Scene, matching, relation_holds, render
+from poser_env.suites.shapes.scene import Obj, Scene, in_region, matching, relation_holds, render
 from poser_env.suites.shapes.vocab import CANVAS, COLORS, REGIONS, RELATION_MARGIN, SHAPES, SIZES
 
 _GAP = 3  # minimum free pixels between objects when placing
@@ -336,7 +336,7 @@ class ShapesExpert(Expert):
             for o in matching(objs, ref):
                 if id(o) in placed:
                     continue
-                ok_region = region is None or _in_region(o, region)
+                ok_region = region is None or in_region(o.x, o.y, region)
                 ok_rel = group_ok or relation_holds([o], rel[0], matching(objs, rel[1]))
                 if ok_region and ok_rel:
                     continue
@@ -446,12 +446,6 @@ class ShapesExpert(Expert):
             loses_style = targets.style is None and scene.background != "plain"
             return 0.0 if (bystanders or loses_style) else 1.0
         return 1.0 - self.profile.damage if bystanders else 1.0
-
-
-def _in_region(o: Obj, region: str) -> bool:
-    from poser_env.suites.shapes.scene import in_region
-
-    return in_region(o.x, o.y, region)
 
 
 def _t2i(name, cost, desc, **skills) -> ShapesExpert:

@@ -10,7 +10,6 @@ raises :class:`~poser_env.error.PromptParseError` naming the unparsed part.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -220,8 +219,3 @@ class ShapesExtractor(CommandExtractor):
             wanted |= {(c.subject.noun, c.subject.color) for c in command.constraints if c.subject and c.kind == "count" and c.count}
             kind, text = fix_text(command, failed, wanted)
         return Command(text=text, kind=kind, constraints=command.constraints, reflection_of=command.reflection_of or command.text)
-
-
-def parse_commands(prompt: str) -> Sequence[Command]:
-    """Shortcut: the commands of ``prompt`` (generation prompts only)."""
-    return ShapesExtractor().extract(prompt).commands

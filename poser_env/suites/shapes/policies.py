@@ -66,7 +66,7 @@ class PipelinePolicy:
         for n in (self.t2i, self.i2i):
             if n not in names:
                 raise UnknownNameError("expert", n, names)
-        return names.index(self.i2i if base.action_masks().all() and base.progress_has_image else self.t2i)
+        return names.index(self.i2i if base.progress_has_image else self.t2i)
 
 
 class OraclePolicy:

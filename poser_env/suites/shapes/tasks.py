@@ -195,6 +195,7 @@ class ShapesTaskSource(TaskSource):
             if scene is None:
                 return None
             source = render(scene)
+            source_objects = scene.objects
         clauses: list[str] = []
         commands: list[Command] = []
         for i in range(n_commands):
@@ -222,7 +223,7 @@ class ShapesTaskSource(TaskSource):
         if cfg.split == "test":
             pairs = {(c.subject.noun, c.subject.color) for cmd in commands for c in cmd.constraints if c.subject}
             if editing:
-                pairs |= {(o.shape, o.color) for o in (render_scene_objects(source))}
+                pairs |= {(o.shape, o.color) for o in source_objects}
             if not pairs & HELD_OUT:
                 return None
         prefix = EDIT_PREFIXES[int(rng.integers(len(EDIT_PREFIXES)))] if editing else ""
@@ -239,9 +240,3 @@ class ShapesTaskSource(TaskSource):
                 "commands": [c.to_dict() for c in commands],
             },
         )
-
-
-def render_scene_objects(image: np.ndarray):
-    from poser_env.suites.shapes.perception import perceive
-
-    return perceive(image).scene.objects
