@@ -71,22 +71,9 @@ def matching_i2i(env: gym.Env) -> int:
     base = env.unwrapped
     command = base.current_command
     skill = KIND_SKILL.get(command.kind if command is not None else "refine")
-    best, best_score = None, -1.0
-    for i, expert in enumerate(base.experts):
-        if expert.kind != "i2i":
-            continue
-        profile = getattr(expert, "profile", None)
-        if profile is None:
-            score = 0.5
-        elif skill is None:
-            score = sum(getattr(profile, k) for k in _EDIT_SKILLS) / len(_EDIT_SKILLS)
-        else:
-            score = getattr(profile, skill)
-        if score > best_score:
-            best, best_score = i, score
-    if best is None:
-        raise AgentsConfigError(f"The env has no image-to-image expert; experts: {list(base.expert_names)}.")
-    return best
+    return _best_by_profile(
+        base, "i2i", skill, lambda p: sum(getattr(p, k) for k in _EDIT_SKILLS) / len(_EDIT_SKILLS)
+    )
 
 
 class SingleT2IPolicy:
@@ -153,21 +140,29 @@ _T2I_SKILLS = ("presence", "counting", "binding", "spatial", "style")
 
 
 def _best_t2i(base: Any, skill: str | None) -> int:
+    return _best_by_profile(base, "t2i", skill, lambda p: min(getattr(p, k) for k in _T2I_SKILLS))
+
+
+def _best_by_profile(base: Any, kind: str, skill: str | None, overall: Any) -> int:
+    """Index of the ``kind`` expert whose profile scores highest at ``skill`` (``overall``
+    of the profile when ``skill`` is None; 0.5 for experts without a profile); the first
+    one wins ties."""
     best, best_score = None, -1.0
     for i, expert in enumerate(base.experts):
-        if expert.kind != "t2i":
+        if expert.kind != kind:
             continue
         profile = getattr(expert, "profile", None)
         if profile is None:
             score = 0.5
         elif skill is None:
-            score = min(getattr(profile, k) for k in _T2I_SKILLS)
+            score = overall(profile)
         else:
             score = getattr(profile, skill)
         if score > best_score:
             best, best_score = i, score
     if best is None:
-        raise AgentsConfigError(f"The env has no text-to-image expert; experts: {list(base.expert_names)}.")
+        what = {"t2i": "text-to-image", "i2i": "image-to-image"}[kind]
+        raise AgentsConfigError(f"The env has no {what} expert; experts: {list(base.expert_names)}.")
     return best
 
 
