@@ -200,7 +200,11 @@ class ImagePoserEnv(gym.Env):
         self._feedback = ""
         self._last_alignment = 0.0
         self._last_fidelity = 1.0 if self._has_image else 0.0
-        self._score = self._judge(None).prompt_alignment if self._has_image else 0.0
+        # The same constraints as every step's score (the plan's), so the first change in
+        # score is measured against a like-for-like baseline.
+        self._score = (
+            self.suite.critic.judge(self._image, None, self._plan.constraints).prompt_alignment if self._has_image else 0.0
+        )
         self._critique_of_image: Critique | None = None  # the critique of the current image
         self._episode_over = False
         info = {
@@ -377,9 +381,10 @@ class ImagePoserEnv(gym.Env):
             got = f"shape {getattr(image, 'shape', None)} and dtype {getattr(image, 'dtype', type(image).__name__)}"
             raise ConfigError(f"{what} must be a ({h}, {w}, 3) uint8 numpy array (suite {self.suite.name!r}), got {got}.")
 
-    def _judge(self, command: Command | None) -> Critique:
-        constraints = self._task.constraints if (command is None and self._task.constraints is not None) else self._plan.constraints
-        return self.suite.critic.judge(self._image, command, constraints)
+    def _judge_final(self) -> Critique:
+        """The current image against the task's reference constraints (the plan's if none)."""
+        constraints = self._task.constraints if self._task.constraints is not None else self._plan.constraints
+        return self.suite.critic.judge(self._image, None, constraints)
 
     def _next_command(self) -> None:
         self._attempt = 0
@@ -424,7 +429,7 @@ class ImagePoserEnv(gym.Env):
             # Without reference constraints the last critique of this very image already
             # judged the whole prompt: reuse it rather than calling the critic again.
             reuse = self._task.constraints is None and self._critique_of_image is not None
-            critique = self._critique_of_image if reuse else self._judge(None)
+            critique = self._critique_of_image if reuse else self._judge_final()
         except Exception as e:
             info.setdefault("error", f"critic failed on the final image: {type(e).__name__}: {e}")
             return metrics
