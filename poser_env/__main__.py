@@ -4,6 +4,8 @@
     python -m poser_env experts                          # the action table of a suite
     python -m poser_env suites                           # registered suites
     python -m poser_env cache stats --dir .poser-cache   # generation cache: stats|clear|export
+    python -m poser_env cache export --dir .poser-cache --out transitions.parquet
+    python -m poser_env cache export --dir .poser-cache --format datasets --out transitions/
 """
 
 from __future__ import annotations
@@ -104,15 +106,18 @@ def cache(args: argparse.Namespace) -> int:
         print(f"cleared {before['entries']} entries and {before['transitions']} transitions from {directory}")
     else:
         if not args.out:
-            print("cache export needs --out PATH.parquet", file=sys.stderr)
+            where = "PATH.parquet" if args.format == "parquet" else "DIRECTORY"
+            print(f"cache export --format {args.format} needs --out {where}", file=sys.stderr)
             return 2
-        n = export_transitions(store, args.out)
+        n = export_transitions(store, args.out, format=args.format)
         print(f"wrote {n} transitions to {args.out}")
     store.close()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    from poser_env.cache import EXPORT_FORMATS
+
     parser = argparse.ArgumentParser(prog="python -m poser_env", description="image-poser environment tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="run one episode with a built-in policy and save a picture of it")
@@ -130,7 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("cache", help="inspect, clear or export a generation cache")
     c.add_argument("action", choices=("stats", "clear", "export"))
     c.add_argument("--dir", required=True, help="the cache directory (the env's cache= argument)")
-    c.add_argument("--out", default=None, help="export: where to write the Parquet file")
+    c.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="parquet",
+        help="export: a Parquet file, or a Hugging Face dataset directory "
+        "(datasets.load_from_disk) (default: parquet)",
+    )
+    c.add_argument(
+        "--out",
+        default=None,
+        help="export: where to write (a .parquet file, or a directory for --format datasets)",
+    )
     c.set_defaults(func=cache)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -21,18 +21,21 @@ Turn it on with ``gym.make("ImagePoser-v0", cache="path/to/dir")``: the env wrap
 suite's experts, critic and extractor in caching proxies (:func:`cached_suite`) and reports
 ``info["cache"] = {"hits": ..., "misses": ...}`` for each reset and step. The cache also
 records transitions (task, command, expert, input image, output image, verdict), which
-:func:`export_transitions` writes as a Parquet dataset for offline RL.
+:func:`export_transitions` writes as a Parquet file or a Hugging Face ``datasets`` dataset
+for offline RL.
 
 Command line::
 
     python -m poser_env cache stats --dir PATH
     python -m poser_env cache clear --dir PATH
     python -m poser_env cache export --dir PATH --out transitions.parquet
+    python -m poser_env cache export --dir PATH --format datasets --out transitions/
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import io
 import json
@@ -602,26 +605,14 @@ TRANSITION_COLUMNS = (
 )
 
 
-def export_transitions(directory: str | os.PathLike[str] | GenerationCache, out: str | os.PathLike[str]) -> int:
-    """Write the recorded transitions as one Parquet file; returns the number of rows.
+#: The formats :func:`export_transitions` writes.
+EXPORT_FORMATS = ("parquet", "datasets")
 
-    Columns: ``key``, ``task_prompt``, ``task_kind``, ``command`` (JSON), ``expert``,
-    ``seed``, ``input_image`` (PNG bytes, null for generation from scratch),
-    ``output_image`` (PNG bytes), ``verdict`` (the critique as JSON) and ``accepted``.
-    Hugging Face ``datasets`` reads it with ``load_dataset("parquet", data_files=out)``.
 
-    Raises:
-        MissingDependencyError: if pyarrow is not installed (the ``cache`` extra).
-    """
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as e:
-        raise MissingDependencyError("pyarrow", "cache", "Exporting cached transitions as Parquet") from e
-    store = as_cache(directory)
-    rows = store.transitions()
+def _transition_columns(store: GenerationCache) -> dict[str, list[Any]]:
+    """The recorded transitions as columns, images as PNG bytes (shared by every format)."""
     cols: dict[str, list[Any]] = {c: [] for c in TRANSITION_COLUMNS}
-    for r in rows:
+    for r in store.transitions():
         cols["key"].append(r["key"])
         cols["task_prompt"].append(r["task_prompt"])
         cols["task_kind"].append(r["task_kind"])
@@ -632,6 +623,15 @@ def export_transitions(directory: str | os.PathLike[str] | GenerationCache, out:
         cols["output_image"].append(encode_png(r["output_image"]))
         cols["verdict"].append(json.dumps(r["verdict"], sort_keys=True))
         cols["accepted"].append(bool(r["accepted"]))
+    return cols
+
+
+def _write_parquet(store: GenerationCache, out: Path) -> int:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise MissingDependencyError("pyarrow", "cache", "Exporting cached transitions as Parquet") from e
     schema = pa.schema(
         [
             ("key", pa.string()), ("task_prompt", pa.string()), ("task_kind", pa.string()),
@@ -641,14 +641,87 @@ def export_transitions(directory: str | os.PathLike[str] | GenerationCache, out:
         ],
         metadata={"poser_env.cache_format": str(CACHE_FORMAT)},
     )
-    out = Path(out)
+    cols = _transition_columns(store)
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(cols, schema=schema), out)
-    return len(rows)
+    return len(cols["key"])
+
+
+def _write_datasets(store: GenerationCache, out: Path) -> int:
+    try:
+        import datasets
+    except ImportError as e:
+        raise MissingDependencyError(
+            "datasets", "cache", "Exporting cached transitions as a Hugging Face dataset"
+        ) from e
+    text = datasets.Value("string")
+    features = datasets.Features(
+        {
+            "key": text,
+            "task_prompt": text,
+            "task_kind": text,
+            "command": text,
+            "expert": text,
+            "seed": datasets.Value("int64"),
+            # Image() stores the PNG bytes as they are (lossless) and decodes rows to PIL
+            # images; a None input (generation from scratch) stays None.
+            "input_image": datasets.Image(),
+            "output_image": datasets.Image(),
+            "verdict": text,
+            "accepted": datasets.Value("bool"),
+        }
+    )
+    info = datasets.DatasetInfo(
+        description=f"image-poser generation cache transitions (cache format {CACHE_FORMAT})",
+        features=features,
+    )
+    cols = _transition_columns(store)
+    n = len(cols["key"])
+    dataset = datasets.Dataset.from_dict(cols, features=features, info=info)
+    # An empty dataset is saved as zero shards by default, which load_from_disk cannot read.
+    dataset.save_to_disk(str(out), num_shards=None if n else 1)
+    return n
+
+
+def export_transitions(
+    directory: str | os.PathLike[str] | GenerationCache,
+    out: str | os.PathLike[str],
+    format: str = "parquet",
+) -> int:
+    """Write the recorded transitions for offline RL; returns the number of rows.
+
+    Columns: ``key``, ``task_prompt``, ``task_kind``, ``command`` (JSON), ``expert``,
+    ``seed``, ``input_image`` (null for generation from scratch), ``output_image``,
+    ``verdict`` (the critique as JSON) and ``accepted``.
+
+    Args:
+        directory: The cache directory (or the :class:`GenerationCache` itself).
+        out: Where to write: a ``.parquet`` file for ``"parquet"``, a directory for
+            ``"datasets"``.
+        format: ``"parquet"``: one Parquet file, images as PNG bytes; Hugging Face
+            ``datasets`` reads it with ``load_dataset("parquet", data_files=out)``.
+            ``"datasets"``: a ``datasets.Dataset`` saved with ``save_to_disk``, images as
+            ``datasets.Image()`` features; ``datasets.load_from_disk(out)`` gives rows whose
+            images are PIL images with the cached pixels.
+
+    Raises:
+        ConfigError: if ``format`` is not one of :data:`EXPORT_FORMATS`.
+        MissingDependencyError: if pyarrow (``"parquet"``) or datasets (``"datasets"``) is
+            not installed (the ``cache`` extra).
+    """
+    if format not in EXPORT_FORMATS:
+        close = difflib.get_close_matches(str(format), EXPORT_FORMATS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"Unknown export format {format!r}, expected one of: {', '.join(EXPORT_FORMATS)}.{hint}"
+        )
+    write = _write_parquet if format == "parquet" else _write_datasets
+    return write(as_cache(directory), Path(out))
 
 
 __all__ = [
     "CACHE_FORMAT",
+    "EXPORT_FORMATS",
     "CacheCounter",
     "CacheEntry",
     "CachedCritic",

@@ -1,5 +1,5 @@
 """The generation cache: keys, hits and misses, exact replay, eviction, corruption,
-several processes, a killed writer, the CLI and the Parquet export."""
+several processes, a killed writer, the CLI and the Parquet and ``datasets`` exports."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import poser_env  # noqa: F401 - registers the ids
 from poser_env.__main__ import main as cli
 from poser_env.cache import (
     DB_NAME,
+    TRANSITION_COLUMNS,
     GenerationCache,
     cached_suite,
     encode_png,
@@ -305,11 +306,9 @@ def test_cli_stats_and_clear(tmp_path, capsys):
     assert "No cache at" in capsys.readouterr().err
 
 
-def test_export_round_trip(tmp_path):
-    pq = pytest.importorskip("pyarrow.parquet")
-    from poser_env.cache import decode_png
-
-    env = gym.make("ImagePoser-v0", cache=str(tmp_path / "c"))
+def recorded_episode(cache_dir):
+    """One cached episode: the unwrapped env and (command, expert, input, info) per judged step."""
+    env = gym.make("ImagePoser-v0", cache=str(cache_dir))
     env.reset(seed=4)
     base = env.unwrapped
     steps = []
@@ -321,6 +320,14 @@ def test_export_round_trip(tmp_path):
             steps.append((command, info["expert"], before, info))
         if terminated or truncated:
             break
+    return base, steps
+
+
+def test_export_round_trip(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    from poser_env.cache import decode_png
+
+    base, steps = recorded_episode(tmp_path / "c")
     n = export_transitions(tmp_path / "c", tmp_path / "t.parquet")
     table = pq.read_table(tmp_path / "t.parquet").to_pylist()
     assert n == len(table) == len(steps) > 0
@@ -344,3 +351,68 @@ def test_export_without_pyarrow(tmp_path, monkeypatch):
     GenerationCache(tmp_path)
     with pytest.raises(MissingDependencyError, match=r'pip install "image-poser\[cache\]"'):
         export_transitions(tmp_path, tmp_path / "t.parquet")
+
+
+def test_export_datasets_round_trip(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    import json
+
+    base, steps = recorded_episode(tmp_path / "c")
+    assert steps[0][2] is None  # the first step generates from scratch: no input image
+    n = export_transitions(tmp_path / "c", tmp_path / "ds", format="datasets")
+    ds = datasets.load_from_disk(str(tmp_path / "ds"))
+    assert n == len(ds) == len(steps) > 0
+    assert ds.column_names == list(TRANSITION_COLUMNS)
+    assert ds.features["input_image"] == datasets.Image()
+    assert ds.features["output_image"] == datasets.Image()
+    assert ds.features["seed"] == datasets.Value("int64")
+    assert ds.features["accepted"] == datasets.Value("bool")
+    cached = GenerationCache(tmp_path / "c").transitions()
+    for row, record, (command, expert, before, info) in zip(ds, cached, steps, strict=True):
+        assert row["key"] == record["key"]
+        assert row["task_prompt"] == base.task.prompt
+        assert json.loads(row["command"]) == command.to_dict()
+        assert row["expert"] == expert
+        assert row["seed"] == record["seed"]
+        assert json.loads(row["verdict"]) == info["verdict"]
+        assert row["accepted"] == info["accepted"]
+        assert np.array_equal(np.asarray(row["output_image"]), record["output_image"])
+        if before is None:
+            assert row["input_image"] is None
+        else:
+            assert np.array_equal(np.asarray(row["input_image"]), before)
+
+
+def test_export_datasets_of_an_empty_cache_loads(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    GenerationCache(tmp_path / "c")
+    assert export_transitions(tmp_path / "c", tmp_path / "ds", format="datasets") == 0
+    ds = datasets.load_from_disk(str(tmp_path / "ds"))
+    assert len(ds) == 0 and ds.column_names == list(TRANSITION_COLUMNS)
+
+
+def test_cli_export_datasets(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    recorded_episode(tmp_path / "c")
+    args = ["cache", "export", "--dir", str(tmp_path / "c"), "--format", "datasets"]
+    assert cli(args) == 2
+    assert "needs --out DIRECTORY" in capsys.readouterr().err
+    assert cli([*args, "--out", str(tmp_path / "ds")]) == 0
+    n = GenerationCache(tmp_path / "c").stats()["transitions"]
+    assert f"wrote {n} transitions to {tmp_path / 'ds'}" in capsys.readouterr().out
+    assert len(datasets.load_from_disk(str(tmp_path / "ds"))) == n > 0
+
+
+def test_export_without_datasets(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    GenerationCache(tmp_path)
+    expected = "needs the package 'datasets'" + r'.*pip install "image-poser\[cache\]"'
+    with pytest.raises(MissingDependencyError, match=expected):
+        export_transitions(tmp_path, tmp_path / "ds", format="datasets")
+
+
+def test_export_unknown_format(tmp_path):
+    GenerationCache(tmp_path)
+    expected = r"Unknown export format 'hf', expected one of: parquet, datasets"
+    with pytest.raises(ConfigError, match=expected):
+        export_transitions(tmp_path, tmp_path / "out", format="hf")
