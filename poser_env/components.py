@@ -112,6 +112,16 @@ class Expert(ABC):
     def __call__(self, command: Command, image: np.ndarray | None, seed: int) -> ExpertResult:
         """Execute ``command`` (on ``image`` for i2i experts) reproducibly for ``seed``."""
 
+    def call_batch(self, calls: Sequence[tuple[Command, np.ndarray | None, int]]) -> list[ExpertResult]:
+        """Execute several ``(command, image, seed)`` calls; one result per call, in order.
+
+        The shared expert pool (:mod:`poser_env.pools`) hands an expert the requests of
+        all env workers that arrived together. The default runs them one after another;
+        an expert whose model batches (one pipeline call for several prompts) overrides
+        it. Each result must equal what ``self(*call)`` returns.
+        """
+        return [self(command, image, seed) for command, image, seed in calls]
+
     def cache_identity(self) -> dict[str, Any]:
         """JSON-ready identity of this expert and its settings, hashed into cache keys.
 
@@ -240,6 +250,16 @@ class Critic(ABC):
         prompt_constraints: Sequence[Constraint],
     ) -> Critique:
         """Judge ``image`` against ``command`` (``None``: prompt only) and the prompt."""
+
+    def judge_batch(
+        self, calls: Sequence[tuple[np.ndarray, Command | None, Sequence[Constraint]]]
+    ) -> list[Critique]:
+        """Judge several ``(image, command, prompt_constraints)`` calls, in order.
+
+        Used by the shared expert pool like :meth:`Expert.call_batch`; the default judges
+        one after another. Each critique must equal what ``self.judge(*call)`` returns.
+        """
+        return [self.judge(image, command, constraints) for image, command, constraints in calls]
 
     def cache_identity(self) -> dict[str, Any]:
         """JSON-ready identity of this critic and its settings, hashed into cache keys.

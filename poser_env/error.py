@@ -65,6 +65,14 @@ class ComponentError(PoserError, RuntimeError):
         super().__init__(f"{component} {name!r} failed: {type(cause).__name__}: {cause}")
 
 
+class PoolError(PoserError, RuntimeError):
+    """The shared expert pool did not answer: a timeout, a lost replica, a missing deployment.
+
+    Raised by a pool client after its bounded retries; the environment turns it into a
+    truncated step with ``info["error_component"] == "pool"``.
+    """
+
+
 class ModelLoadError(PoserError, RuntimeError):
     """A model's weights could not be loaded (missing, offline, out of memory...).
 

@@ -1,7 +1,37 @@
-"""Shared test helpers."""
+"""Shared test helpers: tiny random models built once per test session (no download, CPU only)."""
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # any model-hub access must fail loudly
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # any model-hub access must fail loudly
+
+
+@pytest.fixture(scope="session")
+def tiny_specs(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    pytest.importorskip("transformers")
+    from poser_env.suites.diffusers.testing import tiny_pool
+
+    return tiny_pool(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from poser_env.suites.diffusers.testing import save_tiny_vlm
+
+    return str(save_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm")))
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from poser_env.suites.diffusers.testing import save_tiny_llm
+
+    return str(save_tiny_llm(tmp_path_factory.mktemp("tiny-llm")))

@@ -13,7 +13,8 @@ from PIL import Image
 
 from poser_env.components import Critique, Task
 from poser_env.constraints import Command, Plan
-from poser_env.error import ConfigError, PromptParseError
+from poser_env.error import ConfigError, PoolError, PromptParseError
+from poser_env.pools import ExpertPool, make_pool
 from poser_env.reward import RewardConfig
 from poser_env.suites.registration import Suite, make_suite
 from poser_env.text import CHARSET, fit, invalid_chars, normalise
@@ -68,10 +69,14 @@ class ImagePoserEnv(gym.Env):
     ## Starting State
     A task drawn from the suite's task source (or given with ``reset(options=...)``), no
     command done, attempt 0; the image is the source image for editing tasks, else blank.
+    If the critic (or the pool) fails on the source image, the starting score is 0 and
+    ``info["error"]`` says why: a reset cannot truncate, and a run must not stop.
 
     ## Episode End
     Terminated when no command is left. Truncated at ``max_steps`` steps, or when an
-    expert, the critic or the extractor raises (the error is in ``info["error"]``).
+    expert, the critic or the extractor raises, or the expert pool does not answer (the
+    error is in ``info["error"]``, the culprit in ``info["error_component"]``: ``"expert"``,
+    ``"critic"``, ``"extractor"`` or ``"pool"``).
     The last step's ``info["final_metrics"]`` holds success, alignment, fidelity,
     aesthetics, steps, total cost, commands done and dropped.
 
@@ -92,6 +97,12 @@ class ImagePoserEnv(gym.Env):
       extractor plans are then looked up in (and stored to) that content-addressed cache,
       and ``info["cache"]`` holds ``{"hits": ..., "misses": ...}`` for each reset and step.
       Results are identical with and without it. See ``docs/scaling.md``.
+    * ``pool``: where the experts and the critic run: ``"local"`` (default, in this
+      process), ``"ray"`` (Ray Serve deployments shared by every env worker, see
+      :class:`~poser_env.pools.ray_pool.RayPool`) or an
+      :class:`~poser_env.pools.ExpertPool`. Results are identical for every pool.
+    * ``pool_kwargs``: keyword arguments for a pool given by name (e.g. ``{"address":
+      "auto", "timeout_s": 60}``).
 
     ## Version History
     * v0: initial release.
@@ -112,6 +123,8 @@ class ImagePoserEnv(gym.Env):
         render_mode: str | None = None,
         text_max_length: int = 1024,
         cache: Any = None,
+        pool: str | ExpertPool = "local",
+        pool_kwargs: dict[str, Any] | None = None,
     ):
         if isinstance(suite, Suite):
             if suite_kwargs:
@@ -141,6 +154,9 @@ class ImagePoserEnv(gym.Env):
         self.keep_best = bool(keep_best)
         self.render_mode = render_mode
         self.text_max_length = int(text_max_length)
+        # The pool first, the cache around it: a hit never leaves this process.
+        self.pool = make_pool(pool, **(pool_kwargs or {}))
+        self.suite = self.pool.connect(self.suite)
         self._cache_counter = None
         if cache is not None:
             from poser_env.cache import cached_suite
@@ -202,9 +218,14 @@ class ImagePoserEnv(gym.Env):
         self._last_fidelity = 1.0 if self._has_image else 0.0
         # The same constraints as every step's score (the plan's), so the first change in
         # score is measured against a like-for-like baseline.
-        self._score = (
-            self.suite.critic.judge(self._image, None, self._plan.constraints).prompt_alignment if self._has_image else 0.0
-        )
+        error = None
+        try:
+            self._score = (
+                self.suite.critic.judge(self._image, None, self._plan.constraints).prompt_alignment if self._has_image else 0.0
+            )
+        except Exception as e:  # reset cannot truncate: start from 0 and report it
+            self._score = 0.0
+            error = f"{self._component_of(e, 'critic')} {self.suite.critic.name!r} failed on the source image: {type(e).__name__}: {e}"
         self._critique_of_image: Critique | None = None  # the critique of the current image
         self._episode_over = False
         info = {
@@ -214,6 +235,8 @@ class ImagePoserEnv(gym.Env):
             "prompt_score": self._score,
             "task_meta": task.meta,
         }
+        if error is not None:
+            info["error"] = error
         if self._cache_counter is not None:
             info["cache"] = self._cache_counter.snapshot()
         return self._obs(), info
@@ -320,6 +343,7 @@ class ImagePoserEnv(gym.Env):
 
     def close(self):
         self.suite.close()
+        self.pool.close()
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -390,7 +414,12 @@ class ImagePoserEnv(gym.Env):
         self._attempt = 0
         self._command = self._queue.pop(0) if self._queue else None
 
+    @staticmethod
+    def _component_of(error: BaseException, component: str) -> str:
+        return "pool" if isinstance(error, PoolError) else component
+
     def _fail(self, reward: float, info: dict, component: str, name: str, error: BaseException):
+        component = self._component_of(error, component)
         info["error"] = f"{component} {name!r} failed: {type(error).__name__}: {error}"
         info["error_component"] = component
         reward -= self.reward_config.failure_penalty

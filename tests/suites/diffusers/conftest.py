@@ -1,43 +1,12 @@
-"""Shared fixtures: tiny random models built once per test session (no download, CPU only)."""
+"""Shared fixtures of the diffusers-suite tests (the tiny models are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-os.environ["HF_HUB_OFFLINE"] = "1"  # any hub access must fail loudly
-
-
-@pytest.fixture(scope="session")
-def tiny_specs(tmp_path_factory):
-    pytest.importorskip("torch")
-    pytest.importorskip("diffusers")
-    pytest.importorskip("transformers")
-    from poser_env.suites.diffusers.testing import tiny_pool
-
-    return tiny_pool(tmp_path_factory.mktemp("tiny-models"))
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm(tmp_path_factory):
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    from poser_env.suites.diffusers.testing import save_tiny_vlm
-
-    return str(save_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm")))
-
-
-@pytest.fixture(scope="session")
-def tiny_llm(tmp_path_factory):
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    from poser_env.suites.diffusers.testing import save_tiny_llm
-
-    return str(save_tiny_llm(tmp_path_factory.mktemp("tiny-llm")))
 
 
 class ScriptedServer:

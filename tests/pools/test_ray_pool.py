@@ -1,0 +1,325 @@
+"""The Ray pool on a local Ray cluster (CPU only): the Shapes experts and the tiny diffusers
+experts as Ray Serve deployments give exactly the local pool's results, several env
+workers share one pool, batches are formed, and a pool that does not answer truncates the
+step instead of hanging."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import replace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import poser_env  # noqa: F401 - registers the ids
+from poser_env import Expert, ExpertResult
+from poser_env.error import ConfigError, PoolError
+from poser_env.suites import make_suite
+
+ray = pytest.importorskip("ray")
+serve = pytest.importorskip("ray.serve")
+from ray import cloudpickle  # noqa: E402
+
+from poser_env.pools.ray_pool import RayPool, describe, run_batch  # noqa: E402
+
+# The helper experts below are defined in this test module, which Ray's workers cannot
+# import: ship them by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+EXPERTS = ["sketch-turbo", "count-master", "object-adder", "recolorist"]
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    assert not ray.is_initialized()
+    ray.init(
+        num_cpus=2,
+        object_store_memory=256 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        namespace="image-poser",
+    )
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def rollout(env, seed, steps=10):
+    """Mask-respecting actions from a seeded generator; everything the agent would see."""
+    rng = np.random.default_rng(seed)
+    obs, info = env.reset(seed=seed)
+    out = [(obs["command"], obs["image"].tobytes(), info.get("error"))]
+    for _ in range(steps):
+        a = int(rng.choice(np.flatnonzero(env.unwrapped.action_masks())))
+        obs, r, term, trunc, info = env.step(a)
+        out.append(
+            (
+                a,
+                r,
+                term,
+                trunc,
+                obs["image"].tobytes(),
+                obs["feedback"],
+                info["error"],
+                info.get("verdict"),
+            )
+        )
+        if term or trunc:
+            obs, info = env.reset()
+            out.append((obs["command"], obs["image"].tobytes()))
+    return out
+
+
+def test_ray_pool_gives_the_local_pool_results(ray_address):
+    pooled = gym.make(
+        "ImagePoser-v0",
+        experts=EXPERTS,
+        pool="ray",
+        pool_kwargs={"address": ray_address, "timeout_s": 60},
+    )
+    local = gym.make("ImagePoser-v0", experts=EXPERTS)
+    suite = pooled.unwrapped.suite
+    assert [type(e).__name__ for e in suite.experts] == ["RayExpert"] * 4
+    assert type(suite.critic).__name__ == "RayCritic"
+    assert suite.expert_names == local.unwrapped.suite.expert_names
+    # Stand-ins keep the cache identity, so a cache filled by either pool serves both.
+    assert [e.cache_identity() for e in suite.experts] == [
+        e.cache_identity() for e in local.unwrapped.suite.experts
+    ]
+    for seed in (0, 1, 2):
+        assert rollout(pooled, seed) == rollout(local, seed)
+    manifest = describe(suite.experts[0].app_name, address=ray_address)
+    assert manifest["suite"] == "shapes" and list(manifest["experts"]) == EXPERTS
+    # A pickled env (what a vector-env worker receives) reconnects by itself.
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(pooled.unwrapped))
+    assert rollout(copy, 3) == rollout(local, 3)
+
+
+def test_async_vector_workers_share_one_pool(ray_address):
+    before = set(serve.status().applications)
+    kwargs = {
+        "experts": EXPERTS,
+        "pool": "ray",
+        "pool_kwargs": {"address": ray_address, "timeout_s": 60},
+    }
+    venv = gym.make_vec(
+        "ImagePoser-v0",
+        num_envs=2,
+        vectorization_mode="async",
+        vector_kwargs={"context": "spawn", "shared_memory": False},
+        **kwargs,
+    )
+    sync = gym.make_vec("ImagePoser-v0", num_envs=2, vectorization_mode="sync", experts=EXPERTS)
+    try:
+        seeds = [11, 12]
+        o1, _ = venv.reset(seed=seeds)
+        o2, _ = sync.reset(seed=seeds)
+        for t in range(8):
+            actions = np.array(
+                [
+                    int(
+                        np.flatnonzero(o2["action_mask"][i])[
+                            (t + i) % int(o2["action_mask"][i].sum())
+                        ]
+                    )
+                    for i in range(2)
+                ]
+            )
+            o1, r1, te1, tr1, i1 = venv.step(actions)
+            o2, r2, te2, tr2, _ = sync.step(actions)
+            assert np.array_equal(o1["image"], o2["image"]) and list(o1["command"]) == list(
+                o2["command"]
+            )
+            assert np.array_equal(r1, r2) and np.array_equal(te1, te2) and np.array_equal(tr1, tr2)
+            assert not any(i1["error"]), i1["error"]
+    finally:
+        venv.close()
+        sync.close()
+    # Both workers (and the driver's dummy env) used the application the first test deployed.
+    assert set(serve.status().applications) == before
+
+
+class BatchReporter(Expert):
+    """Reports, in its result, how many requests its batch held."""
+
+    name, kind, cost = "batch-reporter", "t2i", 1.0
+
+    def __call__(self, command, image, seed):
+        return self.call_batch([(command, image, seed)])[0]
+
+    def call_batch(self, calls):
+        return [
+            ExpertResult(np.full((64, 64, 3), seed % 256, np.uint8), 1.0, {"batch": len(calls)})
+            for _, _, seed in calls
+        ]
+
+
+class Picky(Expert):
+    """Fails on one seed in five: the other requests of its batch must still succeed."""
+
+    name, kind, cost = "picky", "t2i", 1.0
+
+    def __call__(self, command, image, seed):
+        if seed % 5 == 3:
+            raise ValueError(f"unlucky seed {seed}")
+        return ExpertResult(np.zeros((64, 64, 3), np.uint8), 1.0)
+
+
+def test_requests_from_many_callers_are_batched_per_expert(ray_address):
+    suite = make_suite("shapes")
+    suite = replace(suite, experts=(BatchReporter(), Picky()))
+    pool = RayPool(address=ray_address, max_batch_size=4, batch_wait_timeout_s=5.0, timeout_s=60)
+    remote = pool.connect(suite)
+    command = suite.extractor.extract("draw a red circle").commands[0]
+    results: dict[int, object] = {}
+
+    def call(expert, seed):
+        try:
+            results[(expert.name, seed)] = expert(command, None, seed)
+        except Exception as e:
+            results[(expert.name, seed)] = e
+
+    threads = [
+        threading.Thread(target=call, args=(e, s)) for e in remote.experts for s in range(10, 18)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sizes = [results[("batch-reporter", s)].meta["batch"] for s in range(10, 18)]
+    assert max(sizes) > 1 and max(sizes) <= 4  # batched, never past max_batch_size
+    assert [int(results[("batch-reporter", s)].image[0, 0, 0]) for s in range(10, 18)] == list(
+        range(10, 18)
+    )
+    failed = {s for s in range(10, 18) if isinstance(results[("picky", s)], Exception)}
+    assert failed == {13}
+    assert str(results[("picky", 13)]) == "unlucky seed 13" and isinstance(
+        results[("picky", 13)], ValueError
+    )
+    pool.shutdown()
+
+
+def test_run_batch_isolates_the_failing_request():
+    out = run_batch(Picky(), "call_batch", [(None, None, 12), (None, None, 13), (None, None, 14)])
+    assert isinstance(out[1], ValueError) and all(
+        isinstance(o, ExpertResult) for o in (out[0], out[2])
+    )
+
+
+class Sleeper(Expert):
+    """Answers far too slowly."""
+
+    name, kind, cost = "sleeper", "t2i", 1.0
+
+    def __call__(self, command, image, seed):
+        threading.Event().wait(30)
+        return ExpertResult(np.zeros((64, 64, 3), np.uint8), 1.0)
+
+
+def test_an_unanswering_pool_truncates_the_step(ray_address):
+    suite = make_suite("shapes")
+    suite = replace(suite, experts=(Sleeper(), *suite.experts[1:3]))
+    env = gym.make(
+        "ImagePoser-v0",
+        suite=suite,
+        pool="ray",
+        pool_kwargs={
+            "address": ray_address,
+            "timeout_s": 0.5,
+            "max_retries": 1,
+            "retry_backoff_s": 0.1,
+        },
+    )
+    env.reset(seed=0)
+    _, _, term, trunc, info = env.step(0)
+    assert trunc and not term and info["error_component"] == "pool"
+    assert (
+        "after 2 attempt(s) of up to 0.5 s" in info["error"] and "GetTimeoutError" in info["error"]
+    )
+    env.unwrapped.pool.shutdown()
+
+
+def test_an_experts_own_error_reads_as_in_process(ray_address):
+    suite = make_suite("shapes")
+    suite = replace(suite, experts=(Picky(), *suite.experts[1:3]))
+    pooled = gym.make(
+        "ImagePoser-v0",
+        suite=suite,
+        pool="ray",
+        pool_kwargs={"address": ray_address, "timeout_s": 60},
+    )
+    local = gym.make("ImagePoser-v0", suite=suite)
+    infos = []
+    for env in (pooled, local):
+        for seed in range(40):  # the first episode whose first call fails
+            env.reset(seed=seed)
+            _, _, _, trunc, info = env.step(0)
+            if info["error"]:
+                break
+        infos.append((seed, info["error"], info["error_component"]))
+    pooled.unwrapped.pool.shutdown()
+    assert infos[0] == infos[1]
+
+
+def test_deploy_false_and_bad_options(ray_address):
+    with pytest.raises(PoolError, match="No Serve application 'nope' runs .* and deploy=False"):
+        gym.make(
+            "ImagePoser-v0",
+            experts=EXPERTS,
+            pool="ray",
+            pool_kwargs={"address": ray_address, "app_name": "nope", "deploy": False},
+        )
+    with pytest.raises(
+        ConfigError, match=r"expert_options names \['sdxl'\], which are not in suite 'shapes'"
+    ):
+        gym.make(
+            "ImagePoser-v0",
+            experts=EXPERTS,
+            pool="ray",
+            pool_kwargs={"address": ray_address, "expert_options": {"sdxl": {"num_gpus": 1}}},
+        )
+    with pytest.raises(ConfigError, match="RayPool timeout_s must be a number >= 0.001, got 0"):
+        RayPool(timeout_s=0)
+
+
+def test_tiny_diffusers_experts_as_deployments(ray_address, tiny_specs, tiny_vlm):
+    pytest.importorskip("diffusers")
+    kwargs = {
+        "pool": [s.to_dict() for s in tiny_specs],
+        "critic": "vlm",
+        "critic_kwargs": {"model": tiny_vlm, "reflection": "template"},
+        "extractor": "rules",
+        "device": "cpu",
+        "memory_budget_gb": 1.0,
+        "image_size": (32, 32),
+        "experts": ["tiny-t2i", "tiny-img2img"],
+    }
+    replicas = {"num_cpus": 0, "runtime_env": {"env_vars": {"HF_HUB_OFFLINE": "1"}}}
+    pooled = gym.make(
+        "ImagePoser-v0",
+        suite="diffusers",
+        suite_kwargs=kwargs,
+        image_size=(32, 32),
+        pool="ray",
+        pool_kwargs={"address": ray_address, "timeout_s": 120, "actor_options": replicas},
+    )
+    local = gym.make("ImagePoser-v0", suite="diffusers", suite_kwargs=kwargs, image_size=(32, 32))
+    # Ray gives a replica without CPUs one torch thread; float sums in another thread count
+    # round differently, so run the local models with one thread too.
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        expected = rollout(local, 0, steps=3)
+    finally:
+        torch.set_num_threads(threads)
+    assert rollout(pooled, 0, steps=3) == expected
+    # The models were loaded in the replicas, never in this process.
+    assert pooled.unwrapped.suite.experts[0].pool.resident() == []
+    pooled.unwrapped.pool.shutdown()
