@@ -145,6 +145,36 @@ def test_async_vector_workers_share_one_pool(ray_address):
     assert set(serve.status().applications) == before
 
 
+def _sb3_env(address=None):
+    from poser_agents.wrappers import EncodeObservation
+
+    pool = {"pool": "ray", "pool_kwargs": {"address": address, "timeout_s": 60}} if address else {}
+    return EncodeObservation(gym.make("ImagePoser-v0", experts=EXPERTS, **pool), encoder="hashed")
+
+
+def test_sb3_subproc_workers_share_one_pool(ray_address):
+    vec_env = pytest.importorskip("stable_baselines3.common.vec_env")
+    pytest.importorskip("poser_agents")
+    from functools import partial
+
+    results = []
+    for venv in (
+        vec_env.DummyVecEnv([_sb3_env] * 2),
+        vec_env.SubprocVecEnv([partial(_sb3_env, ray_address)] * 2, start_method="spawn"),
+    ):
+        venv.seed(5)
+        obs = venv.reset()
+        rows = []
+        for t in range(10):
+            actions = np.array([int(np.flatnonzero(obs["action_mask"][i] > 0.5)[t % int((obs["action_mask"][i] > 0.5).sum())]) for i in range(2)])
+            obs, rewards, dones, infos = venv.step(actions)
+            rows.append((obs["progress"].copy(), rewards.astype(np.float32), dones.copy(), [info["error"] for info in infos]))
+        venv.close()
+        results.append(rows)
+    for (p1, r1, d1, e1), (p2, r2, d2, e2) in zip(*results, strict=True):
+        assert np.array_equal(p1, p2) and np.array_equal(r1, r2) and np.array_equal(d1, d2) and e1 == e2 == [None, None]
+
+
 class BatchReporter(Expert):
     """Reports, in its result, how many requests its batch held."""
 
