@@ -35,3 +35,17 @@ def tiny_llm(tmp_path_factory):
     from poser_env.suites.diffusers.testing import save_tiny_llm
 
     return str(save_tiny_llm(tmp_path_factory.mktemp("tiny-llm")))
+
+
+@pytest.fixture
+def tiny_suite_kwargs(tiny_specs, tiny_vlm):
+    """``make_suite("diffusers", **kwargs)`` arguments for the tiny models on CPU."""
+    return {
+        "pool": [s.to_dict() for s in tiny_specs],
+        "critic": "vlm",
+        "critic_kwargs": {"model": tiny_vlm, "reflection": "template"},
+        "extractor": "rules",
+        "device": "cpu",
+        "memory_budget_gb": 1.0,
+        "image_size": (32, 32),
+    }

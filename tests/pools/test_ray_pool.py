@@ -48,6 +48,12 @@ def ray_address():
         ray.shutdown()
 
 
+def ray_env(address, **kwargs):
+    """``gym.make`` with the Ray pool on the test cluster; ``pool_kwargs`` entries merge in."""
+    pool_kwargs = {"address": address, "timeout_s": 60, **kwargs.pop("pool_kwargs", {})}
+    return gym.make("ImagePoser-v0", pool="ray", pool_kwargs=pool_kwargs, **kwargs)
+
+
 def rollout(env, seed, steps=10):
     """Mask-respecting actions from a seeded generator; everything the agent would see."""
     rng = np.random.default_rng(seed)
@@ -75,12 +81,7 @@ def rollout(env, seed, steps=10):
 
 
 def test_ray_pool_gives_the_local_pool_results(ray_address):
-    pooled = gym.make(
-        "ImagePoser-v0",
-        experts=EXPERTS,
-        pool="ray",
-        pool_kwargs={"address": ray_address, "timeout_s": 60},
-    )
+    pooled = ray_env(ray_address, experts=EXPERTS)
     local = gym.make("ImagePoser-v0", experts=EXPERTS)
     suite = pooled.unwrapped.suite
     assert [type(e).__name__ for e in suite.experts] == ["RayExpert"] * 4
@@ -166,13 +167,34 @@ def test_sb3_subproc_workers_share_one_pool(ray_address):
         obs = venv.reset()
         rows = []
         for t in range(10):
-            actions = np.array([int(np.flatnonzero(obs["action_mask"][i] > 0.5)[t % int((obs["action_mask"][i] > 0.5).sum())]) for i in range(2)])
+            actions = np.array(
+                [
+                    int(
+                        np.flatnonzero(obs["action_mask"][i] > 0.5)[
+                            t % int((obs["action_mask"][i] > 0.5).sum())
+                        ]
+                    )
+                    for i in range(2)
+                ]
+            )
             obs, rewards, dones, infos = venv.step(actions)
-            rows.append((obs["progress"].copy(), rewards.astype(np.float32), dones.copy(), [info["error"] for info in infos]))
+            rows.append(
+                (
+                    obs["progress"].copy(),
+                    rewards.astype(np.float32),
+                    dones.copy(),
+                    [info["error"] for info in infos],
+                )
+            )
         venv.close()
         results.append(rows)
     for (p1, r1, d1, e1), (p2, r2, d2, e2) in zip(*results, strict=True):
-        assert np.array_equal(p1, p2) and np.array_equal(r1, r2) and np.array_equal(d1, d2) and e1 == e2 == [None, None]
+        assert (
+            np.array_equal(p1, p2)
+            and np.array_equal(r1, r2)
+            and np.array_equal(d1, d2)
+            and e1 == e2 == [None, None]
+        )
 
 
 class BatchReporter(Expert):
@@ -255,17 +277,8 @@ class Sleeper(Expert):
 def test_an_unanswering_pool_truncates_the_step(ray_address):
     suite = make_suite("shapes")
     suite = replace(suite, experts=(Sleeper(), *suite.experts[1:3]))
-    env = gym.make(
-        "ImagePoser-v0",
-        suite=suite,
-        pool="ray",
-        pool_kwargs={
-            "address": ray_address,
-            "timeout_s": 0.5,
-            "max_retries": 1,
-            "retry_backoff_s": 0.1,
-        },
-    )
+    fast = {"timeout_s": 0.5, "max_retries": 1, "retry_backoff_s": 0.1}
+    env = ray_env(ray_address, suite=suite, pool_kwargs=fast)
     env.reset(seed=0)
     _, _, term, trunc, info = env.step(0)
     assert trunc and not term and info["error_component"] == "pool"
@@ -278,12 +291,7 @@ def test_an_unanswering_pool_truncates_the_step(ray_address):
 def test_an_experts_own_error_reads_as_in_process(ray_address):
     suite = make_suite("shapes")
     suite = replace(suite, experts=(Picky(), *suite.experts[1:3]))
-    pooled = gym.make(
-        "ImagePoser-v0",
-        suite=suite,
-        pool="ray",
-        pool_kwargs={"address": ray_address, "timeout_s": 60},
-    )
+    pooled = ray_env(ray_address, suite=suite)
     local = gym.make("ImagePoser-v0", suite=suite)
     infos = []
     for env in (pooled, local):
@@ -299,45 +307,27 @@ def test_an_experts_own_error_reads_as_in_process(ray_address):
 
 def test_deploy_false_and_bad_options(ray_address):
     with pytest.raises(PoolError, match="No Serve application 'nope' runs .* and deploy=False"):
-        gym.make(
-            "ImagePoser-v0",
-            experts=EXPERTS,
-            pool="ray",
-            pool_kwargs={"address": ray_address, "app_name": "nope", "deploy": False},
-        )
+        ray_env(ray_address, experts=EXPERTS, pool_kwargs={"app_name": "nope", "deploy": False})
     with pytest.raises(
         ConfigError, match=r"expert_options names \['sdxl'\], which are not in suite 'shapes'"
     ):
-        gym.make(
-            "ImagePoser-v0",
-            experts=EXPERTS,
-            pool="ray",
-            pool_kwargs={"address": ray_address, "expert_options": {"sdxl": {"num_gpus": 1}}},
+        ray_env(
+            ray_address, experts=EXPERTS, pool_kwargs={"expert_options": {"sdxl": {"num_gpus": 1}}}
         )
     with pytest.raises(ConfigError, match="RayPool timeout_s must be a number >= 0.001, got 0"):
         RayPool(timeout_s=0)
 
 
-def test_tiny_diffusers_experts_as_deployments(ray_address, tiny_specs, tiny_vlm):
+def test_tiny_diffusers_experts_as_deployments(ray_address, tiny_suite_kwargs):
     pytest.importorskip("diffusers")
-    kwargs = {
-        "pool": [s.to_dict() for s in tiny_specs],
-        "critic": "vlm",
-        "critic_kwargs": {"model": tiny_vlm, "reflection": "template"},
-        "extractor": "rules",
-        "device": "cpu",
-        "memory_budget_gb": 1.0,
-        "image_size": (32, 32),
-        "experts": ["tiny-t2i", "tiny-img2img"],
-    }
+    kwargs = {**tiny_suite_kwargs, "experts": ["tiny-t2i", "tiny-img2img"]}
     replicas = {"num_cpus": 0, "runtime_env": {"env_vars": {"HF_HUB_OFFLINE": "1"}}}
-    pooled = gym.make(
-        "ImagePoser-v0",
+    pooled = ray_env(
+        ray_address,
         suite="diffusers",
         suite_kwargs=kwargs,
         image_size=(32, 32),
-        pool="ray",
-        pool_kwargs={"address": ray_address, "timeout_s": 120, "actor_options": replicas},
+        pool_kwargs={"timeout_s": 120, "actor_options": replicas},
     )
     local = gym.make("ImagePoser-v0", suite="diffusers", suite_kwargs=kwargs, image_size=(32, 32))
     # Ray gives a replica without CPUs one torch thread; float sums in another thread count

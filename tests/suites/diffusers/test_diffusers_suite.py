@@ -12,16 +12,8 @@ pytest.importorskip("diffusers")
 
 
 @pytest.fixture
-def suite_kwargs(tiny_specs, tiny_vlm):
-    return {
-        "pool": [s.to_dict() for s in tiny_specs],
-        "critic": "vlm",
-        "critic_kwargs": {"model": tiny_vlm, "reflection": "template"},
-        "extractor": "rules",
-        "device": "cpu",
-        "memory_budget_gb": 1.0,
-        "image_size": (32, 32),
-    }
+def suite_kwargs(tiny_suite_kwargs):
+    return tiny_suite_kwargs
 
 
 def test_make_suite_through_registry(suite_kwargs):
