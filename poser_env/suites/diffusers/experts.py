@@ -100,9 +100,8 @@ class DiffusersExpert(Expert):
         """Family-specific pipeline arguments (prompt, image, strength...)."""
         raise NotImplementedError
 
-    def __call__(self, command: Command, image: np.ndarray | None, seed: int) -> ExpertResult:
-        import torch
-
+    def pipeline_kwargs(self, command: Command, image: np.ndarray | None) -> dict[str, Any]:
+        """Every pipeline argument of one call but the generator."""
         if self.kind == "i2i" and image is None:
             raise ValueError(
                 f"Expert {self.name!r} edits an existing image but got image=None; call a 't2i' expert first."
@@ -113,21 +112,51 @@ class DiffusersExpert(Expert):
         if spec.negative_prompt and spec.guidance > 1.0:
             kwargs["negative_prompt"] = spec.negative_prompt
         kwargs.update(spec.call_kwargs)
+        return kwargs
+
+    def __call__(self, command: Command, image: np.ndarray | None, seed: int) -> ExpertResult:
+        return self._results(self.pipeline_kwargs(command, image), [seed])[0]
+
+    #: Pipeline arguments that differ between the calls of a batch and become lists.
+    BATCHED_ARGUMENTS = ("prompt", "negative_prompt", "image")
+
+    def call_batch(self, calls: Any) -> list[ExpertResult]:
+        """One pipeline call for the whole batch when ``spec.batch`` is set, else one by one."""
+        if not self.spec.batch or len(calls) < 2:
+            return super().call_batch(calls)
+        per_call = [self.pipeline_kwargs(command, image) for command, image, _ in calls]
+        merged = dict(per_call[0])
+        for key in self.BATCHED_ARGUMENTS:
+            if key in merged:
+                merged[key] = [kwargs[key] for kwargs in per_call]
+        # Everything else comes from the spec, so it is the same for every call.
+        assert all(kw.keys() == per_call[0].keys() for kw in per_call)
+        return self._results(merged, [seed for _, _, seed in calls])
+
+    def _results(self, kwargs: dict[str, Any], seeds: list[int]) -> list[ExpertResult]:
+        import torch
+
+        spec = self.spec
         with self.pool.lock:
             pipe = self.pool.get(spec)
             accepted = accepted_arguments(pipe)
             for optional in ("negative_prompt", "height", "width"):
                 if optional in kwargs and optional not in accepted:
                     del kwargs[optional]
-            # A CPU generator per call: reproducible for a seed on any device, and no
+            # A CPU generator per image: reproducible for a seed on any device, and no
             # state shared between calls or threads.
-            kwargs["generator"] = torch.Generator("cpu").manual_seed(int(seed) % (2**63))
+            generators = [torch.Generator("cpu").manual_seed(int(seed) % (2**63)) for seed in seeds]
+            kwargs["generator"] = generators[0] if len(generators) == 1 else generators
             with torch.inference_mode():
                 out = pipe(**kwargs)
         images = out.images if hasattr(out, "images") else out[0]
-        result = to_uint8(images[0], self.output_size)
-        meta = {"model": spec.model, "family": spec.family, "steps": spec.steps, "seed": int(seed)}
-        return ExpertResult(image=result, cost=self.cost, meta=meta)
+        if len(images) != len(seeds):
+            raise ValueError(f"Pipeline of expert {self.name!r} returned {len(images)} images for {len(seeds)} requests.")
+        meta = {"model": spec.model, "family": spec.family, "steps": spec.steps}
+        return [
+            ExpertResult(image=to_uint8(image, self.output_size), cost=self.cost, meta={**meta, "seed": int(seed)})
+            for image, seed in zip(images, seeds, strict=True)
+        ]
 
     def close(self) -> None:
         """Experts hold no weights; the pool owns them (``pool.clear()`` frees memory)."""

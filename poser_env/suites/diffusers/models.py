@@ -74,6 +74,10 @@ class ExpertSpec:
         negative_prompt: Passed when the pipeline uses classifier-free guidance.
         call_kwargs: Extra keyword arguments for the pipeline call
             (``{"max_sequence_length": 256}``).
+        batch: Run a batch of requests (the Ray pool's per-expert batches,
+            ``Expert.call_batch``) as one pipeline call with lists of prompts, images and
+            generators. Faster on a GPU; an image may then differ from a one-by-one call in
+            the last bits (batched kernels round differently), so it is off by default.
     """
 
     name: str
@@ -96,6 +100,7 @@ class ExpertSpec:
     prompt_suffix: str = ""
     negative_prompt: str | None = None
     call_kwargs: dict[str, Any] = field(default_factory=dict)
+    batch: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
