@@ -34,6 +34,7 @@ import hashlib
 import os
 import pickle
 import re
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -247,12 +248,33 @@ class RayCritic(_Client, Critic):
         return f"RayCritic(name={self.name!r}, deployment={self.deployment!r})"
 
 
+def probe(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast when nothing listens at a ``host:port`` or ``ray://host:port`` address.
+
+    ``ray.init`` itself keeps retrying an unreachable address for minutes.
+    """
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms are resolved by Ray itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise PoolError(
+            f"Could not reach the Ray cluster at {address!r}: {type(e).__name__}: {e}. Start one with "
+            "`ray start --head` (then address='auto' on that machine, or 'HEAD_IP:6379' elsewhere), or "
+            "pass address=None to start a local one."
+        ) from e
+
+
 def init_ray(address: str | None, namespace: str, **init_kwargs: Any) -> str:
     """Join (or start) the Ray cluster; returns its address.
 
     See the module docstring for what ``address=None`` does.
     """
     if not ray.is_initialized():
+        if address is not None:
+            probe(address)
         started_here = address is None and not os.environ.get("RAY_ADDRESS")
         kwargs: dict[str, Any] = {"namespace": namespace, "log_to_driver": False, **init_kwargs}
         if started_here:

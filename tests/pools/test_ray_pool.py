@@ -5,6 +5,7 @@ step instead of hanging."""
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 from dataclasses import replace
@@ -316,6 +317,22 @@ def test_deploy_false_and_bad_options(ray_address):
         )
     with pytest.raises(ConfigError, match="RayPool timeout_s must be a number >= 0.001, got 0"):
         RayPool(timeout_s=0)
+
+
+def test_an_unreachable_cluster_fails_fast():
+    from poser_env.pools.ray_pool import probe
+
+    with socket.socket() as s:  # a port nothing listens on: bind it, never listen
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        with pytest.raises(
+            PoolError,
+            match=f"Could not reach the Ray cluster at '127.0.0.1:{port}'.*ray start --head",
+        ):
+            probe(f"127.0.0.1:{port}", timeout_s=2)
+        with pytest.raises(PoolError, match="Could not reach the Ray cluster at 'ray://127.0.0.1"):
+            probe(f"ray://127.0.0.1:{port}", timeout_s=2)
+    probe("auto")  # resolved by Ray, not probed
 
 
 def test_tiny_diffusers_experts_as_deployments(ray_address, tiny_suite_kwargs):
