@@ -49,7 +49,7 @@ from poser_env.pools.base import ExpertPool
 
 try:
     import ray
-    from ray import serve
+    from ray import cloudpickle, serve
 except ImportError as e:  # pragma: no cover - exercised through make_pool without ray
     raise MissingDependencyError("ray", "ray", "The shared expert pool (pool='ray')") from e
 
@@ -109,9 +109,11 @@ class ComponentReplica:
     """A Serve replica holding one expert or the critic; requests are batched."""
 
     def __init__(
-        self, component: Any, method: str, max_batch_size: int, batch_wait_timeout_s: float
+        self, component: bytes, method: str, max_batch_size: int, batch_wait_timeout_s: float
     ):
-        self.component = component
+        # The component arrives pickled and is rebuilt here, so that one that cannot be
+        # rebuilt on this node fails this replica (reported by Serve), not the deployer.
+        self.component = cloudpickle.loads(component)
         self.method = method
         self.__call__.set_max_batch_size(max_batch_size)
         self.__call__.set_batch_wait_timeout_s(batch_wait_timeout_s)
@@ -134,13 +136,37 @@ class PoolIndex:
         return self.manifest
 
 
+def _deployment_problems(app_name: str) -> str:
+    """What Serve says went wrong with each unhealthy deployment of ``app_name`` (last lines)."""
+    status = serve.status().applications.get(app_name)
+    if status is None:
+        return "Serve has no record of it."
+    problems = []
+    for name, deployment in status.deployments.items():
+        if (
+            getattr(deployment.status, "value", deployment.status) != "HEALTHY"
+            and deployment.message
+        ):
+            last = [
+                line.strip() for line in deployment.message.strip().splitlines() if line.strip()
+            ][-1:]
+            problems.append(f"{name}: {' '.join(last)}")
+    return "; ".join(problems) or str(status.message)
+
+
+def _deployed(app_name: str) -> bool:
+    """Whether ``app_name`` runs or is being deployed (a failed deployment is redone)."""
+    status = serve.status().applications.get(app_name)
+    return status is not None and getattr(status.status, "value", status.status) != "DEPLOY_FAILED"
+
+
 @ray.remote(num_cpus=0, max_concurrency=1)
 class _Deployer:
     """One per cluster (a named, detached actor): serialises deployments of applications."""
 
     def ensure(self, app_name: str, application: Any) -> bool:
         """Deploy ``application`` as ``app_name`` unless it runs already; True if deployed now."""
-        if app_name in serve.status().applications:
+        if _deployed(app_name):
             return False
         serve.start(proxy_location="Disabled")
         serve.run(application, name=app_name, route_prefix=None)
@@ -385,7 +411,7 @@ class RayPool(ExpertPool):
             raise ConfigError(
                 f"Expert names {list(suite.expert_names)} collide once made safe for Serve deployment names: {names}."
             )
-        if app_name not in serve.status().applications:
+        if not _deployed(app_name):
             if not self.deploy:
                 raise PoolError(
                     f"No Serve application {app_name!r} runs on the Ray cluster at {self.connected_address} "
@@ -397,7 +423,13 @@ class RayPool(ExpertPool):
                 get_if_exists=True,
                 lifetime="detached",
             ).remote()
-            ray.get(deployer.ensure.remote(app_name, self._application(suite, names)))
+            try:
+                ray.get(deployer.ensure.remote(app_name, self._application(suite, names)))
+            except Exception as e:  # a replica that cannot build its component, no resources...
+                raise PoolError(
+                    f"Deploying the pool application {app_name!r} on the Ray cluster at "
+                    f"{self.connected_address} failed. {_deployment_problems(app_name)}"
+                ) from e
         self.connected_apps.append(app_name)
         experts = tuple(
             RayExpert(e, app_name, n, self) for e, n in zip(suite.experts, names, strict=True)
@@ -423,7 +455,9 @@ class RayPool(ExpertPool):
             options = {**self.actor_options, **self.expert_options.get(key, {})}
             return ComponentReplica.options(
                 name=deployment, num_replicas=self.num_replicas, ray_actor_options=options
-            ).bind(component, method, self.max_batch_size, self.batch_wait_timeout_s)
+            ).bind(
+                cloudpickle.dumps(component), method, self.max_batch_size, self.batch_wait_timeout_s
+            )
 
         deployments = [
             bound(e, n, e.name, "call_batch") for e, n in zip(suite.experts, names, strict=True)

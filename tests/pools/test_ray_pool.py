@@ -319,6 +319,31 @@ def test_deploy_false_and_bad_options(ray_address):
         RayPool(timeout_s=0)
 
 
+class Unbuildable(Expert):
+    """Cannot be rebuilt in a replica (its weights "are missing" there)."""
+
+    name, kind, cost = "unbuildable", "t2i", 1.0
+
+    def __init__(self):
+        self.weights = "here, not there"
+
+    def __call__(self, command, image, seed):
+        return ExpertResult(np.zeros((64, 64, 3), np.uint8), 1.0)
+
+    def __setstate__(self, state):
+        raise OSError("weights not found on this node")
+
+
+def test_a_failed_deployment_is_a_pool_error(ray_address):
+    suite = make_suite("shapes")
+    suite = replace(suite, experts=(Unbuildable(), *suite.experts[1:2]))
+    with pytest.raises(
+        PoolError, match="Deploying the pool application 'image-poser-shapes-.*' .* failed"
+    ) as e:
+        ray_env(ray_address, suite=suite)
+    assert "expert-unbuildable" in str(e.value) and "weights not found on this node" in str(e.value)
+
+
 def test_an_unreachable_cluster_fails_fast():
     from poser_env.pools.ray_pool import probe
 
