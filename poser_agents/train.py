@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "encoder_kwargs": {},
     "env_kwargs": {},
     "n_envs": 1,
+    "vec_env": "dummy",
     "eval_episodes": 200,
     "masked_eval": True,
     "log_window": 1000,
@@ -80,16 +81,29 @@ def default_run_dir(algo: str, env_id: str, seed: int, root: str | Path = "runs"
     return path
 
 
+VEC_ENVS = ("dummy", "subproc")
+
+
 def _vec_env(config: dict[str, Any], env_id: str, seed: int):
     from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    kind = config.get("vec_env", "dummy")  # runs from before vec_env existed used dummy
 
     def factory():
         return Monitor(
             make_env(env_id, config["state"], config["encoder"], config["encoder_kwargs"], config["env_kwargs"], split="train")
         )
 
-    vec = DummyVecEnv([factory for _ in range(int(config["n_envs"]))])
+    def worker_factory():
+        # Runs in the worker: Ctrl-C is the parent's to handle (it stops after the step and
+        # saves a checkpoint), so a worker must not die of it first.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return factory()
+
+    n = int(config["n_envs"])
+    # spawn, not fork: forking a process that holds torch (or CUDA, or Ray) state is unsafe.
+    vec = DummyVecEnv([factory] * n) if kind == "dummy" else SubprocVecEnv([worker_factory] * n, start_method="spawn")
     vec.seed(seed)
     return vec
 
@@ -159,6 +173,10 @@ def train(
         v = config[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise AgentsConfigError(f"{key} must be an integer >= 1, got {v!r}.")
+    if config["vec_env"] not in VEC_ENVS:
+        raise AgentsConfigError(f"vec_env must be one of {list(VEC_ENVS)}, got {config['vec_env']!r}.")
+    if config["vec_env"] != "dummy" and kind != "sb3":
+        raise AgentsConfigError(f"vec_env={config['vec_env']!r} needs a Stable-Baselines3 algorithm; {algo!r} acts on one env in this process.")
     path = Path(run_dir) if run_dir is not None else default_run_dir(algo, env_id, seed)
     if path.exists() and any(path.iterdir()):
         raise RunFolderError(f"Run folder {str(path)!r} already exists and is not empty; pick another or use --resume.")
@@ -224,6 +242,8 @@ def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progre
     meta["train_wall_seconds"] = meta.get("train_wall_seconds", 0.0) + time.perf_counter() - wall
     meta["train_cpu_seconds"] = meta.get("train_cpu_seconds", 0.0) + time.process_time() - cpu
     _save(model, kind, path)
+    if config.get("vec_env", "dummy") != "dummy":
+        model.get_env().close()  # stop the worker processes
     meta.update(timesteps_done=done, interrupted=flag["stop"], finished=not flag["stop"])
     write_meta(path, meta)
     from poser_agents.plots import expert_figure, training_figure

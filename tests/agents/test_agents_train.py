@@ -57,6 +57,21 @@ def test_same_seed_gives_the_same_curves(tmp_path, tiny):
     assert (a / "episodes.csv").read_text() != (c / "episodes.csv").read_text()
 
 
+def test_subproc_workers_train_exactly_like_in_process_envs(tmp_path, tiny):
+    tiny.update(n_envs=2, n_timesteps=200)
+    a = train("dqn", seed=3, run_dir=tmp_path / "dummy", hyperparams=tiny, evaluate=False)
+    b = train("dqn", seed=3, run_dir=tmp_path / "subproc", hyperparams={**tiny, "vec_env": "subproc"}, evaluate=False)
+    for name in ("episodes.csv", "losses.csv"):
+        assert (a / name).read_text() == (b / name).read_text(), name
+    # DummyVecEnv buffers rewards as float32, SubprocVecEnv as float64: per-expert reward
+    # means may differ in the 8th digit.
+    ea, eb = (np.genfromtxt(run / "experts.csv", delimiter=",", skip_header=1) for run in (a, b))
+    assert ea.shape == eb.shape and np.allclose(ea, eb, rtol=0, atol=1e-6, equal_nan=True)
+    assert "vec_env: subproc" in (b / "config.yaml").read_text()
+    with pytest.raises(AgentsConfigError, match=r"vec_env must be one of \['dummy', 'subproc'\], got 'ray'"):
+        train("dqn", seed=3, run_dir=tmp_path / "bad", hyperparams={**tiny, "vec_env": "ray"}, evaluate=False)
+
+
 def test_resume_continues_to_the_new_budget(tmp_path, tiny):
     run = train("dqn", seed=0, run_dir=tmp_path / "r", hyperparams=tiny, evaluate=False)
     with pytest.raises(RunFolderError, match="already trained 300 of n_timesteps=300"):
