@@ -102,8 +102,16 @@ def _vec_env(config: dict[str, Any], env_id: str, seed: int):
         return factory()
 
     n = int(config["n_envs"])
-    # spawn, not fork: forking a process that holds torch (or CUDA, or Ray) state is unsafe.
-    vec = DummyVecEnv([factory] * n) if kind == "dummy" else SubprocVecEnv([worker_factory] * n, start_method="spawn")
+    if kind == "dummy":
+        vec = DummyVecEnv([factory] * n)
+    else:
+        # One env here first, as Gymnasium's AsyncVectorEnv does: a bad config fails in this
+        # process with its own message, and whatever the env starts on first use (the local
+        # Ray instance of pool="ray", which exports RAY_ADDRESS) exists before the workers
+        # start, so they join it instead of each starting their own.
+        factory().close()
+        # spawn, not fork: forking a process that holds torch (or CUDA, or Ray) state is unsafe.
+        vec = SubprocVecEnv([worker_factory] * n, start_method="spawn")
     vec.seed(seed)
     return vec
 
