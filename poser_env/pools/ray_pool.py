@@ -187,8 +187,7 @@ class _Client:
         self.timeout_s = pool.timeout_s
         self.max_retries = pool.max_retries
         self.retry_backoff_s = pool.retry_backoff_s
-        identity = inner.cache_identity()
-        self._identity = identity
+        self._identity = inner.cache_identity()  # the cache then serves both pools alike
         self._handle: Any = None
 
     def __getattr__(self, attr: str) -> Any:
