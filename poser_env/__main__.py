@@ -6,6 +6,7 @@
     python -m poser_env cache stats --dir .poser-cache   # generation cache: stats|clear|export
     python -m poser_env cache export --dir .poser-cache --out transitions.parquet
     python -m poser_env cache export --dir .poser-cache --format datasets --out transitions/
+    python -m poser_env pool list --address auto         # the shared Ray pools: list|shutdown
 """
 
 from __future__ import annotations
@@ -115,6 +116,36 @@ def cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def pool(args: argparse.Namespace) -> int:
+    from poser_env.pools.ray_pool import describe, list_pools
+
+    if args.address is None:
+        print("pool needs --address (a running cluster: 'auto', 'HOST:6379' or 'ray://HOST:10001').", file=sys.stderr)
+        return 2
+    apps = list_pools(args.address)
+    if args.action == "list":
+        if not apps:
+            print("no image-poser pool runs on this cluster")
+        for name, status in apps.items():
+            line = f"{name}  {status}"
+            if status == "RUNNING":
+                manifest = describe(name, args.address)
+                line += f"  suite {manifest['suite']!r}, experts {', '.join(manifest['experts'])}"
+            print(line)
+        return 0
+    from ray import serve
+
+    targets = [args.app] if args.app else list(apps)
+    unknown = [t for t in targets if t not in apps]
+    if unknown:
+        print(f"no pool application {unknown[0]!r} on this cluster; running: {', '.join(apps) or 'none'}", file=sys.stderr)
+        return 1
+    for name in targets:
+        serve.delete(name)
+        print(f"deleted {name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from poser_env.cache import EXPORT_FORMATS
 
@@ -148,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         help="export: where to write (a .parquet file, or a directory for --format datasets)",
     )
     c.set_defaults(func=cache)
+    r = sub.add_parser("pool", help="list or shut down the shared expert pools on a Ray cluster")
+    r.add_argument("action", choices=("list", "shutdown"))
+    r.add_argument("--address", default=None, help="the Ray cluster: 'auto', 'HOST:6379' or 'ray://HOST:10001'")
+    r.add_argument("--app", default=None, help="shutdown: only this application (default: every image-poser pool)")
+    r.set_defaults(func=pool)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -487,6 +487,16 @@ class RayPool(ExpertPool):
         return f"RayPool(address={self.address!r}, app_name={self.app_name!r}, timeout_s={self.timeout_s:g}, max_retries={self.max_retries})"
 
 
+def list_pools(address: str | None = None, namespace: str = NAMESPACE) -> dict[str, str]:
+    """The image-poser pool applications on the cluster and their Serve status."""
+    init_ray(address, namespace)
+    return {
+        name: str(getattr(app.status, "value", app.status))
+        for name, app in sorted(serve.status().applications.items())
+        if name.startswith("image-poser-")
+    }
+
+
 def describe(
     app_name: str, address: str | None = None, namespace: str = NAMESPACE
 ) -> dict[str, Any]:
@@ -504,5 +514,6 @@ __all__ = [
     "RemoteError",
     "describe",
     "init_ray",
+    "list_pools",
     "run_batch",
 ]

@@ -344,6 +344,25 @@ def test_a_failed_deployment_is_a_pool_error(ray_address):
     assert "expert-unbuildable" in str(e.value) and "weights not found on this node" in str(e.value)
 
 
+def test_pool_command_lists_and_shuts_down(ray_address, capsys):
+    from poser_env.__main__ import main
+
+    ray_env(ray_address, experts=EXPERTS[:2])
+    assert main(["pool", "list", "--address", ray_address]) == 0
+    listing = capsys.readouterr().out
+    app = next(
+        line.split()[0] for line in listing.splitlines() if "sketch-turbo, count-master" in line
+    )
+    assert f"{app}  RUNNING  suite 'shapes'" in listing
+    assert main(["pool", "shutdown", "--address", ray_address, "--app", "image-poser-nope"]) == 1
+    assert "no pool application 'image-poser-nope'" in capsys.readouterr().err
+    assert main(["pool", "shutdown", "--address", ray_address, "--app", app]) == 0
+    assert capsys.readouterr().out == f"deleted {app}\n"
+    assert app not in serve.status().applications
+    assert main(["pool", "list"]) == 2
+    assert "pool needs --address" in capsys.readouterr().err
+
+
 def test_an_unreachable_cluster_fails_fast():
     from poser_env.pools.ray_pool import probe
 
