@@ -33,6 +33,17 @@ def _plt():
     return plt
 
 
+def _save(plt: Any, fig: Any, out: Path, title: str = "", dpi: int = 100, rect: tuple | None = None) -> Path:
+    """Title, lay out, write (creating the folder) and close ``fig``; returns ``out``."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=rect)  # rect=None is matplotlib's default
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
 def read_csv(path: str | Path) -> dict[str, np.ndarray]:
     """A CSV file of numbers as ``{column: array}`` (non-numeric columns stay strings)."""
     path = Path(path)
@@ -90,13 +101,7 @@ def training_figure(run_dir: str | Path, out: str | Path, title: str = "") -> Pa
         ax.plot(eps["timestep"], rolling(eps["success"], 200), color="C3")
         ax.set_ylim(0, 1)
     ax.set(title="training success rate (rolling 200 episodes)", xlabel="env steps", ylabel="success")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out, title)
 
 
 def expert_figure(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
@@ -119,13 +124,7 @@ def expert_figure(run_dir: str | Path, out: str | Path, title: str = "") -> Path
         axes[1].legend(fontsize=7, ncol=2)
     axes[0].set(title="average step reward per expert", xlabel="env steps", ylabel="mean reward of its calls")
     axes[1].set(title="how often each expert is chosen", xlabel="env steps", ylabel="share of calls")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out, title)
 
 
 def trajectory_figure(trajectories: Sequence[dict[str, Any]], out: str | Path, title: str = "") -> Path:
@@ -152,13 +151,7 @@ def trajectory_figure(trajectories: Sequence[dict[str, Any]], out: str | Path, t
             -0.08, 0.5, f"{prompt}\n\nsuccess={bool(final['success'])}\ncost={final['total_cost']:.1f}",
             transform=axes[r][0].transAxes, ha="right", va="center", fontsize=7,
         )
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0.18, 0, 1, 1))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out, title, dpi=90, rect=(0.18, 0, 1, 1))
 
 
 def learning_curves(runs: dict[str, list[Path]], out: str | Path, points: int = 50, window: int = 200, title: str = "") -> Path:
@@ -200,11 +193,7 @@ def learning_curves(runs: dict[str, list[Path]], out: str | Path, points: int = 
             ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), color=f"C{i}", alpha=0.2)
     ax.set(xlabel="env steps", ylabel=f"training success (rolling {window} episodes)", ylim=(0, 1), title=title or "learning curves")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def bar_with_ci(rows: dict[str, dict[str, Any]], metric: str, out: str | Path) -> Path:
@@ -217,9 +206,5 @@ def bar_with_ci(rows: dict[str, dict[str, Any]], metric: str, out: str | Path) -
     ax.bar(range(len(names)), means, yerr=cis, capsize=3, color=[f"C{i % 10}" for i in range(len(names))])
     ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
     ax.set_ylabel(metric)
-    fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return Path(out)
+    return _save(plt, fig, Path(out))
 
