@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 from poser_env.error import ConfigError, UnknownNameError
 from poser_env.pools.base import ExpertPool
+from poser_env.suites.registration import load_entry_point
 
 registry: dict[str, str | Callable[..., ExpertPool]] = {
     "local": "poser_env.pools.base:LocalPool",
@@ -44,10 +44,7 @@ def make_pool(pool: str | ExpertPool | None = "local", **kwargs: Any) -> ExpertP
     if pool not in registry:
         raise UnknownNameError("pool", pool, registry)
     entry = registry[pool]
-    if isinstance(entry, str):
-        module_name, attr = entry.split(":", 1)
-        entry = getattr(importlib.import_module(module_name), attr)
-    made = entry(**kwargs)
+    made = (load_entry_point(entry) if isinstance(entry, str) else entry)(**kwargs)
     if not isinstance(made, ExpertPool):
         raise ConfigError(
             f"Pool entry point for {pool!r} returned {type(made).__name__}, expected an ExpertPool."

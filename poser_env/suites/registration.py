@@ -110,7 +110,8 @@ def list_suites() -> list[str]:
     return sorted(registry)
 
 
-def _load(entry_point: str) -> Callable[..., Suite]:
+def load_entry_point(entry_point: str) -> Callable[..., Any]:
+    """The object a ``"module:attribute"`` string names (suites, pools), imported now."""
     if ":" not in entry_point:
         raise ConfigError(f"Entry point must look like 'module:function', got {entry_point!r}.")
     module_name, attr = entry_point.split(":", 1)
@@ -123,7 +124,7 @@ def make_suite(name: str, **kwargs: Any) -> Suite:
     if name not in registry:
         raise UnknownNameError("suite", name, registry)
     spec = registry[name]
-    factory = spec.entry_point if callable(spec.entry_point) else _load(spec.entry_point)
+    factory = spec.entry_point if callable(spec.entry_point) else load_entry_point(spec.entry_point)
     suite = factory(**{**spec.kwargs, **kwargs})
     if not isinstance(suite, Suite):
         raise ConfigError(f"Suite entry point {spec.entry_point!r} returned {type(suite).__name__}, expected Suite.")
