@@ -88,7 +88,7 @@ def _vec_env(config: dict[str, Any], env_id: str, seed: int):
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    kind = config.get("vec_env", "dummy")  # runs from before vec_env existed used dummy
+    kind = config["vec_env"]
 
     def factory():
         return Monitor(
@@ -250,7 +250,7 @@ def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progre
     meta["train_wall_seconds"] = meta.get("train_wall_seconds", 0.0) + time.perf_counter() - wall
     meta["train_cpu_seconds"] = meta.get("train_cpu_seconds", 0.0) + time.process_time() - cpu
     _save(model, kind, path)
-    if config.get("vec_env", "dummy") != "dummy":
+    if config["vec_env"] != "dummy":
         model.get_env().close()  # stop the worker processes
     meta.update(timesteps_done=done, interrupted=flag["stop"], finished=not flag["stop"])
     write_meta(path, meta)
@@ -290,7 +290,8 @@ def _resume(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate:
     kind, target = resolve_algo(info.algo)
     if kind != "sb3":
         raise RunFolderError(f"Resuming is supported for SB3-shaped algorithms; {info.algo!r} is an Agent plug-in.")
-    config = {**info.config, **overrides}
+    # DEFAULTS first: a run written before a key existed (vec_env) gets its old behaviour.
+    config = {**DEFAULTS, **info.config, **overrides}
     meta = dict(info.meta, config=config)
     done = int(meta.get("timesteps_done", 0))
     left = int(config["n_timesteps"]) - done
