@@ -429,7 +429,8 @@ class RayPool(ExpertPool):
                     f"Deploying the pool application {app_name!r} on the Ray cluster at "
                     f"{self.connected_address} failed. {_deployment_problems(app_name)}"
                 ) from e
-        self.connected_apps.append(app_name)
+        if app_name not in self.connected_apps:  # one pool may serve several envs
+            self.connected_apps.append(app_name)
         experts = tuple(
             RayExpert(e, app_name, n, self) for e, n in zip(suite.experts, names, strict=True)
         )
