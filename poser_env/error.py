@@ -7,10 +7,60 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
+
+#: Longest error message kept (characters). A user value can be huge (a 10 MB prompt);
+#: the message must stay readable on one screen and cheap to log.
+MAX_MESSAGE_CHARS = 2000
+#: Longest quoted user value inside a message (characters).
+MAX_VALUE_CHARS = 200
+
+
+def cap(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut in the middle to at most about ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 40, 20)
+    head, tail = text[: keep * 3 // 4], text[len(text) - keep // 4 :]
+    return f"{head}... [{len(text) - len(head) - len(tail)} characters cut] ...{tail}"
+
+
+def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (for quoting user input in messages)."""
+    if isinstance(value, (str, bytes)) and len(value) > limit * 4:
+        value = value[: limit * 4]  # never build the repr of a huge string
+    return cap(repr(value), limit)
+
+
+def closest(name: Any, known: Iterable[str]) -> str | None:
+    """The known name closest to ``name`` (``difflib``), or None."""
+    close = difflib.get_close_matches(str(name)[:MAX_VALUE_CHARS], list(known), n=1)
+    return close[0] if close else None
 
 
 class PoserError(Exception):
-    """Base class of every error raised on purpose by poser_env."""
+    """Base class of every error raised on purpose by poser_env.
+
+    Messages are capped at :data:`MAX_MESSAGE_CHARS` characters.
+    """
+
+    def __init__(self, *args: Any):
+        super().__init__(*(cap(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return cap(super().__str__())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other constructor arguments than their message; rebuild from
+        # args and attributes so every error survives pickling (subprocess and Ray workers).
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(cls: type, args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(PoserError, ValueError):
@@ -22,13 +72,56 @@ class UnknownNameError(PoserError, KeyError):
 
     def __init__(self, what: str, name: str, known: Iterable[str]):
         known = sorted(known)
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        self.message = f"Unknown {what} {name!r}.{hint} Known {what}s: {', '.join(known)}."
+        close = closest(name, known)
+        hint = f" Did you mean {close!r}?" if close else ""
+        self.name = name
+        self.known = known
+        self.message = cap(f"Unknown {what} {short_repr(name)}.{hint} Known {what}s: {', '.join(known)}.")
         super().__init__(self.message)
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self.message
+
+
+class UnknownArgumentError(ConfigError, TypeError):
+    """A keyword argument (of a suite, pool, expert spec, encoder, env...) does not exist.
+
+    Also a ``TypeError``, which Python raises for an unexpected keyword argument, so code
+    that caught that keeps working.
+
+    Attributes:
+        key: The unknown argument.
+        valid: The arguments that exist.
+    """
+
+    def __init__(self, where: str, key: str, valid: Iterable[str]):
+        self.key = key
+        self.valid = sorted(valid)
+        close = closest(key, self.valid)
+        hint = f" Did you mean {close!r}?" if close else ""
+        listing = ", ".join(self.valid) if self.valid else "none (it takes no arguments)"
+        super().__init__(f"Unknown argument {short_repr(key)} for {where}.{hint} Valid arguments: {listing}.")
+
+
+class ArgumentTypeError(ConfigError, TypeError):
+    """A keyword argument has the wrong type (``difficulty=3`` where a string is expected)."""
+
+    def __init__(self, where: str, key: str, expected: str, value: Any):
+        self.key = key
+        self.expected = expected
+        super().__init__(
+            f"Argument {key!r} of {where} must be {expected}, got {type(value).__name__} {short_repr(value)}."
+        )
+
+
+class CacheError(ConfigError):
+    """The generation cache's directory or database cannot be used (a file where the
+    directory should be, no permission, a read-only file system)."""
+
+
+class OutputPathError(ConfigError):
+    """An output path (``--out``, an export path, a run folder) cannot be written. Raised
+    before the work that would produce the output starts."""
 
 
 class MissingDependencyError(PoserError, ImportError):
@@ -50,7 +143,7 @@ class PromptParseError(PoserError, ValueError):
         self.unparsed = unparsed
         extra = f" ({reason})" if reason else ""
         super().__init__(
-            f"Could not parse {unparsed!r} in prompt {prompt!r}{extra}. "
+            f"Could not parse {short_repr(unparsed)} in prompt {short_repr(prompt)}{extra}. "
             "See docs/environment.md (Prompt grammar) for the phrasings the Shapes extractor understands."
         )
 
