@@ -7,7 +7,7 @@ from typing import Any
 
 from poser_env.error import ConfigError, UnknownNameError
 from poser_env.pools.base import ExpertPool
-from poser_env.suites.registration import load_entry_point
+from poser_env.suites.registration import check_kwargs, load_entry_point
 
 registry: dict[str, str | Callable[..., ExpertPool]] = {
     "local": "poser_env.pools.base:LocalPool",
@@ -28,7 +28,14 @@ def list_pools() -> list[str]:
 
 
 def make_pool(pool: str | ExpertPool | None = "local", **kwargs: Any) -> ExpertPool:
-    """Build the pool registered as ``pool`` with ``kwargs``; an :class:`ExpertPool` passes through."""
+    """Build the pool registered as ``pool`` with ``kwargs``; an :class:`ExpertPool` passes through.
+
+    Raises:
+        UnknownNameError: No pool is registered as ``pool``.
+        UnknownArgumentError: A keyword argument (``pool_kwargs`` key) the pool does not
+            take; the local pool takes none.
+        ArgumentTypeError: A keyword argument of the wrong type.
+    """
     if pool is None:
         pool = "local"
     if isinstance(pool, ExpertPool):
@@ -44,7 +51,12 @@ def make_pool(pool: str | ExpertPool | None = "local", **kwargs: Any) -> ExpertP
     if pool not in registry:
         raise UnknownNameError("pool", pool, registry)
     entry = registry[pool]
-    made = (load_entry_point(entry) if isinstance(entry, str) else entry)(**kwargs)
+    factory = load_entry_point(entry) if isinstance(entry, str) else entry
+    where = f"pool {pool!r} (pool_kwargs)"
+    if pool == "local":  # the commonest slip: Ray settings with the default pool
+        where = "pool 'local', which runs components in the env's process (pool_kwargs such as 'address' belong to pool='ray')"
+    check_kwargs(where, factory, kwargs)
+    made = factory(**kwargs)
     if not isinstance(made, ExpertPool):
         raise ConfigError(
             f"Pool entry point for {pool!r} returned {type(made).__name__}, expected an ExpertPool."
