@@ -2,6 +2,8 @@
 
 ``import poser_env`` registers ``ImagePoser-v0`` and its presets; ``gym.make`` then works
 with or without the ``poser_env:`` prefix. Nothing heavy (torch, diffusers) is imported.
+:class:`~poser_env.wrappers.EncodeObservation` (in :mod:`poser_env.wrappers`) turns the text
+observations into vectors for libraries that cannot read ``spaces.Text`` (SB3, Tianshou...).
 """
 
 from poser_env.components import (
@@ -19,6 +21,7 @@ from poser_env.envs.image_poser import ImagePoserEnv
 from poser_env.envs.registration import IDS, register_envs
 from poser_env.reward import RewardConfig
 from poser_env.suites import Suite, list_suites, make_suite, register_suite
+from poser_env.wrappers import EncodeObservation
 
 __version__ = "0.1.0"
 
@@ -32,6 +35,7 @@ __all__ = [
     "ConstraintCheck",
     "Critic",
     "Critique",
+    "EncodeObservation",
     "Expert",
     "ExpertResult",
     "ImagePoserEnv",

@@ -15,6 +15,7 @@ from poser_agents.wrappers import (
     StatePreset,
     make_encoder,
 )
+from poser_env.error import ConfigError
 
 
 def _env(state="text", encoder="hashed", **kw):
@@ -100,13 +101,14 @@ def test_gymnasium_check_env_accepts_the_wrapped_env():
 def test_unknown_encoder_and_state_are_refused_with_the_valid_names():
     with pytest.raises(AgentsConfigError, match=r"Unknown text encoder 'minilml'.*Did you mean 'minilm'.*hashed"):
         make_encoder("minilml")
-    with pytest.raises(AgentsConfigError, match=r"Unknown state preset 'image'.*text, text\+image"):
+    # The wrapper and the presets live in poser_env: ConfigError (AgentsConfigError's base).
+    with pytest.raises(ConfigError, match=r"Unknown state preset 'image'.*text, text\+image"):
         _env(state="image")
-    with pytest.raises(AgentsConfigError, match=r"Unknown text field\(s\) \['caption'\]"):
+    with pytest.raises(ConfigError, match=r"Unknown text field\(s\) \['caption'\]"):
         _env(state=StatePreset(("caption",)))
     with pytest.raises(AgentsConfigError, match="needs encoder_kwargs"):
         make_encoder("sentence-transformers")
-    with pytest.raises(AgentsConfigError, match="wraps an ImagePoser env"):
+    with pytest.raises(ConfigError, match="wraps an ImagePoser env"):
         EncodeObservation(gym.make("CartPole-v1"), encoder="hashed")
 
 
