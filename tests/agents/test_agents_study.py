@@ -8,7 +8,14 @@ import pytest
 import yaml
 
 from poser_agents import study as st
-from poser_agents.study import StudyError, load_study, parse_study, plan_cells, run_study, study_names
+from poser_agents.study import (
+    StudyError,
+    load_study,
+    parse_study,
+    plan_cells,
+    run_study,
+    study_names,
+)
 
 TINY = {
     "description": "A tiny study for the tests.",
