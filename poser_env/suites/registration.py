@@ -148,8 +148,16 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     target = func.__init__ if inspect.isclass(func) else func
     try:
         return typing.get_type_hints(target)
-    except Exception:  # unresolvable forward references: check names only
-        return {}
+    except Exception:  # a forward reference that only resolves under TYPE_CHECKING (SB3's)
+        pass
+    hints: dict[str, Any] = {}
+    namespace = getattr(inspect.unwrap(target), "__globals__", {})
+    for name, ann in getattr(target, "__annotations__", {}).items():
+        try:  # one at a time: the others are still checked
+            hints[name] = eval(ann, namespace) if isinstance(ann, str) else ann  # noqa: S307 - the code's own annotations
+        except Exception:
+            continue
+    return hints
 
 
 def _describe(hint: Any) -> str:
