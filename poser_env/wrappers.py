@@ -29,6 +29,8 @@ State presets (:data:`STATE_PRESETS`):
   the progress scalars and the action mask (a Q-network needs to know whether an image
   exists and how many attempts are left; these are 22 numbers, no pixels).
 * ``"text+image"`` - adds the critic's last feedback and the 64x64 image.
+* ``"image"`` - the image, progress scalars and action mask, no text (a study ablation).
+* ``"text-no-progress"`` - ``"text"`` without the progress scalars (a study ablation).
 """
 
 from __future__ import annotations
@@ -274,6 +276,10 @@ class StatePreset:
 STATE_PRESETS: dict[str, StatePreset] = {
     "text": StatePreset(("command", "remaining")),
     "text+image": StatePreset(("command", "remaining", "feedback"), image=True),
+    # Ablations of the study (poser_agents/studies/state.yml): no text at all, and the
+    # paper's text without the progress scalars.
+    "image": StatePreset((), image=True),
+    "text-no-progress": StatePreset(("command", "remaining"), progress=False),
 }
 
 

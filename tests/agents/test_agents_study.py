@@ -147,3 +147,19 @@ def test_workers_run_cells_in_parallel_processes(tmp_path):
     two = run_study(write(tmp_path, data, "b"), out=tmp_path, workers=2, progress=False, log=None)
     strip = lambda rows: {k: (v["metrics"], v["seeds"]) for k, v in rows.items()}  # noqa: E731
     assert strip(one["rows"]) == strip(two["rows"]), "parallel cells give the same numbers"
+
+
+@pytest.mark.parametrize("state", ["image", "text-no-progress"])
+def test_the_state_study_presets_are_valid_sb3_observations(state):
+    import gymnasium as gym
+    from stable_baselines3.common.env_checker import check_env
+
+    from poser_env.wrappers import EncodeObservation
+
+    env = EncodeObservation(gym.make("ImagePoser-v0"), state=state, encoder="hashed")
+    check_env(env)
+    obs, _ = env.reset(seed=0)
+    if state == "image":
+        assert set(obs) == {"image", "progress", "action_mask"}
+    else:
+        assert set(obs) == {"command", "remaining", "action_mask"}
