@@ -83,11 +83,11 @@ class UnknownNameError(PoserError, KeyError):
         return self.message
 
 
-class UnknownArgumentError(ConfigError, TypeError):
+class UnknownArgumentError(ConfigError):
     """A keyword argument (of a suite, pool, expert spec, encoder, env...) does not exist.
 
-    Also a ``TypeError``, which Python raises for an unexpected keyword argument, so code
-    that caught that keeps working.
+    Not a ``TypeError`` on purpose: ``gym.make`` rewrites a ``TypeError`` from the env's
+    constructor into a longer message; a :class:`ConfigError` reaches the user as written.
 
     Attributes:
         key: The unknown argument.
@@ -103,7 +103,7 @@ class UnknownArgumentError(ConfigError, TypeError):
         super().__init__(f"Unknown argument {short_repr(key)} for {where}.{hint} Valid arguments: {listing}.")
 
 
-class ArgumentTypeError(ConfigError, TypeError):
+class ArgumentTypeError(ConfigError):
     """A keyword argument has the wrong type (``difficulty=3`` where a string is expected)."""
 
     def __init__(self, where: str, key: str, expected: str, value: Any):
