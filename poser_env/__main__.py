@@ -149,6 +149,11 @@ def pool(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from poser_env.cache import EXPORT_FORMATS
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["pool", "plan"]:  # the GPU memory plan parses its own options
+        from poser_env.suites.diffusers.memory import main as plan_main
+
+        return plan_main(argv[2:])
     parser = argparse.ArgumentParser(prog="python -m poser_env", description="image-poser environment tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="run one episode with a built-in policy and save a picture of it")
@@ -179,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         help="export: where to write (a .parquet file, or a directory for --format datasets)",
     )
     c.set_defaults(func=cache)
-    r = sub.add_parser("pool", help="list or shut down the shared expert pools on a Ray cluster")
-    r.add_argument("action", choices=("list", "shutdown"))
+    r = sub.add_parser("pool", help="list or shut down the shared expert pools on a Ray cluster; plan: GPU memory plan")
+    r.add_argument("action", choices=("list", "shutdown", "plan"), help="plan: see `pool plan --help`")
     r.add_argument("--address", default=None, help="the Ray cluster: 'auto', 'HOST:6379' or 'ray://HOST:10001'")
     r.add_argument("--app", default=None, help="shutdown: only this application (default: every image-poser pool)")
     r.set_defaults(func=pool)
