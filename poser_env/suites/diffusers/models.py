@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from poser_env.error import ConfigError
+from poser_env.error import ConfigError, UnknownArgumentError
 
 #: How an expert calls its pipeline (see :mod:`poser_env.suites.diffusers.experts`).
 Family = Literal["text2image", "image2image", "instruct_pix2pix", "instruction_edit"]
@@ -67,6 +67,21 @@ class ExpertSpec:
         compile: Wrap the denoiser (``unet``/``transformer``) in ``torch.compile``.
         memory_gb: Estimated resident size of the weights in GB, used for the memory
             budget before loading (after loading the measured parameter size is used).
+        activation_gb: Estimated GPU memory one call needs above the weights (latents,
+            attention, VAE decode at ``resolution``), in GB. Only one expert runs at a
+            time, so the memory plan reserves the largest of these once
+            (:mod:`poser_env.suites.diffusers.memory`).
+        offload_gb: GPU memory a ``cpu_offload`` pipeline holds while it runs: its largest
+            component (the denoiser or the T5 encoder), which
+            ``enable_model_cpu_offload`` moves onto the GPU one at a time. ``None``:
+            ``memory_gb`` (the safe upper bound). The pool keeps this much of its budget
+            free for the offloaded expert.
+        gated: The hub repository is gated: loading needs a Hugging Face token
+            (``hf auth login`` or ``HF_TOKEN``) of an account that accepted the licence on
+            the model page.
+        needs: Python packages the checkpoint's tokenizers need beyond torch, diffusers and
+            transformers (``("sentencepiece",)`` for a T5 encoder shipped as
+            ``spiece.model``); checked when the suite is built.
         cost: Nominal cost per call in seconds (feeds the reward's cost penalty).
         licence: Licence of the weights, from the model card.
         description: One line for tables.
@@ -94,6 +109,10 @@ class ExpertSpec:
     cpu_offload: bool = False
     compile: bool = False
     memory_gb: float = 0.0
+    activation_gb: float = 0.0
+    offload_gb: float | None = None
+    gated: bool = False
+    needs: tuple[str, ...] = ()
     cost: float = 1.0
     licence: str = ""
     description: str = ""
@@ -124,6 +143,20 @@ class ExpertSpec:
         if len(self.resolution) != 2 or min(self.resolution) < 8:
             raise ConfigError(f"ExpertSpec {self.name!r}: resolution must be (height, width) >= 8, got {self.resolution!r}.")
         object.__setattr__(self, "resolution", tuple(int(v) for v in self.resolution))
+        object.__setattr__(self, "needs", tuple(self.needs))
+        for field_name in ("memory_gb", "activation_gb"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ConfigError(f"ExpertSpec {self.name!r}: {field_name} must be a number >= 0 (GB), got {value!r}.")
+        if self.offload_gb is not None and not (isinstance(self.offload_gb, (int, float)) and self.offload_gb >= 0):
+            raise ConfigError(f"ExpertSpec {self.name!r}: offload_gb must be None or a number >= 0 (GB), got {self.offload_gb!r}.")
+
+    @property
+    def resident_gb(self) -> float:
+        """GB of the pool's budget this expert's weights take while loaded (``offload_gb`` when offloaded)."""
+        if self.cpu_offload:
+            return float(self.memory_gb if self.offload_gb is None else self.offload_gb)
+        return float(self.memory_gb)
 
     @property
     def kind(self) -> str:
@@ -131,7 +164,14 @@ class ExpertSpec:
         return "t2i" if self.family in _T2I_FAMILIES else "i2i"
 
     def with_overrides(self, **changes: Any) -> ExpertSpec:
-        """A copy with some fields changed (``spec.with_overrides(steps=2)``)."""
+        """A copy with some fields changed (``spec.with_overrides(steps=2)``).
+
+        Raises:
+            UnknownArgumentError: a key is not a field (names the closest field and lists all).
+        """
+        _check_fields(changes, f"ExpertSpec {self.name!r} overrides")
+        if "resolution" in changes:
+            changes = {**changes, "resolution": tuple(changes["resolution"])}
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,14 +180,21 @@ class ExpertSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExpertSpec:
         """Build a spec from a dict (e.g. parsed YAML); unknown keys are an error."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"Unknown ExpertSpec field(s) {unknown}; known fields: {sorted(known)}.")
+        _check_fields(d, f"ExpertSpec {d.get('name', '?')!r}")
         d = dict(d)
         if "resolution" in d:
             d["resolution"] = tuple(d["resolution"])
+        if "needs" in d:
+            d["needs"] = tuple(d["needs"])
         return cls(**d)
+
+
+def _check_fields(d: dict[str, Any], where: str) -> None:
+    """Raise :class:`UnknownArgumentError` for the first key of ``d`` that is not an ExpertSpec field."""
+    known = ExpertSpec.__dataclass_fields__
+    for key in d:
+        if key not in known:
+            raise UnknownArgumentError(where, key, known)
 
 
 _NEG = "blurry, low quality, distorted, deformed, watermark, text artifacts"
@@ -171,6 +218,7 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         dtype="float16",
         variant="fp16",
         memory_gb=2.6,
+        activation_gb=1.5,
         cost=0.1,
         licence="Stability AI Non-Commercial Research Community License",
         description="SD 2.1 distilled to 1 step (ADD): fastest draft.",
@@ -186,6 +234,7 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         dtype="float16",
         variant="fp16",
         memory_gb=7.0,
+        activation_gb=2.0,
         cost=0.2,
         licence="Stability AI Non-Commercial Research Community License",
         description="SDXL distilled to 1-4 steps: fast, better detail than SD-Turbo.",
@@ -200,6 +249,10 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         resolution=(1024, 1024),
         dtype="bfloat16",
         memory_gb=33.5,
+        activation_gb=6.0,
+        offload_gb=23.8,
+        gated=True,
+        needs=("sentencepiece", "google.protobuf"),
         cost=1.5,
         licence="Apache-2.0",
         description="12B rectified-flow transformer, 4 steps: strong prompt following and text.",
@@ -210,12 +263,16 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         model="stabilityai/stable-diffusion-3.5-medium",
         family="text2image",
         pipeline="AutoPipelineForText2Image",
-        steps=28,
+        steps=40,  # the model card's recommendation
         guidance=4.5,
         resolution=(1024, 1024),
         dtype="bfloat16",
         memory_gb=16.0,
-        cost=4.0,
+        activation_gb=5.0,
+        offload_gb=9.5,
+        gated=True,
+        needs=("sentencepiece", "google.protobuf"),
+        cost=5.7,
         licence="Stability AI Community License",
         description="2.5B MMDiT with T5-XXL: composition, counting and spatial layout.",
         negative_prompt=_NEG,
@@ -230,6 +287,9 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         resolution=(1024, 1024),
         dtype="float16",
         memory_gb=11.0,
+        activation_gb=5.0,
+        offload_gb=9.5,
+        needs=("sentencepiece", "google.protobuf"),
         cost=3.0,
         licence="CreativeML Open RAIL++-M",
         description="0.6B DiT with T5-XXL (300 tokens): long, dense prompts.",
@@ -248,6 +308,7 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         dtype="float16",
         variant="fp16",
         memory_gb=2.6,
+        activation_gb=1.5,
         cost=0.1,
         licence="Stability AI Non-Commercial Research Community License",
         description="SDEdit with SD-Turbo, shares weights with sd-turbo: cheap restyle.",
@@ -264,6 +325,7 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         dtype="float16",
         variant="fp16",
         memory_gb=7.0,
+        activation_gb=2.0,
         cost=0.2,
         licence="Stability AI Non-Commercial Research Community License",
         description="SDEdit with SDXL-Turbo, shares weights with sdxl-turbo: restyle, refine.",
@@ -273,13 +335,17 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         model="stabilityai/stable-diffusion-3.5-medium",
         family="image2image",
         pipeline="AutoPipelineForImage2Image",
-        steps=28,
+        steps=40,  # the model card's recommendation
         guidance=4.5,
         strength=0.6,
         resolution=(1024, 1024),
         dtype="bfloat16",
         memory_gb=16.0,
-        cost=2.5,
+        activation_gb=5.0,
+        offload_gb=9.5,
+        gated=True,
+        needs=("sentencepiece", "google.protobuf"),
+        cost=3.6,
         licence="Stability AI Community License",
         description="SDEdit with SD3.5-Medium, shares weights: restyle while keeping layout.",
         negative_prompt=_NEG,
@@ -295,6 +361,7 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         resolution=(512, 512),
         dtype="float16",
         memory_gb=2.6,
+        activation_gb=2.0,
         cost=1.0,
         licence="MIT",
         description="Instruction editing ('make the car red'): recolour, add, restyle.",
@@ -310,6 +377,7 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         resolution=(512, 512),
         dtype="float16",
         memory_gb=2.6,
+        activation_gb=2.0,
         cost=1.0,
         licence="CC-BY-4.0 (MagicBrush release; check the model card)",
         description="InstructPix2Pix fine-tuned on MagicBrush: local, faithful edits.",
@@ -324,6 +392,10 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         resolution=(1024, 1024),
         dtype="bfloat16",
         memory_gb=33.5,
+        activation_gb=8.0,
+        offload_gb=23.8,
+        gated=True,
+        needs=("sentencepiece", "google.protobuf"),
         cost=8.0,
         licence="FLUX.1 [dev] Non-Commercial License (gated)",
         description="12B in-context editor: add/remove/move objects, keeps identity.",
@@ -340,6 +412,8 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
         dtype="float16",
         variant="fp16",
         memory_gb=6.1,
+        activation_gb=5.0,
+        offload_gb=4.6,
         cost=1.5,
         licence="CreativeML Open RAIL++-M",
         description="SDXL refiner: sharpens detail and fixes artefacts, low strength.",
