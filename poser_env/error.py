@@ -181,3 +181,14 @@ class ModelLoadError(PoserError, RuntimeError):
         self.cause = cause
         role = role or f"expert {expert!r}"
         super().__init__(f"Could not load model {model!r} for {role}: {type(cause).__name__}: {cause}. {hint}")
+
+
+class ComponentOutputError(PoserError, ValueError):
+    """A component returned a value outside its contract: an expert's image of the wrong
+    shape or dtype, a NaN or negative cost, a critic's score that is NaN or outside [0, 1].
+
+    Raised inside the environment, which treats it like a failing component: the step is
+    truncated, ``info["error"]`` names the component and the bad value, and
+    ``info["error_component"]`` says which kind of component it was. Nothing of the bad
+    output reaches a reward or an observation.
+    """
