@@ -1,111 +1,658 @@
 """Rule-based command extractor of the Shapes world.
 
-Parses every phrasing the task generator produces (and the same grammar written by hand),
-derives each command's constraints and the whole prompt's constraints with
-:class:`~poser_env.suites.shapes.language.SymbolicState`, and reflects on failures by
-rewriting the command into a repair ("add one more red circle"). Text it cannot parse
-raises :class:`~poser_env.error.PromptParseError` naming the unparsed part.
+Parses prompts as people write them over the world's closed vocabulary, in free word order:
+the text is tokenised and normalised (case, digits, plurals, spelling variants, punctuation),
+split into clauses at sentence marks and sequencing words ("then", "after that", "and"
+before a verb), and each clause is read as a small bag of chunks (a verb, object phrases,
+places, a colour, a background) whose combination decides the command. References ("the
+star", "them", "its", "one of them", "the other") are resolved against the
+:class:`~poser_env.suites.shapes.language.SymbolicState` of the commands so far, which then
+derives each command's constraints and the whole prompt's constraints, exactly as for the
+task generator's own phrasings.
+
+Text it cannot understand raises :class:`~poser_env.error.PromptParseError` naming the
+clause and the words it could not place, with the world's words where a word is close to
+one ("'hexagon' is not a shape of this world; shapes: ..."); an ambiguous reference ("the
+circle" with red and blue circles) is an error naming the candidates, never a guess.
+
+The extractor also reflects on failures by rewriting the command into a repair ("add one
+more red circle").
 """
 
 from __future__ import annotations
 
-import re
+import difflib
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from poser_env.components import CommandExtractor, Critique
-from poser_env.constraints import Command, ObjectRef, Plan
+from poser_env.constraints import Command, ObjectRef, Plan, number_word
 from poser_env.error import PromptParseError
-from poser_env.suites.shapes.language import (
-    ADD_VERBS,
-    EDIT_PREFIXES,
-    GENERATE_VERBS,
-    MOVE_REGION_WORDS,
-    MOVE_VERBS,
-    REGION_WORDS,
-    RELATION_WORDS,
-    REMOVE_VERBS,
-    Group,
-    Intent,
-    SymbolicState,
-    fix_text,
-    intent_command,
-)
-from poser_env.suites.shapes.vocab import COLORS, NUMBER_WORDS, SHAPES, SIZES, STYLES
-
-_alt = lambda words: "(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")"  # noqa: E731
-_SHAPE = "(?P<{p}shape>" + "|".join(f"{s}(?:e?s)?" for s in SHAPES) + ")"
-_COLOR = "(?P<{p}color>" + "|".join(COLORS) + ")"
-_SIZE = "(?:(?P<{p}size>" + "|".join(SIZES) + r")\s+)?"
-_COUNT = "(?P<{p}count>" + "|".join(NUMBER_WORDS) + ")"
-
-
-def _obj(p: str, counted: bool) -> str:
-    body = _SIZE.format(p=p) + _COLOR.format(p=p) + r"\s+" + _SHAPE.format(p=p)
-    return (_COUNT.format(p=p) + r"\s+" + body) if counted else (r"the\s+" + body)
-
-
-_REL_WORDS = {w: rel for rel, words in RELATION_WORDS.items() for w in words}
-_LOC = (
-    r"(?:\s+(?P<{p}region>" + _alt(REGION_WORDS.values()) + r")"
-    r"|\s+(?P<{p}relw>" + _alt(_REL_WORDS) + r")\s+(?:(?P<{p}pron>them|it)|" + _obj("{p}o", False) + r")"
-    r"|\s+to\s+(?:their|its)\s+(?P<{p}prel>left|right))?"
+from poser_env.suites.shapes import lexicon as lx
+from poser_env.suites.shapes.language import Group, Intent, SymbolicState, fix_text, intent_command
+from poser_env.suites.shapes.vocab import (
+    COLORS,
+    MAX_COUNT,
+    REGIONS,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    STYLES,
 )
 
-
-def _group_re(p: str) -> str:
-    return _obj(p, True) + _LOC.format(p=p)
-
-
-_BG = r"(?:\s+on\s+an?\s+(?P<style>" + "|".join(STYLES) + r")\s+background)?"
-_GEN_RE = re.compile(r"^(?P<verb>" + _alt(GENERATE_VERBS) + r")\s+" + _group_re("a") + r"(?:\s+and\s+" + _group_re("b") + ")?" + _BG + "$")
-_ADD_RE = re.compile(r"^(?P<verb>" + _alt(ADD_VERBS) + r")\s+" + _group_re("a") + "$")
-_REMOVE_RE = re.compile(r"^" + _alt(REMOVE_VERBS) + r"\s+" + _obj("t", False) + "$")
-_RESTYLE_RE = re.compile(
-    r"^(?:make the background (?P<s1>{s})|give it an? (?P<s2>{s}) background|change the background to (?P<s3>{s})|use an? (?P<s4>{s}) background)$".format(
-        s="|".join(STYLES)
-    )
+_EXAMPLES = (
+    "expected a command such as 'draw three red circles on the left', 'add a big blue square to their right', "
+    "'remove the red circles', 'make the star green', 'move the stars to the top', 'make the background striped'"
 )
-_RECOLOR_RE = re.compile(
-    r"^(?:make|paint|recolou?r|change the colou?r of)\s+" + _obj("t", False) + r"\s+(?:to\s+)?(?P<new>" + "|".join(COLORS) + ")$"
-)
-_MOVE_RE = re.compile(
-    r"^" + _alt(MOVE_VERBS) + r"\s+" + _obj("t", False) + r"\s+(?P<dest>" + _alt(MOVE_REGION_WORDS.values()) + ")$"
-)
-_SPLIT_RE = re.compile(
-    r"\s*(?:[,.;]\s*(?:and\s+)?(?:then|after\s+that|next|finally|afterwards)\b,?\s*|[.;]\s+)",
-    re.IGNORECASE,
-)
-_VERBS = [*ADD_VERBS, *REMOVE_VERBS, *MOVE_VERBS, "make", "recolor", "recolour", "change", "paint", "give", "use"]
-_AND_VERB_RE = re.compile(r"\s+and\s+(?=" + _alt(_VERBS) + r"\b)")
-_REGION_OF = {v: k for k, v in REGION_WORDS.items()}
-_MOVE_REGION_OF = {v: k for k, v in MOVE_REGION_WORDS.items()}
+_PICTURE_WORDS = {"picture", "image", "canvas", "scene", "frame", "drawing"}
+_PRONOUNS = {"them", "it", "they", "those", "these"}
+_SEPARATORS = {("and",), ("with",), ("plus",), ("along", "with"), ("as", "well", "as"), ("alongside",), ("together", "with")}
+_STYLE_PREPS = {"on", "with", "against", "in", "onto", "to", "into"}
 
 
-def _noun(word: str) -> str:
-    for s in SHAPES:
-        if word in (s, s + "s", s + "es"):
-            return s
-    raise AssertionError(word)
+# ------------------------------------------------------------------------------ clauses
+@dataclass
+class _Clause:
+    tokens: list[lx.Token]
+    sequenced: bool = False  # started by "then", "after that"...
+    after_comma: bool = False  # separated from the previous clause by a comma only
+
+
+def _starts_command(words: list[str], i: int) -> bool:
+    while i < len(words):
+        m = lx.longest_match(words, i, lx.FILLER_PHRASES)
+        if m is None:
+            break
+        i += m[0]
+    return i < len(words) and lx.longest_match(words, i, lx.VERB_PHRASES) is not None
+
+
+def _has_verb(tokens: list[lx.Token]) -> bool:
+    words = [t.word for t in tokens]
+    return any(lx.longest_match(words, i, lx.VERB_PHRASES) is not None for i in range(len(words)))
 
 
 def split_clauses(prompt: str) -> tuple[list[str], bool]:
-    """Lower-cased clauses of ``prompt`` and whether it is an editing prompt."""
-    text = " ".join(prompt.strip().split())
-    editing = False
-    for prefix in EDIT_PREFIXES:
-        if text.lower().startswith(prefix.strip().lower()):
-            text, editing = text[len(prefix.strip()) :].strip(), True
+    """Lower-cased clause texts of ``prompt`` and whether it starts with an editing phrase."""
+    clauses = _clauses(lx.tokenize(prompt))
+    texts = [_text(prompt, _content_span(c.tokens)) for c in clauses]
+    head = " ".join(prompt.lower().split())
+    editing = head.startswith(("edit the image", "edit this image", "in this picture", "change this image"))
+    return [t for t in texts if t], editing
+
+
+def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
+    words = [t.word for t in tokens]
+    out: list[_Clause] = []
+    cur = _Clause([])
+
+    def flush(comma: bool = False) -> None:
+        nonlocal cur
+        if cur.tokens:
+            out.append(cur)
+            cur = _Clause([], after_comma=comma)
+        elif not comma:
+            cur.after_comma = False
+
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in lx.CLAUSE_MARKS:
+            flush()
+            i += 1
+            continue
+        if w == ",":
+            flush(comma=True)
+            i += 1
+            continue
+        m = lx.longest_match(words, i, lx.CONNECTOR_PHRASES)
+        if m is not None and not (w == "next" and words[i + 1 : i + 2] == ["to"]):
+            flush()
+            cur.sequenced, cur.after_comma = True, False
+            i += m[0]
+            continue
+        if w == "and" and not cur.tokens:
+            i += 1  # ", and use a striped background": the "and" only joins
+            continue
+        if w == "and" and _starts_command(words, i + 1):
+            flush()
+            i += 1
+            continue
+        cur.tokens.append(tokens[i])
+        i += 1
+    flush()
+    # "Draw a red circle, a blue square and a green star": a verbless part after a plain
+    # comma continues the previous clause.
+    merged: list[_Clause] = []
+    for c in out:
+        if merged and c.after_comma and not c.sequenced and not _has_verb(c.tokens):
+            glue = lx.Token("and", c.tokens[0].start, c.tokens[0].start)
+            merged[-1].tokens += [glue, *c.tokens]
+        else:
+            merged.append(c)
+    return merged
+
+
+def _text(prompt: str, span: tuple[int, int] | None) -> str:
+    return "" if span is None else " ".join(prompt[span[0] : span[1]].split()).lower()
+
+
+def _content_span(tokens: list[lx.Token]) -> tuple[int, int] | None:
+    """Characters from the first to the last word that is not filler."""
+    words = [t.word for t in tokens]
+    keep = [True] * len(words)
+    i = 0
+    while i < len(words):
+        m = lx.longest_match(words, i, lx.FILLER_PHRASES)
+        v = lx.longest_match(words, i, lx.VERB_PHRASES)
+        if m is not None and (v is None or m[0] > v[0]) and words[i] != "and":
+            keep[i : i + m[0]] = [False] * m[0]
+            i += m[0]
+        else:
+            i += 1
+    for j, t in enumerate(tokens):
+        if t.start == t.end or t.word == "and":
+            keep[j] = False if (j == 0 or j == len(tokens) - 1 or t.start == t.end) else keep[j]
+    idx = [j for j, k in enumerate(keep) if k]
+    return None if not idx else (tokens[idx[0]].start, tokens[idx[-1]].end)
+
+
+# ------------------------------------------------------------------------------ chunks
+@dataclass
+class _Obj:
+    """An object phrase: "two big red circles", "the star", "them", "one of the circles"."""
+
+    det: str  # indef | def | other | part | more | bare | pron
+    words: str
+    count: int | None = None
+    size: str | None = None
+    color: str | None = None
+    noun: str | None = None
+    plural: bool = False
+    one: bool = False  # "a blue one", "the other ones"
+    ordinal: int | None = None
+    pron: str | None = None
+    inner: _Obj | None = None  # the group of a partitive ("two of the circles")
+
+
+@dataclass
+class _Chunk:
+    kind: str  # verb | obj | region | rel | prel | style | bg | color | size | sep | to
+    value: object = None
+    words: str = ""
+
+
+@dataclass
+class _Reading:
+    chunks: list[_Chunk] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _explain(word: str) -> str:
+    """Why ``word`` is not understood, with what the world offers instead."""
+    stem = word[:-2] if word.endswith("es") and word[:-2] in lx.FOREIGN_SHAPES else word.rstrip("s") if word.endswith("s") else word
+    if word in lx.FOREIGN_SHAPES or stem in lx.FOREIGN_SHAPES:
+        return f"'{word}' is not a shape of this world; shapes: {', '.join(SHAPES)}"
+    if word in lx.FOREIGN_COLORS:
+        return f"'{word}' is not a colour of this world; colours: {', '.join(COLORS)}"
+    if word in lx.FOREIGN_SIZES:
+        return f"'{word}' is not a size of this world; sizes: {', '.join(SIZES)}"
+    if word in lx.FOREIGN_STYLES:
+        return f"'{word}' is not a background of this world; backgrounds: {', '.join(STYLES)}"
+    if word in lx.FOREIGN_PLACES:
+        return (
+            f"'{word}' is not a place of this world; regions: {', '.join(REGIONS)}; "
+            f"relations: {', '.join(RELATIONS)} another group"
+        )
+    if word in lx.VAGUE_COUNTS:
+        return f"'{word}' is not a count; give a number from one to {number_word(MAX_COUNT)}"
+    close = difflib.get_close_matches(word, sorted(w for w in lx.KNOWN_WORDS if len(w) > 2), n=1, cutoff=0.75)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"'{word}' is not a word this world knows{hint}"
+
+
+def _chunk(tokens: list[lx.Token]) -> _Reading:
+    words = [t.word for t in tokens]
+    orig = [t.text.lower() or t.word for t in tokens]
+    out = _Reading()
+    n = len(words)
+    i = 0
+    while i < n:
+        w = words[i]
+        if w == "and" and tokens[i].start == tokens[i].end:  # glue of merged clauses
+            out.chunks.append(_Chunk("sep", words="and"))
+            i += 1
+            continue
+        best: tuple[int, str, object] | None = None
+        for kind, table in (
+            ("rel", lx.RELATION_PHRASES),
+            ("prel", lx.PRONOUN_RELATION_PHRASES),
+            ("region", lx.REGION_PHRASES),
+            ("verb", lx.VERB_PHRASES),
+            ("filler", lx.FILLER_PHRASES),
+        ):
+            m = lx.longest_match(words, i, table)
+            if m is not None and (best is None or m[0] > best[0]):
+                best = (m[0], kind, m[1])
+        if best is not None and best[1] == "rel" and i + best[0] + 1 < n + 1:
+            # "on the left of the picture" is a region, not a relation to a picture.
+            j = i + best[0]
+            if words[j : j + 1] and words[j] in ("the", "this") and words[j + 1 : j + 2] and words[j + 1] in _PICTURE_WORDS:
+                side = best[2].split()[0]
+                side = {"above": "top", "below": "bottom"}.get(side, side)
+                out.chunks.append(_Chunk("region", side, " ".join(orig[i : j + 2])))
+                i = j + 2
+                continue
+        if best is not None:
+            size, kind, value = best
+            if kind != "filler":
+                out.chunks.append(_Chunk(kind, value, " ".join(orig[i : i + size])))
+            i += size
+            continue
+        # Backgrounds: "on a checkered background", "make the background striped".
+        j = i
+        if w in _STYLE_PREPS and i + 1 < n:
+            j = i + 1
+        if words[j] in ("a", "an", "the") and j + 1 < n:
+            j += 1
+        if words[j] in STYLES or words[j] == "background":
+            if j != i and words[i] in _STYLE_PREPS and words[j - 1] not in ("a", "an", "the") and j == i + 1 and w in ("to", "into"):
+                out.chunks.append(_Chunk("to", None, w))  # "change the background to grid"
+            i = j
+            if words[i] == "background":
+                out.chunks.append(_Chunk("bg", None, "background"))
+            else:
+                out.chunks.append(_Chunk("style", words[i], words[i]))
+            i += 1
+            continue
+        if w in REGIONS:
+            out.chunks.append(_Chunk("region", w, w))
+            i += 1
+            continue
+        sep = lx.longest_match(words, i, _SEPARATORS)
+        if sep is not None:
+            out.chunks.append(_Chunk("sep", None, " ".join(orig[i : i + sep[0]])))
+            i += sep[0]
+            continue
+        if w in ("to", "into"):
+            out.chunks.append(_Chunk("to", None, w))
+            i += 1
+            continue
+        obj, j = _object(tokens, i, out.problems)
+        if j > i:
+            if obj is not None:
+                out.chunks.append(obj)
+            i = j
+            continue
+        out.problems.append(_explain(w))
+        i += 1
+    return out
+
+
+def _object(tokens: list[lx.Token], i: int, problems: list[str]) -> tuple[_Chunk | None, int]:
+    """Reads an object phrase at ``i``; returns the chunk (or a stray colour/size) and the next index."""
+    words = [t.word for t in tokens]
+    orig = [t.text.lower() or t.word for t in tokens]
+    n = len(words)
+    at = lambda k: words[k] if k < n else ""  # noqa: E731
+    start = i
+    w = at(i)
+    obj = _Obj("bare", "")
+    if w in ("them", "it", "they") or (w in _PRONOUNS and at(i + 1) not in SHAPES and at(i + 1) not in COLORS and at(i + 1) not in SIZES):
+        obj.det, obj.pron = "pron", w
+        obj.words = w
+        return _Chunk("obj", obj, w), i + 1
+    if w in ("those", "these"):
+        obj.det = "def"
+        i += 1
+    elif w == "the":
+        obj.det = "def"
+        i += 1
+        if at(i) == "other":
+            obj.det = "other"
+            i += 1
+        elif lx.count_of(at(i)) is not None and at(i) not in ("a", "an"):
+            obj.count = lx.count_of(at(i))
+            i += 1
+    elif w in ("all", "both"):
+        obj.det = "def"
+        i += 1
+        if at(i) == "of":
+            i += 1
+        if at(i) in ("the", "those", "these"):
+            i += 1
+        elif at(i) in ("them",):
+            obj.det, obj.pron = "pron", "them"
+            obj.words = " ".join(orig[start : i + 1])
+            return _Chunk("obj", obj, obj.words), i + 1
+    elif w == "another":
+        obj.det, obj.count = "more", 1
+        i += 1
+    elif w in ("a", "an"):
+        obj.det, obj.count = "indef", 1
+        i += 1
+        if at(i) in lx.ORDINALS:
+            obj.det, obj.ordinal = "more", lx.ORDINALS[at(i)]
+            i += 1
+    elif lx.count_of(w) is not None:
+        obj.det, obj.count = "indef", lx.count_of(w)
+        i += 1
+        if at(i) == "more":
+            obj.det = "more"
+            i += 1
+        elif at(i) == "of":
+            i += 1
+            inner = _object(tokens, i, problems)
+            if inner[0] is None or inner[0].value.det not in ("def", "pron", "other", "bare"):
+                problems.append(f"'{' '.join(orig[start:i])}' must be followed by a group such as 'the circles' or 'them'")
+                return None, max(inner[1], i)
+            obj.det, obj.inner = "part", inner[0].value
+            obj.words = " ".join(orig[start : inner[1]])
+            return _Chunk("obj", obj, obj.words), inner[1]
+    elif w in lx.VAGUE_COUNTS and (at(i + 1) in SHAPES or at(i + 1) in COLORS or at(i + 1) in SIZES or at(i + 1) == "of"):
+        problems.append(_explain(w))
+        obj.det = "indef"
+        i += 1
+    while at(i) in SIZES or at(i) in COLORS:
+        attr = "size" if at(i) in SIZES else "color"
+        if getattr(obj, attr) is not None:
             break
-    text = text.rstrip(".").strip()
-    clauses = []
-    for part in _SPLIT_RE.split(text):
-        clauses += [c.strip().lower() for c in _AND_VERB_RE.split(part) if c.strip()]
-    return clauses, editing
+        setattr(obj, attr, at(i))
+        i += 1
+    if at(i) in SHAPES:
+        obj.noun, obj.plural = at(i), tokens[i].plural
+        i += 1
+    elif at(i) == "one":
+        obj.one, obj.plural = True, tokens[i].plural
+        i += 1
+    if obj.det == "bare" and obj.noun is None and not obj.one:
+        if i == start:
+            return None, start
+        # A colour or size on its own: "make the star red".
+        chunks = [("size", obj.size), ("color", obj.color)]
+        kind, value = next((k, v) for k, v in chunks if v is not None)
+        if obj.size is not None and obj.color is not None:
+            problems.append(f"'{obj.size} {obj.color}' is not attached to a shape")
+        return _Chunk(kind, value, value), i
+    if i == start:
+        return None, start
+    obj.words = " ".join(orig[start:i])
+    if obj.count is not None and not 1 <= obj.count <= MAX_COUNT and obj.det != "def":
+        problems.append(f"'{obj.words}': counts go up to {number_word(MAX_COUNT)} (one to {number_word(MAX_COUNT)} of a kind)")
+    if obj.ordinal is not None and obj.ordinal > MAX_COUNT:
+        problems.append(f"'{obj.words}': counts go up to {number_word(MAX_COUNT)}")
+    return _Chunk("obj", obj, obj.words), i
+
+
+# ------------------------------------------------------------------------------ meaning
+class _Parse:
+    """Reads one prompt's clauses into intents against a symbolic state."""
+
+    def __init__(self, prompt: str, state: SymbolicState):
+        self.prompt = prompt
+        self.state = state
+        self.recent: list[ObjectRef] = []  # what the previous clause talked about ("the other")
+        self.clause = ""
+
+    def fail(self, reason: str) -> PromptParseError:
+        return PromptParseError(self.prompt, self.clause, reason)
+
+    # ---------------------------------------------------------------- references
+    def _known(self, pool: list[ObjectRef]) -> str:
+        return ", ".join(r.phrase(2) for r in pool) or "nothing yet"
+
+    def resolve(self, obj: _Obj, pool: list[ObjectRef], last: ObjectRef | None) -> ObjectRef:
+        """The existing group an object phrase points to (never a guess)."""
+        if obj.det == "pron":
+            if last is None or last not in pool:
+                raise self.fail(f"'{obj.pron}' with nothing before it to refer to (the plan so far has {self._known(pool)})")
+            return last
+        if obj.det == "part":
+            return self.resolve(obj.inner, pool, last)
+        noun = obj.noun
+        if noun is None and obj.det != "other":
+            if last is None:
+                raise self.fail(f"'{obj.words}' names no shape and nothing before it says which")
+            noun = last.noun if obj.det != "other" else None
+        cands = [r for r in pool if (noun is None or r.noun == noun) and (obj.color is None or r.color == obj.color)]
+        if obj.size is not None and any(r.size == obj.size for r in cands):
+            cands = [r for r in cands if r.size == obj.size]
+        if obj.det == "other":
+            mentioned = [r for r in ([last] if last else []) + self.recent if r is not None]
+            cands = [r for r in cands if r not in mentioned]
+            if noun is None and mentioned:
+                same = [r for r in cands if r.noun == mentioned[0].noun]
+                cands = same or cands
+        if not cands:
+            what = ObjectRef(noun or "object", obj.color, obj.size).phrase(2)
+            raise self.fail(f"it refers to {what}, but the plan so far has {self._known(pool)}")
+        if len(cands) > 1:
+            options = " or ".join(f"the {r.phrase(2)}" for r in cands)
+            raise self.fail(f"'{obj.words}' is ambiguous: it could be {options}; say which (for example 'the {cands[0].phrase(2)}')")
+        return cands[0]
+
+    # ---------------------------------------------------------------- clauses
+    def intent(self, reading: _Reading, first: bool) -> Intent:
+        chunks = reading.chunks
+        if reading.problems:
+            raise self.fail("; ".join(reading.problems))
+        verbs = [c for c in chunks if c.kind == "verb"]
+        if len(verbs) > 1:
+            raise self.fail(f"two verbs in one command ({', '.join(repr(v.words) for v in verbs)}); separate commands with 'then'")
+        kinds = set(verbs[0].value) if verbs else None
+        verb = verbs[0].words if verbs else ""
+        rest = [c for c in chunks if c.kind != "verb"]
+        objs = [c.value for c in rest if c.kind == "obj"]
+        has = {c.kind for c in rest}
+        if not rest:
+            raise self.fail(f"'{verb}' with nothing to do it to; {_EXAMPLES}" if verb else _EXAMPLES)
+        if not objs and has & {"style", "bg"} and (kinds is None or kinds & {"restyle", "generate"}):
+            return self._restyle(rest)
+        if kinds is not None and "remove" in kinds:
+            return self._remove(rest, verb)
+        head = objs[0] if objs else None
+        definite = head is not None and (
+            head.det in ("def", "pron", "other", "part")
+            # "erase red circles" names a group only when there is one ("red circles on the left" draws)
+            or (head.det == "bare" and head.plural and any(g.ref.noun == head.noun for g in self.state.groups))
+        )
+        if definite and "color" in has and (kinds is None or "recolor" in kinds):
+            return self._recolor(rest)
+        if definite and has & {"region", "rel", "prel"} and (kinds is None or "move" in kinds):
+            return self._move(rest)
+        if kinds is None or kinds & {"generate", "add"}:
+            generate = (kinds is None or "generate" in kinds) and first and not self.state.groups
+            if kinds is not None and "add" in kinds and "generate" not in kinds:
+                generate = False
+            return self._groups(rest, generate)
+        raise self.fail(f"'{verb}' cannot be done with {', '.join(c.words for c in rest)}; {_EXAMPLES}")
+
+    def _restyle(self, rest: list[_Chunk]) -> Intent:
+        styles = [c.value for c in rest if c.kind == "style"]
+        if len(styles) != 1:
+            raise self.fail(f"expected one background style ({', '.join(STYLES)}), got {len(styles)}")
+        extra = [c.words for c in rest if c.kind not in ("style", "bg", "to")]
+        if extra:
+            raise self.fail(f"'{' '.join(extra)}' does not belong to a background change")
+        return Intent("restyle", style=styles[0])
+
+    def _single_target(self, rest: list[_Chunk], allowed: set[str], what: str) -> tuple[_Obj, list[_Chunk]]:
+        objs = [c for c in rest if c.kind == "obj"]
+        if not objs:
+            raise self.fail(f"{what} needs an object such as 'the red circles' or 'them'")
+        first = objs[0].value
+        if first.det not in allowed:
+            raise self.fail(f"'{first.words}' is not a group of the picture; {what} refers to one, like 'the red circles'")
+        others = [c for c in rest if c is not objs[0]]
+        return first, others
+
+    def _pool(self) -> list[ObjectRef]:
+        return [g.ref for g in self.state.groups]
+
+    def _remove(self, rest: list[_Chunk], verb: str) -> Intent:
+        obj, others = self._single_target(rest, {"def", "pron", "other", "part", "indef", "bare"}, f"'{verb}'")
+        extra = [c.words for c in others if c.kind not in ("sep",)]
+        if extra:
+            raise self.fail(f"'{' '.join(extra)}' does not belong to a removal")
+        ref = self.resolve(obj, self._pool(), self.state.last_mentioned)
+        count = obj.count if obj.det in ("part", "indef") or (obj.det == "def" and obj.count is not None) else None
+        self.recent = [ref]
+        return Intent("remove", target=ref, count=count)
+
+    def _recolor(self, rest: list[_Chunk]) -> Intent:
+        obj, others = self._single_target(rest, {"def", "pron", "other", "bare"}, "a colour change")
+        colors = [c.value for c in others if c.kind == "color"]
+        extra = [c.words for c in others if c.kind not in ("color", "to")]
+        if len(colors) != 1 or extra:
+            raise self.fail(f"a colour change takes one group and one colour (got {', '.join(c.words for c in rest)})")
+        ref = self.resolve(obj, self._pool(), self.state.last_mentioned)
+        if ref.color == colors[0]:
+            raise self.fail(f"the {ref.phrase(2)} are already {colors[0]}")
+        if self.state.find(ref.noun, colors[0]) is not None:
+            raise self.fail(f"there are already {ObjectRef(ref.noun, colors[0]).phrase(2)}; recolouring would mix two groups")
+        self.recent = [ref]
+        return Intent("recolor", target=ref, color=colors[0])
+
+    def _move(self, rest: list[_Chunk]) -> Intent:
+        obj, others = self._single_target(rest, {"def", "pron", "other", "bare"}, "a move")
+        pool = self._pool()
+        ref = self.resolve(obj, pool, self.state.last_mentioned)
+        region = relation = None
+        k = 0
+        while k < len(others):
+            c = others[k]
+            if c.kind == "region" and region is None and relation is None:
+                region = c.value
+            elif c.kind == "rel" and region is None and relation is None:
+                if k + 1 >= len(others) or others[k + 1].kind != "obj":
+                    raise self.fail(f"'{c.words}' needs a group after it, such as 'the red circles'")
+                other = self.resolve(others[k + 1].value, [r for r in pool if r != ref], self.recent[0] if self.recent else None)
+                relation = (c.value, other)
+                k += 1
+            elif c.kind != "to":
+                raise self.fail(f"'{c.words}' does not belong to a move (one destination: a region or a place relative to a group)")
+            k += 1
+        self.recent = [ref]
+        return Intent("move", target=ref, region=region, relation=relation)
+
+    def _groups(self, rest: list[_Chunk], generate: bool) -> Intent:
+        state = self.state
+        pool_state = [] if generate else self._pool()
+        groups: list[dict] = []
+        style = None
+        increment = False
+        current: dict | None = None
+        k = 0
+
+        def last_ref() -> ObjectRef | None:
+            return groups[-1]["ref"] if groups else (None if generate else state.last_mentioned)
+
+        def new_group(obj: _Obj) -> dict:
+            nonlocal increment
+            if obj.det in ("def", "pron", "other", "part"):
+                raise self.fail(f"'{obj.words}' refers to objects already there; to draw new ones give a count ('two {(obj.noun or 'circle')}s')")
+            if obj.det == "bare" and obj.plural:
+                raise self.fail(f"how many {obj.words}? give a count from one to {number_word(MAX_COUNT)}")
+            count = obj.count or 1
+            pending = [g["ref"] for g in groups]
+            existing = pending + pool_state
+            base = last_ref()
+            if obj.noun is None:  # "a blue one", "one more", "a third one"
+                if base is None:
+                    raise self.fail(f"'{obj.words}' names no shape and nothing before it says which")
+                if obj.color is None and obj.size is None:
+                    ref = base
+                else:
+                    ref = ObjectRef(base.noun, obj.color or base.color, obj.size)
+            elif obj.color is None and (obj.det == "more" or obj.ordinal) and any(r.noun == obj.noun for r in existing):
+                ref = self.resolve(_Obj("def", obj.words, noun=obj.noun, size=obj.size), existing, base)
+            else:
+                ref = ObjectRef(obj.noun, obj.color, obj.size)
+            same = next((r for r in existing if r.noun == ref.noun and (ref.color is None or r.color == ref.color) and r.color == ref.color), None)
+            if same is not None:
+                if same in pending:
+                    raise self.fail(f"'{obj.words}' repeats the {same.phrase(2)} of the same command; give one count")
+                if obj.ordinal is not None:
+                    have = next(g.count for g in state.groups if g.ref == same)
+                    if have != obj.ordinal - 1:
+                        raise self.fail(f"'{obj.words}': there {'is' if have == 1 else 'are'} {number_word(have)} {same.phrase(have)} so far, so the next is not the {obj.words.split()[1]}")
+                increment = True
+                ref = ObjectRef(same.noun, same.color, ref.size if ref.size is not None else None)
+            elif obj.ordinal is not None:
+                raise self.fail(f"'{obj.words}' but there are no {ref.phrase(2)} yet")
+            g = {"ref": ref, "count": count, "region": None, "relation": None}
+            groups.append(g)
+            return g
+
+        while k < len(rest):
+            c = rest[k]
+            if c.kind == "obj":
+                current = new_group(c.value)
+            elif c.kind == "sep":
+                current = None
+            elif c.kind in ("style", "bg"):
+                if c.kind == "style":
+                    if style is not None:
+                        raise self.fail("two background styles in one command")
+                    style = c.value
+            elif c.kind in ("region", "rel", "prel"):
+                target = current if current is not None else (groups[-1] if groups else None)
+                if target is None:
+                    raise self.fail(f"'{c.words}' comes before any object it could place")
+                if target["region"] is not None or target["relation"] is not None:
+                    raise self.fail(f"the {target['ref'].phrase(2)} get two places ('{c.words}' too); give one")
+                if c.kind == "region":
+                    target["region"] = c.value
+                elif c.kind == "prel":
+                    before = [g["ref"] for g in groups if g is not target]
+                    other = before[-1] if before else (None if generate else state.last_mentioned)
+                    if other is None:
+                        raise self.fail(f"'{c.words}' with nothing before it to refer to")
+                    target["relation"] = (c.value, other)
+                else:
+                    if k + 1 >= len(rest) or rest[k + 1].kind != "obj":
+                        raise self.fail(f"'{c.words}' needs a group after it, such as 'the red circles'")
+                    o = rest[k + 1].value
+                    if o.det in ("def", "pron", "other", "bare") and not (o.det == "bare" and not o.plural and not generate and False):
+                        prior = [g["ref"] for g in groups if g is not target] + pool_state
+                        before = [g["ref"] for g in groups if g is not target]
+                        last = before[-1] if before else (None if generate else state.last_mentioned)
+                        other = self.resolve(o, prior, last)
+                        target["relation"] = (c.value, other)
+                        current = target
+                    else:
+                        # "a purple square above a green cross": the cross is drawn by the same command.
+                        og = new_group(o)
+                        target["relation"] = (c.value, og["ref"])
+                        og["before"] = target
+                        current = og
+                    k += 1
+            elif c.kind == "to":
+                pass
+            else:
+                raise self.fail(f"'{c.words}' is not attached to a shape; {_EXAMPLES}")
+            k += 1
+        if not groups:
+            raise self.fail(f"nothing to draw; {_EXAMPLES}")
+        # Groups another one is placed relative to are drawn first.
+        ordered: list[dict] = []
+        for g in groups:
+            if "before" in g:
+                continue
+            chain = [g]
+            for h in groups:
+                if h.get("before") is g:
+                    chain.insert(0, h)
+            ordered += chain
+        ordered += [g for g in groups if "before" in g and g not in ordered]
+        out = tuple(Group(g["ref"], g["count"], g["region"], g["relation"]) for g in ordered)
+        self.recent = [g.ref for g in out]
+        return Intent("generate" if generate else "add", groups=out, style=style, increment=increment)
 
 
 class ShapesExtractor(CommandExtractor):
-    """Parses Shapes prompts with a grammar; reflects by writing repair commands.
+    """Parses Shapes prompts as people write them; reflects by writing repair commands.
 
     Args:
         reflect: Whether :meth:`reflect` rewrites failed commands (``False``: plain retries).
@@ -119,19 +666,24 @@ class ShapesExtractor(CommandExtractor):
     def extract(self, prompt: str, image: np.ndarray | None = None) -> Plan:
         if not isinstance(prompt, str) or not prompt.strip():
             raise PromptParseError(str(prompt), str(prompt), "the prompt is empty; expected English instructions")
-        clauses, _ = split_clauses(prompt)
         state = SymbolicState()
         if image is not None:
             self._seed_from_image(state, image)
+        parse = _Parse(prompt, state)
         commands = []
-        for clause in clauses:
-            intent = self._parse(prompt, clause, state)
+        for clause in _clauses(lx.tokenize(prompt)):
+            text = _text(prompt, _content_span(clause.tokens))
+            reading = _chunk(clause.tokens)
+            if not text or (not reading.chunks and not reading.problems):
+                continue  # only filler ("Please,", "In this picture,")
+            parse.clause = text
+            intent = parse.intent(reading, first=not commands)
             try:
-                commands.append(intent_command(intent, clause, state))
+                commands.append(intent_command(intent, text, state))
             except (ValueError, KeyError) as e:
-                raise PromptParseError(prompt, clause, str(e)) from None
+                raise PromptParseError(prompt, text, str(e)) from None
         if not commands:
-            raise PromptParseError(prompt, prompt, "no command found")
+            raise PromptParseError(prompt, prompt, f"no command found; {_EXAMPLES}")
         return Plan(tuple(commands), state.constraints())
 
     @staticmethod
@@ -145,67 +697,6 @@ class ShapesExtractor(CommandExtractor):
         for ref, n in counts.items():
             state.apply(Intent("add", groups=(Group(ref, n),)))
         state.last_mentioned = None
-
-    # ------------------------------------------------------------------ parsing
-    def _ref(self, prompt, clause, state: SymbolicState, m: re.Match, p: str) -> ObjectRef:
-        noun, color, size = _noun(m.group(p + "shape")), m.group(p + "color"), m.group(p + "size")
-        ref = state.find(noun, color, size) or state.find(noun, color)
-        if ref is None:
-            known = ", ".join(g.ref.phrase(2) for g in state.groups) or "nothing yet"
-            raise PromptParseError(prompt, clause, f"it refers to {color} {noun}s, but the plan so far has {known}")
-        return ref
-
-    def _group(self, prompt, clause, state, m: re.Match, p: str, previous: ObjectRef | None) -> Group:
-        ref = ObjectRef(_noun(m.group(p + "shape")), m.group(p + "color"), m.group(p + "size"))
-        count = NUMBER_WORDS[m.group(p + "count")]
-        if m.group(p + "region"):
-            return Group(ref, count, region=_REGION_OF[m.group(p + "region")])
-        rel = None
-        if m.group(p + "relw"):
-            rel = _REL_WORDS[m.group(p + "relw")]
-        elif m.group(p + "prel"):
-            rel = m.group(p + "prel") + " of"
-        if rel is None:
-            return Group(ref, count)
-        if m.group(p + "relw") and not m.group(p + "pron"):
-            other = self._ref(prompt, clause, state, m, p + "o")
-        else:
-            if previous is None:
-                raise PromptParseError(prompt, clause, "a pronoun ('them', 'their') with nothing before it to refer to")
-            other = previous
-        return Group(ref, count, relation=(rel, other))
-
-    def _parse(self, prompt: str, clause: str, state: SymbolicState) -> Intent:
-        m = _RESTYLE_RE.match(clause)
-        if m:
-            return Intent("restyle", style=next(v for v in m.groups() if v))
-        m = _GEN_RE.match(clause)
-        if m:
-            g1 = self._group(prompt, clause, state, m, "a", None)
-            groups = [g1]
-            if m.group("bshape"):
-                # Pronouns in the second group refer to the first one.
-                tmp = state.copy()
-                tmp.groups = []
-                tmp.apply(Intent("add", groups=(g1,)))
-                groups.append(self._group(prompt, clause, tmp, m, "b", g1.ref))
-            return Intent("generate", groups=tuple(groups), style=m.group("style"))
-        m = _ADD_RE.match(clause)
-        if m:
-            return Intent("add", groups=(self._group(prompt, clause, state, m, "a", state.last_mentioned),))
-        m = _REMOVE_RE.match(clause)
-        if m:
-            return Intent("remove", target=self._ref(prompt, clause, state, m, "t"))
-        m = _RECOLOR_RE.match(clause)
-        if m:
-            return Intent("recolor", target=self._ref(prompt, clause, state, m, "t"), color=m.group("new"))
-        m = _MOVE_RE.match(clause)
-        if m:
-            return Intent("move", target=self._ref(prompt, clause, state, m, "t"), region=_MOVE_REGION_OF[m.group("dest")])
-        raise PromptParseError(
-            prompt, clause, "expected a command such as 'draw three red circles on the left', "
-            "'add a big blue square to their right', 'remove the red circles', 'make the background striped'"
-        )
 
     # ------------------------------------------------------------------ reflection
     def reflect(self, command: Command, critique: Critique) -> Command | None:

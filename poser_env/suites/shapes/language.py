@@ -15,6 +15,7 @@ import numpy as np
 
 from poser_env.constraints import Command, Constraint, ObjectRef, number_word, plural
 from poser_env.error import PromptParseError
+from poser_env.suites.shapes.vocab import MAX_COUNT
 
 INTENT_KINDS = ("generate", "add", "remove", "recolor", "move", "restyle")
 
@@ -42,7 +43,10 @@ class Intent:
 
     ``generate``: ``groups`` (1 or 2) and optional ``style``; ``add``: one group in
     ``groups``; ``remove``/``recolor``/``move``: ``target`` plus ``color``/``region``;
-    ``restyle``: ``style``.
+    ``restyle``: ``style``. Hand-written prompts also give ``add`` with ``increment``
+    ("one more blue star": the groups join existing groups of the same kind), ``remove``
+    with ``count`` ("remove two of the circles": that many go, the rest stay) and ``move``
+    with ``relation`` ("move the stars above the circles").
     """
 
     kind: str
@@ -51,6 +55,9 @@ class Intent:
     color: str | None = None
     region: str | None = None
     style: str | None = None
+    count: int | None = None
+    increment: bool = False
+    relation: tuple[str, ObjectRef] | None = None
 
 
 # --------------------------------------------------------------------------- phrasing
@@ -200,12 +207,16 @@ class SymbolicState:
                 self.groups = []
             out: list[Constraint] = []
             for g in intent.groups:
-                if self.find(g.ref.noun, g.ref.color) is not None:
+                existing = self.find(g.ref.noun, g.ref.color)
+                if existing is not None and intent.increment:
+                    gs = self._increment(self._group(existing), g)
+                elif existing is not None:
                     raise ValueError(f"There is already a group of {g.ref.phrase(2)}.")
-                gs = _GroupState(g.ref, g.count, g.region, g.relation)
-                self.groups.append(gs)
+                else:
+                    gs = _GroupState(g.ref, g.count, g.region, g.relation)
+                    self.groups.append(gs)
                 out += self._group_constraints(gs)
-                self.last_mentioned = g.ref
+                self.last_mentioned = gs.ref
             if intent.style is not None:
                 self.background = intent.style
                 out.append(Constraint("background", style=intent.style))
@@ -215,6 +226,12 @@ class SymbolicState:
             return (Constraint("background", style=intent.style),)
         g = self._group(intent.target)
         self.last_mentioned = g.ref
+        if k == "remove" and intent.count is not None and intent.count != g.count:
+            if intent.count > g.count:
+                raise ValueError(f"It removes {number_word(intent.count)} {g.ref.phrase(intent.count)}, but there {'is' if g.count == 1 else 'are'} only {number_word(g.count)}.")
+            g.count -= intent.count
+            # The ones left keep their place.
+            return tuple(self._group_constraints(g))
         if k == "remove":
             self.groups.remove(g)
             for other in self.groups:
@@ -234,12 +251,26 @@ class SymbolicState:
         if k == "move":
             # A relation is a placement instruction given at the time: once either side
             # has been moved elsewhere it no longer binds.
-            g.region, g.relation = intent.region, None
+            if intent.relation is not None and intent.relation[1] == g.ref:
+                raise ValueError(f"The {g.ref.phrase(2)} cannot be placed relative to themselves.")
+            g.region, g.relation = intent.region, intent.relation
             for other in self.groups:
                 if other.relation is not None and other.relation[1] == g.ref:
                     other.relation = None
             return tuple(self._group_constraints(g))
         raise ValueError(f"Unknown intent kind {k!r}; expected one of {INTENT_KINDS}.")
+
+    @staticmethod
+    def _increment(gs: _GroupState, g: Group) -> _GroupState:
+        """Join ``g`` ("one more blue star") to the existing group ``gs`` of its kind."""
+        if g.ref.size is not None and g.ref.size != gs.ref.size:
+            raise ValueError(f"There are already {gs.ref.phrase(2)}; {g.ref.phrase(2)} would be a second group of {plural(g.ref.noun, 2)} of that colour.")
+        if (g.region, g.relation) not in ((None, None), (gs.region, gs.relation)):
+            raise ValueError(f"The new {g.ref.phrase(g.count)} would be placed elsewhere than the other {gs.ref.phrase(2)}; move the group instead.")
+        if gs.count + g.count > MAX_COUNT:
+            raise ValueError(f"That makes {gs.count + g.count} {gs.ref.phrase(2)}, but counts go up to {number_word(MAX_COUNT)}.")
+        gs.count += g.count
+        return gs
 
     def constraints(self) -> tuple[Constraint, ...]:
         """Constraints of everything required so far (the whole prompt, at the end)."""
