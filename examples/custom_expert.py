@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tiny models are local: never
 
 import gymnasium as gym  # noqa: E402
 
-import poser_env  # noqa: E402, F401 - registers ImagePoser-v0
+import poser_env  # noqa: E402 - registers ImagePoser-v0
 from poser_env import Command, Expert, ExpertResult, Suite, register_suite  # noqa: E402
 
 #: The colours TintExpert understands, as RGB.
@@ -145,7 +145,7 @@ def run_episode(env: gym.Env, seed: int) -> list[str]:
         "After that, restyle the image as a watercolor painting. Finally, make the cat blue."
     )
     obs, info = env.reset(seed=seed, options={"prompt": prompt})
-    log = [f"commands: {info['commands']}"]
+    log = [f"commands: {poser_env.read_details(info)['commands']}"]
     for step, name in enumerate(plan):
         action = names.index(name)
         assert obs["action_mask"][action], f"{name} is not valid yet"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-import poser_env  # noqa: F401 - registers the ids
+import poser_env  # registers the ids
 from poser_env.suites.shapes.policies import OraclePolicy
 
 
@@ -17,7 +17,7 @@ def main() -> None:
     env = gym.make("ImagePoser-v0")
     obs, info = env.reset(seed=0)
     print("prompt:  ", obs["prompt"])
-    print("commands:", info["commands"])
+    print("commands:", poser_env.read_details(info)["commands"])
     rng = np.random.default_rng(0)
     total = 0.0
     while True:

@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["image"] = np.asarray(src.resize((w, h)))
     obs, reset_info = env.reset(seed=args.seed, options=options)
     print(f"prompt: {reset_info['prompt']}")
-    for i, c in enumerate(reset_info["commands"], 1):
+    for i, c in enumerate((c.text for c in env.unwrapped.plan.commands), 1):
         print(f"  command {i}: {c}")
     step = 0
     while True:

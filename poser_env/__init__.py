@@ -17,7 +17,7 @@ from poser_env.components import (
     TaskSource,
 )
 from poser_env.constraints import Command, Constraint, ObjectRef, Plan
-from poser_env.envs.image_poser import ImagePoserEnv
+from poser_env.envs.image_poser import INFO_KEYS, ImagePoserEnv, read_details
 from poser_env.envs.registration import IDS, register_envs
 from poser_env.reward import RewardConfig
 from poser_env.suites import Suite, list_suites, make_suite, register_suite
@@ -29,6 +29,7 @@ register_envs()
 
 __all__ = [
     "IDS",
+    "INFO_KEYS",
     "Command",
     "CommandExtractor",
     "Constraint",
@@ -47,5 +48,6 @@ __all__ = [
     "TaskSource",
     "list_suites",
     "make_suite",
+    "read_details",
     "register_suite",
 ]

@@ -40,7 +40,7 @@ def demo(args: argparse.Namespace) -> int:
     if base.progress_has_image:
         frames.append({"image": base.current_image.copy(), "lines": ["source image"]})
     print(f"Prompt: {info['prompt']}")
-    for i, c in enumerate(info["commands"], 1):
+    for i, c in enumerate(poser_env.read_details(info)["commands"], 1):
         print(f"  command {i}: {c}")
     total = 0.0
     while True:
@@ -62,7 +62,7 @@ def demo(args: argparse.Namespace) -> int:
         print(f"step {base._step_count}: {info['expert']:>16s} -> {status:8s} reward {reward:+.3f}")
         if terminated or truncated:
             break
-    final = info["final_metrics"]
+    final = {k: v for k, v in info["final_metrics"].items() if k != "episode_over"}
     print("final:", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in final.items()}))
     sheet = trajectory_sheet(info.get("prompt", base.task.prompt), frames, {**final, "return": total})
     out = Path(args.out)

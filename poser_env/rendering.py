@@ -21,13 +21,29 @@ def _wrap(lines: Sequence[str], width_px: int) -> list[str]:
     return out
 
 
-def captioned(image: np.ndarray, lines: Sequence[str], width: int = 256) -> np.ndarray:
-    """The image scaled to ``width`` with the text ``lines`` drawn under it (uint8 RGB)."""
+def captioned(image: np.ndarray, lines: Sequence[str], width: int = 256, max_lines: int | None = None) -> np.ndarray:
+    """The image scaled to ``width`` with the text ``lines`` drawn under it (uint8 RGB).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 image.
+        lines: Text drawn under the image, each wrapped to the width.
+        width: Width of the result in pixels.
+        max_lines: If given, the caption area holds exactly this many text lines: shorter
+            text leaves it blank, longer text is cut (the last line kept ends in "...").
+            Every frame of one image size then has the same shape, as video writers need.
+    """
     h, w = image.shape[:2]
     height = int(round(h * width / w))
     top = Image.fromarray(image).resize((width, height), Image.NEAREST)
     text = _wrap(lines, width - 8)
-    canvas = Image.new("RGB", (width, height + 6 + _LINE * len(text)), (255, 255, 255))
+    rows = len(text)
+    if max_lines is not None:
+        rows = max_lines
+        if len(text) > max_lines:
+            chars = max(8, (width - 8) // 6)
+            text = text[:max_lines]
+            text[-1] = text[-1][: chars - 3] + "..."
+    canvas = Image.new("RGB", (width, height + 6 + _LINE * rows), (255, 255, 255))
     canvas.paste(top, (0, 0))
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(text):

@@ -291,7 +291,7 @@ def get_state_preset(state: str | StatePreset) -> StatePreset:
     >>> get_state_preset("txt")
     Traceback (most recent call last):
     ...
-    poser_env.error.ConfigError: Unknown state preset 'txt'. Did you mean 'text'? Known presets: text, text+image.
+    poser_env.error.ConfigError: Unknown state preset 'txt'. Did you mean 'text'? Known presets: text, text+image, ...
     """
     if isinstance(state, StatePreset):
         bad = [k for k in state.text_keys if k not in TEXT_FIELDS]

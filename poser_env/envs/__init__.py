@@ -1,5 +1,12 @@
 """Environments of poser_env."""
 
-from poser_env.envs.image_poser import PROGRESS_FIELDS, ImagePoserEnv
+from poser_env.envs.image_poser import (
+    FINAL_FIELDS,
+    INFO_KEYS,
+    PROGRESS_FIELDS,
+    VERDICT_FIELDS,
+    ImagePoserEnv,
+    read_details,
+)
 
-__all__ = ["PROGRESS_FIELDS", "ImagePoserEnv"]
+__all__ = ["FINAL_FIELDS", "INFO_KEYS", "PROGRESS_FIELDS", "VERDICT_FIELDS", "ImagePoserEnv", "read_details"]

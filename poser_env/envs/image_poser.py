@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,13 +13,19 @@ from gymnasium import spaces
 from gymnasium.error import InvalidAction, ResetNeeded
 from PIL import Image
 
-from poser_env.components import Critique, Task
+from poser_env.components import Critique, ExpertResult, Task
 from poser_env.constraints import Command, Plan
-from poser_env.error import ConfigError, PoolError, PromptParseError
+from poser_env.error import (
+    ComponentError,
+    ComponentOutputError,
+    ConfigError,
+    PoolError,
+    PromptParseError,
+)
 from poser_env.pools import ExpertPool, make_pool
 from poser_env.reward import RewardConfig
 from poser_env.suites.registration import Suite, make_suite
-from poser_env.text import CHARSET, fit, invalid_chars, normalise
+from poser_env.text import CHARSET, PoserText, fit, invalid_chars, normalise
 
 PROGRESS_FIELDS: tuple[str, ...] = (
     "step",  # steps taken / max_steps
@@ -32,6 +40,110 @@ PROGRESS_FIELDS: tuple[str, ...] = (
     "last_fidelity",  # critic's fidelity of the last image
 )
 RESET_OPTIONS = ("prompt", "image", "task")
+#: Text lines under the image in ``render()`` frames (longer captions are cut).
+RENDER_CAPTION_LINES = 4
+
+#: Fields of ``info["verdict"]``: the critic's verdict on this step's image as scalars.
+VERDICT_FIELDS: tuple[str, ...] = (
+    "has_verdict",  # the critic judged an image at this step (False: fields are neutral)
+    "accepted",
+    "alignment",
+    "prompt_alignment",
+    "fidelity",
+    "aesthetics",
+    "overall",
+    "checks_passed",
+    "checks_total",
+    "reflection",  # the critic's feedback text ("" if none)
+)
+#: Fields of ``info["final_metrics"]``: the episode's outcome, filled on its last step.
+FINAL_FIELDS: tuple[str, ...] = (
+    "episode_over",  # True on the last step; before it every other field is 0
+    "success",
+    "alignment",
+    "fidelity",
+    "aesthetics",
+    "steps",
+    "total_cost",
+    "commands_done",
+    "commands_dropped",
+    "commands_total",
+)
+#: Keys of every ``info`` (reset and step): the same keys with the same types on every call.
+INFO_KEYS: tuple[str, ...] = (
+    "task_kind",
+    "prompt",
+    "expert",
+    "expert_kind",
+    "command",
+    "command_kind",
+    "attempt",
+    "invalid_action",
+    "accepted",
+    "dropped",
+    "image_kept",
+    "cost",
+    "prompt_score",
+    "commands_done",
+    "commands_dropped",
+    "commands_total",
+    "error",
+    "error_component",
+    "is_success",
+    "verdict",
+    "final_metrics",
+    "cache",
+    "details",
+)
+_FALSE, _TRUE = np.bool_(False), np.bool_(True)
+
+
+def _no_verdict() -> dict[str, Any]:
+    return {
+        "has_verdict": _FALSE,
+        "accepted": _FALSE,
+        "alignment": np.float64(0.0),
+        "prompt_alignment": np.float64(0.0),
+        "fidelity": np.float64(0.0),
+        "aesthetics": np.float64(0.0),
+        "overall": np.float64(0.0),
+        "checks_passed": np.int64(0),
+        "checks_total": np.int64(0),
+        "reflection": "",
+    }
+
+
+def _verdict(critique: Critique) -> dict[str, Any]:
+    return {
+        "has_verdict": _TRUE,
+        "accepted": np.bool_(critique.accepted),
+        "alignment": np.float64(critique.alignment),
+        "prompt_alignment": np.float64(critique.prompt_alignment),
+        "fidelity": np.float64(critique.fidelity),
+        "aesthetics": np.float64(critique.aesthetics),
+        "overall": np.float64(critique.overall),
+        "checks_passed": np.int64(sum(bool(c.passed) for c in critique.checks)),
+        "checks_total": np.int64(len(critique.checks)),
+        "reflection": critique.reflection,
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return repr(value)
+
+
+def read_details(info: dict[str, Any]) -> dict[str, Any]:
+    """The variable-length details of one ``info`` (``info["details"]`` is JSON text).
+
+    Returns a dict with ``commands`` (the plan's command texts), ``task_meta``,
+    ``verdict`` (the full :meth:`Critique.to_dict` of this step, ``{}`` if none) and
+    ``expert_meta`` (``{}`` if no expert ran).
+    """
+    return json.loads(info["details"])
 
 
 class ImagePoserEnv(gym.Env):
@@ -145,9 +257,11 @@ class ImagePoserEnv(gym.Env):
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 8 <= v <= 1024 for v in image_size)
         ):
             raise ConfigError(f"image_size must be (height, width) with integers in [8, 1024], got {image_size!r}.")
+        if not isinstance(keep_best, (bool, np.bool_)):
+            raise ConfigError(f"keep_best must be True or False, got {keep_best!r} ({type(keep_best).__name__}).")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}.")
-        self.max_steps = int(max_steps)
+        self.max_steps = self._max_steps_arg = int(max_steps)
         self.max_attempts = int(max_attempts)
         self.reward_config = RewardConfig.coerce(reward)
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -172,10 +286,10 @@ class ImagePoserEnv(gym.Env):
         self.action_space = spaces.Discrete(n)
         self.observation_space = spaces.Dict(
             {
-                "prompt": spaces.Text(L, min_length=0, charset=CHARSET),
-                "command": spaces.Text(L, min_length=0, charset=CHARSET),
-                "remaining": spaces.Text(L, min_length=0, charset=CHARSET),
-                "feedback": spaces.Text(L, min_length=0, charset=CHARSET),
+                "prompt": PoserText(L, min_length=0, charset=CHARSET),
+                "command": PoserText(L, min_length=0, charset=CHARSET),
+                "remaining": PoserText(L, min_length=0, charset=CHARSET),
+                "feedback": PoserText(L, min_length=0, charset=CHARSET),
                 "image": spaces.Box(0, 255, (h, w, 3), np.uint8),
                 "progress": spaces.Box(0.0, 1.0, (len(PROGRESS_FIELDS),), np.float32),
                 "action_mask": spaces.MultiBinary(n),
@@ -196,10 +310,9 @@ class ImagePoserEnv(gym.Env):
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
             raise ConfigError(f"Unknown reset option(s) {unknown}; known options: {list(RESET_OPTIONS)}.")
+        self.max_steps = self._step_cap()
         task = self._task_from_options(options)
-        plan = self.suite.extractor.extract(task.prompt, task.image)
-        if not isinstance(plan, Plan) or not plan.commands:
-            raise ConfigError(f"The extractor returned no commands for prompt {task.prompt!r}.")
+        plan = self._extract(task)
         self._task = task
         self._prompt_text = fit(task.prompt, self.text_max_length)
         self._plan = plan
@@ -216,38 +329,29 @@ class ImagePoserEnv(gym.Env):
         self._feedback = ""
         self._last_alignment = 0.0
         self._last_fidelity = 1.0 if self._has_image else 0.0
+        info = self._new_info(self._command)
         # The same constraints as every step's score (the plan's), so the first change in
         # score is measured against a like-for-like baseline.
-        error = None
-        try:
-            self._score = (
-                self.suite.critic.judge(self._image, None, self._plan.constraints).prompt_alignment if self._has_image else 0.0
-            )
-        except Exception as e:  # reset cannot truncate: start from 0 and report it
-            self._score = 0.0
-            error = f"{self._component_of(e, 'critic')} {self.suite.critic.name!r} failed on the source image: {type(e).__name__}: {e}"
+        self._score = 0.0
+        if self._has_image:
+            try:
+                self._score = self._judge(self._image, None, self._plan.constraints).prompt_alignment
+            except Exception as e:  # reset cannot truncate: start from 0 and report it
+                component = self._component_of(e, "critic")
+                info["error"] = f"{component} {self.suite.critic.name!r} failed on the source image: {type(e).__name__}: {e}"
+                info["error_component"] = component
         self._critique_of_image: Critique | None = None  # the critique of the current image
         self._episode_over = False
-        info = {
-            "task_kind": task.kind,
-            "prompt": task.prompt,
-            "commands": [c.text for c in plan.commands],
-            "prompt_score": self._score,
-            "task_meta": task.meta,
-        }
-        if error is not None:
-            info["error"] = error
-        if self._cache_counter is not None:
-            info["cache"] = self._cache_counter.snapshot()
-        return self._obs(), info
+        info["prompt_score"] = np.float64(self._score)
+        return self._obs(), self._close_info(info, {})
 
     def step(self, action):
         if self._task is None or self._episode_over:
             raise ResetNeeded("Call reset() before step(): the episode has not started or has ended.")
-        if not self.action_space.contains(action):
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise InvalidAction(
                 f"Action {action!r} is not in the action space {self.action_space} "
-                f"(expected an integer in [0, {self.action_space.n - 1}])."
+                f"(expected an integer in [0, {self.action_space.n - 1}], not a bool)."
             )
         a = int(action)
         if self._cache_counter is not None:
@@ -256,40 +360,31 @@ class ImagePoserEnv(gym.Env):
         cfg = self.reward_config
         command = self._command
         self._step_count += 1
-        info: dict[str, Any] = {
-            "expert": expert.name,
-            "expert_kind": expert.kind,
-            "command": command.text,
-            "command_kind": command.kind,
-            "attempt": self._attempt + 1,
-            "invalid_action": False,
-            "error": None,
-            "cost": 0.0,
-            "accepted": False,
-            "verdict": None,
-            "expert_meta": {},
-        }
+        info = self._new_info(command)
+        info.update(expert=expert.name, expert_kind=expert.kind, attempt=np.int64(self._attempt + 1))
+        details: dict[str, Any] = {}
         reward = -cfg.step_penalty
         if self._is_i2i[a] and not self._has_image:
-            info["invalid_action"] = True
+            info["invalid_action"] = _TRUE
             reward -= cfg.invalid_action_penalty
-            return self._finish(reward, terminated=False, info=info)
+            return self._finish(reward, terminated=False, info=info, details=details)
 
         seed = int(self.np_random.integers(2**31 - 1))
         try:
             result = expert(command, self._image if self._has_image else None, seed)
-            self._check_image(result.image, f"expert {expert.name!r}")
+            cost = self._check_result(result, f"expert {expert.name!r}")
         except Exception as e:  # a failing expert must not take down a training run
-            return self._fail(reward, info, "expert", expert.name, e)
-        info["cost"] = float(result.cost)
-        info["expert_meta"] = dict(result.meta)
-        self._total_cost += float(result.cost)
-        reward -= cfg.cost_weight * float(result.cost)
+            return self._fail(reward, info, details, "expert", expert.name, e)
+        info["cost"] = np.float64(cost)
+        details["expert_meta"] = dict(result.meta)
+        self._total_cost += cost
+        reward -= cfg.cost_weight * cost
         try:
-            critique = self.suite.critic.judge(result.image, command, self._plan.constraints)
+            critique = self._judge(result.image, command, self._plan.constraints)
         except Exception as e:
-            return self._fail(reward, info, "critic", self.suite.critic.name, e)
-        info["verdict"] = critique.to_dict()
+            return self._fail(reward, info, details, "critic", self.suite.critic.name, e)
+        info["verdict"] = _verdict(critique)
+        details["verdict"] = critique.to_dict()
         self._last_alignment = float(critique.alignment)
         self._feedback = critique.reflection
         new_score = float(critique.prompt_alignment)
@@ -300,10 +395,10 @@ class ImagePoserEnv(gym.Env):
             self._has_image = True
             self._last_fidelity = float(critique.fidelity)
             self._critique_of_image = critique
-        info["image_kept"] = self._image is result.image
+        info["image_kept"] = np.bool_(self._image is result.image)
 
         if critique.accepted:
-            info["accepted"] = True
+            info["accepted"] = _TRUE
             reward += cfg.command_bonus
             self._done_count += 1
             self._next_command()
@@ -312,16 +407,18 @@ class ImagePoserEnv(gym.Env):
             if self._attempt >= self.max_attempts:
                 reward -= cfg.drop_penalty
                 self._dropped += 1
-                info["dropped"] = True
+                info["dropped"] = _TRUE
                 self._next_command()
             else:
                 try:
                     rewritten = self.suite.extractor.reflect(command, critique)
+                    if rewritten is not None and not isinstance(rewritten, Command):
+                        raise ComponentOutputError(f"reflect() must return a Command or None, got {type(rewritten).__name__}")
                 except Exception as e:
-                    return self._fail(reward, info, "extractor", self.suite.extractor.name, e)
+                    return self._fail(reward, info, details, "extractor", self.suite.extractor.name, e)
                 if rewritten is not None:
                     self._command = rewritten
-        return self._finish(reward, terminated=self._command is None, info=info)
+        return self._finish(reward, terminated=self._command is None, info=info, details=details)
 
     def action_masks(self) -> np.ndarray:
         """Valid actions as a boolean array (image-to-image experts need an image)."""
@@ -337,9 +434,11 @@ class ImagePoserEnv(gym.Env):
 
         if self._task is None:
             raise ResetNeeded("Call reset() before render().")
+        # The score line first, so that a long command is what gets cut: every frame has
+        # the same size (RENDER_CAPTION_LINES lines of caption) for video writers.
         text = self._command.text if self._command is not None else "(all commands handled)"
-        score = f"prompt score {self._score:.2f}"
-        return captioned(self._image, [text, score])
+        score = f"step {self._step_count}/{self.max_steps}, prompt score {self._score:.2f}"
+        return captioned(self._image, [score, text], max_lines=RENDER_CAPTION_LINES)
 
     def close(self):
         self.suite.close()
@@ -399,16 +498,76 @@ class ImagePoserEnv(gym.Env):
             raise ConfigError("options['image'] needs options['prompt'] with the edit instructions.")
         return self.suite.tasks.sample(self.np_random)
 
-    def _check_image(self, image: Any, what: str) -> None:
+    def _check_image(self, image: Any, what: str, error: type[Exception] = ConfigError) -> None:
         h, w = self.suite.image_size
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != (h, w, 3):
             got = f"shape {getattr(image, 'shape', None)} and dtype {getattr(image, 'dtype', type(image).__name__)}"
-            raise ConfigError(f"{what} must be a ({h}, {w}, 3) uint8 numpy array (suite {self.suite.name!r}), got {got}.")
+            raise error(f"{what} must be a ({h}, {w}, 3) uint8 numpy array (suite {self.suite.name!r}), got {got}.")
+
+    def _step_cap(self) -> int:
+        """``max_steps``, or ``gym.make(..., max_episode_steps=N)``'s N if smaller.
+
+        Gymnasium's ``TimeLimit`` truncates from outside, where the env cannot add the
+        final metrics and the terminal reward; the env ends the episode itself at that
+        step instead, as with ``max_steps=N`` (``TimeLimit`` then agrees with it).
+        """
+        limit = self.spec.max_episode_steps if self.spec is not None else None
+        if limit is None:
+            return self._max_steps_arg
+        return min(self._max_steps_arg, int(limit))
+
+    def _extract(self, task: Task) -> Plan:
+        """The extractor's plan; any failure but an unparseable prompt is a ComponentError."""
+        name = self.suite.extractor.name
+        try:
+            plan = self.suite.extractor.extract(task.prompt, task.image)
+            if not isinstance(plan, Plan):
+                raise ComponentOutputError(f"extract() must return a poser_env.Plan, got {type(plan).__name__}")
+        except PromptParseError:
+            raise  # the prompt is at fault, and the error says where
+        except Exception as e:
+            raise ComponentError("extractor", name, e) from e
+        if not plan.commands:
+            raise ConfigError(f"The extractor returned no commands for prompt {task.prompt!r}.")
+        return plan
+
+    def _check_result(self, result: Any, what: str) -> float:
+        """Check an expert's result; return its cost as a float."""
+        if not isinstance(result, ExpertResult):
+            raise ComponentOutputError(f"{what} must return a poser_env.ExpertResult, got {type(result).__name__}.")
+        self._check_image(result.image, what, ComponentOutputError)
+        cost = result.cost
+        if isinstance(cost, (bool, np.bool_)) or not isinstance(cost, (int, float, np.integer, np.floating)):
+            raise ComponentOutputError(f"{what} returned cost {cost!r}; expected a finite number >= 0.")
+        cost = float(cost)
+        if not math.isfinite(cost) or cost < 0:
+            raise ComponentOutputError(f"{what} returned cost {cost!r}; expected a finite number >= 0.")
+        return cost
+
+    def _judge(self, image: np.ndarray, command: Command | None, constraints) -> Critique:
+        """The critic's critique, checked: a Critique whose scores are finite and in [0, 1]."""
+        critique = self.suite.critic.judge(image, command, constraints)
+        who = f"critic {self.suite.critic.name!r}"
+        if not isinstance(critique, Critique):
+            raise ComponentOutputError(f"{who} must return a poser_env.Critique, got {type(critique).__name__}.")
+        for name in ("alignment", "prompt_alignment", "fidelity", "aesthetics", "overall"):
+            v = getattr(critique, name)
+            ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            if not ok or not (0.0 <= float(v) <= 1.0):  # NaN fails the comparison too
+                raise ComponentOutputError(f"{who} returned {name}={v!r}; expected a finite number in [0, 1].")
+        for check in (*critique.checks, *critique.prompt_checks):
+            if not isinstance(check.score, (int, float, np.integer, np.floating)) or not (0.0 <= float(check.score) <= 1.0):
+                raise ComponentOutputError(f"{who} returned a check score {check.score!r}; expected a finite number in [0, 1].")
+        if not isinstance(critique.accepted, (bool, np.bool_)):
+            raise ComponentOutputError(f"{who} returned accepted={critique.accepted!r}; expected True or False.")
+        if not isinstance(critique.reflection, str):
+            raise ComponentOutputError(f"{who} returned a reflection of type {type(critique.reflection).__name__}; expected a string.")
+        return critique
 
     def _judge_final(self) -> Critique:
         """The current image against the task's reference constraints (the plan's if none)."""
         constraints = self._task.constraints if self._task.constraints is not None else self._plan.constraints
-        return self.suite.critic.judge(self._image, None, constraints)
+        return self._judge(self._image, None, constraints)
 
     def _next_command(self) -> None:
         self._attempt = 0
@@ -418,40 +577,97 @@ class ImagePoserEnv(gym.Env):
     def _component_of(error: BaseException, component: str) -> str:
         return "pool" if isinstance(error, PoolError) else component
 
-    def _fail(self, reward: float, info: dict, component: str, name: str, error: BaseException):
+    def _fail(self, reward: float, info: dict, details: dict, component: str, name: str, error: BaseException):
         component = self._component_of(error, component)
         info["error"] = f"{component} {name!r} failed: {type(error).__name__}: {error}"
         info["error_component"] = component
         reward -= self.reward_config.failure_penalty
-        return self._finish(reward, terminated=False, info=info, force_truncate=True)
+        return self._finish(reward, terminated=False, info=info, details=details, force_truncate=True)
 
-    def _finish(self, reward: float, terminated: bool, info: dict, force_truncate: bool = False):
+    def _finish(self, reward: float, terminated: bool, info: dict, details: dict, force_truncate: bool = False):
         truncated = (not terminated) and (force_truncate or self._step_count >= self.max_steps)
-        info["commands_done"] = self._done_count
-        info["commands_dropped"] = self._dropped
-        info["prompt_score"] = self._score
+        info["prompt_score"] = np.float64(self._score)
         if terminated or truncated:
             self._episode_over = True
             final = self._final_metrics(info)
             info["final_metrics"] = final
+            info["is_success"] = final["success"]
             cfg = self.reward_config
-            reward += cfg.final_weight * final["alignment"] + cfg.success_bonus * float(final["success"])
+            reward += cfg.final_weight * float(final["alignment"]) + cfg.success_bonus * float(final["success"])
+        return self._obs(), float(reward), bool(terminated), bool(truncated), self._close_info(info, details)
+
+    def _new_info(self, command: Command | None) -> dict[str, Any]:
+        """An info with every key of :data:`INFO_KEYS` at its neutral value."""
+        return {
+            "task_kind": self._task.kind if self._task is not None else "",
+            "prompt": self._task.prompt if self._task is not None else "",
+            "expert": "",
+            "expert_kind": "",
+            "command": command.text if command is not None else "",
+            "command_kind": command.kind if command is not None else "",
+            "attempt": np.int64(0),
+            "invalid_action": _FALSE,
+            "accepted": _FALSE,
+            "dropped": _FALSE,
+            "image_kept": _FALSE,
+            "cost": np.float64(0.0),
+            "prompt_score": np.float64(0.0),
+            "commands_done": np.int64(0),
+            "commands_dropped": np.int64(0),
+            "commands_total": np.int64(0),
+            "error": "",
+            "error_component": "",
+            "is_success": _FALSE,
+            "verdict": _no_verdict(),
+            "final_metrics": self._no_final_metrics(),
+            "cache": {"hits": np.int64(0), "misses": np.int64(0)},
+            "details": "",
+        }
+
+    def _close_info(self, info: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+        """Fill the per-episode counters, the cache counts and the JSON details."""
+        info["commands_done"] = np.int64(self._done_count)
+        info["commands_dropped"] = np.int64(self._dropped)
+        info["commands_total"] = np.int64(self._n_commands)
         if self._cache_counter is not None:
-            info["cache"] = self._cache_counter.snapshot()
-        return self._obs(), float(reward), bool(terminated), bool(truncated), info
+            counts = self._cache_counter.snapshot()
+            info["cache"] = {"hits": np.int64(counts["hits"]), "misses": np.int64(counts["misses"])}
+        info["details"] = json.dumps(
+            {
+                "commands": [c.text for c in self._plan.commands],
+                "task_meta": self._task.meta,
+                "verdict": details.get("verdict", {}),
+                "expert_meta": details.get("expert_meta", {}),
+            },
+            default=_json_default,
+        )
+        return info
+
+    @staticmethod
+    def _no_final_metrics() -> dict[str, Any]:
+        return {
+            "episode_over": _FALSE,
+            "success": _FALSE,
+            "alignment": np.float64(0.0),
+            "fidelity": np.float64(0.0),
+            "aesthetics": np.float64(0.0),
+            "steps": np.int64(0),
+            "total_cost": np.float64(0.0),
+            "commands_done": np.int64(0),
+            "commands_dropped": np.int64(0),
+            "commands_total": np.int64(0),
+        }
 
     def _final_metrics(self, info: dict) -> dict[str, Any]:
-        metrics: dict[str, Any] = {
-            "success": False,
-            "alignment": 0.0,
-            "fidelity": 0.0,
-            "aesthetics": 0.0,
-            "steps": self._step_count,
-            "total_cost": self._total_cost,
-            "commands_done": self._done_count,
-            "commands_dropped": self._dropped,
-            "commands_total": self._n_commands,
-        }
+        metrics = self._no_final_metrics()
+        metrics.update(
+            episode_over=_TRUE,
+            steps=np.int64(self._step_count),
+            total_cost=np.float64(self._total_cost),
+            commands_done=np.int64(self._done_count),
+            commands_dropped=np.int64(self._dropped),
+            commands_total=np.int64(self._n_commands),
+        )
         if not self._has_image:
             return metrics
         try:
@@ -460,13 +676,16 @@ class ImagePoserEnv(gym.Env):
             reuse = self._task.constraints is None and self._critique_of_image is not None
             critique = self._critique_of_image if reuse else self._judge_final()
         except Exception as e:
-            info.setdefault("error", f"critic failed on the final image: {type(e).__name__}: {e}")
+            if not info["error"]:
+                component = self._component_of(e, "critic")
+                info["error"] = f"{component} {self.suite.critic.name!r} failed on the final image: {type(e).__name__}: {e}"
+                info["error_component"] = component
             return metrics
         metrics.update(
-            success=bool(critique.prompt_satisfied),
-            alignment=float(critique.prompt_alignment),
-            fidelity=float(critique.fidelity),
-            aesthetics=float(critique.aesthetics),
+            success=np.bool_(critique.prompt_satisfied),
+            alignment=np.float64(critique.prompt_alignment),
+            fidelity=np.float64(critique.fidelity),
+            aesthetics=np.float64(critique.aesthetics),
         )
         return metrics
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import data_equivalence
 
-import poser_env  # noqa: F401 - registers the ids
+import poser_env  # registers the ids
 from poser_env.__main__ import main as cli
 from poser_env.cache import (
     DB_NAME,
@@ -107,8 +107,9 @@ def test_critique_round_trips_through_json():
     env = gym.make("ImagePoser-v0")
     env.reset(seed=3)
     *_, info = env.step(0)
-    critique = Critique.from_dict(info["verdict"])
-    assert critique.to_dict() == info["verdict"]
+    verdict = poser_env.read_details(info)["verdict"]
+    critique = Critique.from_dict(verdict)
+    assert critique.to_dict() == verdict
     assert isinstance(critique.checks, tuple)
     assert suite.critic.name == "shapes-critic"
 
@@ -122,7 +123,7 @@ def test_hits_and_misses_in_info(tmp_path):
     again = episode_infos(env, seed=5, actions=[0, 1, 6, 7])
     assert [i["cache"]["misses"] for i in again] == [0] * len(again)
     assert [i["cache"]["hits"] for i in again] == [i["cache"]["misses"] for i in first]
-    assert "cache" not in gym.make("ImagePoser-v0").reset(seed=5)[1]  # off by default
+    assert gym.make("ImagePoser-v0").reset(seed=5)[1]["cache"] == {"hits": 0, "misses": 0}  # off by default
 
 
 @pytest.mark.parametrize("env_id", ["ImagePoser-v0", "ImagePoser-Hard-v0"])
@@ -316,7 +317,7 @@ def recorded_episode(cache_dir):
         before = base.current_image.copy() if base.progress_has_image else None
         command = base.current_command
         *_, terminated, truncated, info = env.step(a)
-        if info["verdict"] is not None:
+        if info["verdict"]["has_verdict"]:
             steps.append((command, info["expert"], before, info))
         if terminated or truncated:
             break
@@ -337,7 +338,7 @@ def test_export_round_trip(tmp_path):
         assert row["task_prompt"] == base.task.prompt
         assert json.loads(row["command"]) == command.to_dict()
         assert row["expert"] == expert
-        assert json.loads(row["verdict"]) == info["verdict"]
+        assert json.loads(row["verdict"]) == poser_env.read_details(info)["verdict"]
         assert row["accepted"] == info["accepted"]
         if before is None:
             assert row["input_image"] is None
@@ -374,7 +375,7 @@ def test_export_datasets_round_trip(tmp_path):
         assert json.loads(row["command"]) == command.to_dict()
         assert row["expert"] == expert
         assert row["seed"] == record["seed"]
-        assert json.loads(row["verdict"]) == info["verdict"]
+        assert json.loads(row["verdict"]) == poser_env.read_details(info)["verdict"]
         assert row["accepted"] == info["accepted"]
         assert np.array_equal(np.asarray(row["output_image"]), record["output_image"])
         if before is None:

@@ -59,7 +59,7 @@ def episode_digests(env_id: str, n: int, first_seed: int, policy_name: str) -> l
         h = hashlib.sha256()
         obs, info = env.reset(seed=first_seed + ep)
         _update(h, obs)
-        h.update(json.dumps(list(info["commands"])).encode())
+        h.update(json.dumps([c.text for c in base.plan.commands]).encode())
         while True:
             obs, r, term, trunc, info = env.step(policy(base))
             _update(h, obs)

@@ -23,7 +23,7 @@ for ep in range(1000):
         total += r
         if term or trunc:
             break
-    out.append([round(total, 9), info["final_metrics"]["success"]])
+    out.append([round(total, 9), bool(info["final_metrics"]["success"])])
 print(json.dumps(out))
 """
 
