@@ -1,11 +1,10 @@
 """Vectorised ImagePoser: Gymnasium's async and sync vector envs and SB3's SubprocVecEnv
 give exactly what the same number of single envs give for the same seeds.
 
-Gymnasium 1.4's ``AsyncVectorEnv`` reads ``Text`` observations from shared memory once,
-at construction, so with ``shared_memory=True`` (its default) the text fields never update;
-raw ``ImagePoser`` observations therefore need ``vector_kwargs={"shared_memory": False}``.
-Encoded observations (``poser_agents.wrappers.EncodeObservation``) are numeric and work
-with shared memory.
+These runs use the spawn context and masked actions; ``test_vector_defaults.py`` covers
+Gymnasium's default arguments (shared memory on) with unmasked random actions. Text fields
+are ``poser_env.text.PoserText``, which stays correct in ``AsyncVectorEnv``'s shared memory
+(plain ``spaces.Text`` is read from it only once, at construction, in Gymnasium 1.4).
 """
 
 from __future__ import annotations
@@ -96,13 +95,12 @@ def test_async_workers_sharing_a_cache_match_single_envs(tmp_path, reference):
 
 
 def _encoded(env):
-    from poser_agents.wrappers import EncodeObservation
+    from poser_env.wrappers import EncodeObservation
 
     return EncodeObservation(env, state="text+image", encoder="hashed")
 
 
 def test_async_with_shared_memory_on_encoded_observations():
-    pytest.importorskip("poser_agents")
     single = single_env_run(lambda: _encoded(gym.make("ImagePoser-v0")), SEEDS)
     venv = gym.make_vec(
         "ImagePoser-v0",
