@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from poser_env.components import CommandExtractor, Critique
-from poser_env.constraints import Command, ObjectRef, Plan, number_word
+from poser_env.constraints import Command, ObjectRef, Plan, number_word, plural
 from poser_env.error import PromptParseError
 from poser_env.suites.shapes import lexicon as lx
 from poser_env.suites.shapes.language import Group, Intent, SymbolicState, fix_text, intent_command
@@ -46,6 +46,7 @@ _EXAMPLES = (
     "'remove the red circles', 'make the star green', 'move the stars to the top', 'make the background striped'"
 )
 _PICTURE_WORDS = {"picture", "image", "canvas", "scene", "frame", "drawing"}
+_DIRECTIONS = {"up": "top", "upwards": "top", "down": "bottom", "downwards": "bottom", "leftwards": "left", "rightwards": "right"}
 _PRONOUNS = {"them", "it", "they", "those", "these"}
 _SEPARATORS = {("and",), ("with",), ("plus",), ("along", "with"), ("as", "well", "as"), ("alongside",), ("together", "with")}
 _STYLE_PREPS = {"on", "with", "against", "in", "onto", "to", "into"}
@@ -82,6 +83,10 @@ def split_clauses(prompt: str) -> tuple[list[str], bool]:
     return [t for t in texts if t], editing
 
 
+def _names_object(tokens: list[lx.Token]) -> bool:
+    return any(t.word in SHAPES or t.word in _PRONOUNS or t.word == "one" for t in tokens)
+
+
 def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
     words = [t.word for t in tokens]
     out: list[_Clause] = []
@@ -112,6 +117,11 @@ def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
             cur.sequenced, cur.after_comma = True, False
             i += m[0]
             continue
+        m = lx.longest_match(words, i, lx.FILLER_PHRASES)
+        if m is not None and m[0] > 1:  # "go ahead and draw": the "and" is part of the filler
+            cur.tokens += tokens[i : i + m[0]]
+            i += m[0]
+            continue
         if w == "and" and not cur.tokens:
             i += 1  # ", and use a striped background": the "and" only joins
             continue
@@ -125,8 +135,18 @@ def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
     # "Draw a red circle, a blue square and a green star": a verbless part after a plain
     # comma continues the previous clause.
     merged: list[_Clause] = []
+    carry = False
     for c in out:
-        if merged and c.after_comma and not c.sequenced and not _has_verb(c.tokens):
+        if _content_span(c.tokens) is None:  # only filler: "Please,", "In this picture,"
+            carry = carry or c.sequenced
+            continue
+        c.sequenced, carry = c.sequenced or carry, False
+        if merged and c.after_comma and not c.sequenced and not _has_verb(merged[-1].tokens) and not _names_object(merged[-1].tokens):
+            # "On the left, draw three red circles": a leading place belongs to what follows.
+            glue = lx.Token("and", c.tokens[0].start, c.tokens[0].start)
+            c.tokens = [*merged.pop().tokens, glue, *c.tokens]
+            merged.append(c)
+        elif merged and c.after_comma and not c.sequenced and not _has_verb(c.tokens):
             glue = lx.Token("and", c.tokens[0].start, c.tokens[0].start)
             merged[-1].tokens += [glue, *c.tokens]
         else:
@@ -207,6 +227,8 @@ def _explain(word: str) -> str:
         )
     if word in lx.VAGUE_COUNTS:
         return f"'{word}' is not a count; give a number from one to {number_word(MAX_COUNT)}"
+    if word in lx.KNOWN_WORDS:
+        return f"'{word}' does not fit here"
     close = difflib.get_close_matches(word, sorted(w for w in lx.KNOWN_WORDS if len(w) > 2), n=1, cutoff=0.75)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f"'{word}' is not a word this world knows{hint}"
@@ -266,8 +288,8 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
                 out.chunks.append(_Chunk("style", words[i], words[i]))
             i += 1
             continue
-        if w in REGIONS:
-            out.chunks.append(_Chunk("region", w, w))
+        if w in REGIONS or w in _DIRECTIONS:
+            out.chunks.append(_Chunk("region", _DIRECTIONS.get(w, w), w))
             i += 1
             continue
         sep = lx.longest_match(words, i, _SEPARATORS)
@@ -405,6 +427,8 @@ class _Parse:
     def resolve(self, obj: _Obj, pool: list[ObjectRef], last: ObjectRef | None) -> ObjectRef:
         """The existing group an object phrase points to (never a guess)."""
         if obj.det == "pron":
+            if (last is None or last not in pool) and len(pool) == 1:
+                return pool[0]  # "make them orange" when the picture has one group
             if last is None or last not in pool:
                 raise self.fail(f"'{obj.pron}' with nothing before it to refer to (the plan so far has {self._known(pool)})")
             return last
@@ -428,7 +452,7 @@ class _Parse:
             what = ObjectRef(noun or "object", obj.color, obj.size).phrase(2)
             raise self.fail(f"it refers to {what}, but the plan so far has {self._known(pool)}")
         if len(cands) > 1:
-            options = " or ".join(f"the {r.phrase(2)}" for r in cands)
+            options = " or ".join(sorted(f"the {r.phrase(2)}" for r in cands))
             raise self.fail(f"'{obj.words}' is ambiguous: it could be {options}; say which (for example 'the {cands[0].phrase(2)}')")
         return cands[0]
 
@@ -461,6 +485,9 @@ class _Parse:
             return self._recolor(rest)
         if definite and has & {"region", "rel", "prel"} and (kinds is None or "move" in kinds):
             return self._move(rest)
+        if definite and kinds is not None and not kinds & {"generate", "add", "remove"}:
+            wants = "a colour ('make the stars red')" if "move" not in kinds else "a destination ('to the left', 'above the circles')"
+            raise self.fail(f"'{verb} {head.words}' needs {wants}")
         if kinds is None or kinds & {"generate", "add"}:
             generate = (kinds is None or "generate" in kinds) and first and not self.state.groups
             if kinds is not None and "add" in kinds and "generate" not in kinds:
@@ -482,6 +509,8 @@ class _Parse:
         if not objs:
             raise self.fail(f"{what} needs an object such as 'the red circles' or 'them'")
         first = objs[0].value
+        if first.det == "part" and "part" not in allowed:
+            raise self.fail(f"'{first.words}' is part of a group; {what} applies to whole groups only ('the blue squares', 'them')")
         if first.det not in allowed:
             raise self.fail(f"'{first.words}' is not a group of the picture; {what} refers to one, like 'the red circles'")
         others = [c for c in rest if c is not objs[0]]
@@ -491,12 +520,12 @@ class _Parse:
         return [g.ref for g in self.state.groups]
 
     def _remove(self, rest: list[_Chunk], verb: str) -> Intent:
-        obj, others = self._single_target(rest, {"def", "pron", "other", "part", "indef", "bare"}, f"'{verb}'")
+        obj, others = self._single_target(rest, {"def", "pron", "other", "part", "indef", "more", "bare"}, f"'{verb}'")
         extra = [c.words for c in others if c.kind not in ("sep",)]
         if extra:
             raise self.fail(f"'{' '.join(extra)}' does not belong to a removal")
         ref = self.resolve(obj, self._pool(), self.state.last_mentioned)
-        count = obj.count if obj.det in ("part", "indef") or (obj.det == "def" and obj.count is not None) else None
+        count = obj.count if obj.det in ("part", "indef", "more") or (obj.det == "def" and obj.count is not None) else None
         self.recent = [ref]
         return Intent("remove", target=ref, count=count)
 
@@ -543,6 +572,7 @@ class _Parse:
         style = None
         increment = False
         current: dict | None = None
+        leading: str | None = None
         k = 0
 
         def last_ref() -> ObjectRef | None:
@@ -569,6 +599,12 @@ class _Parse:
                 ref = self.resolve(_Obj("def", obj.words, noun=obj.noun, size=obj.size), existing, base)
             else:
                 ref = ObjectRef(obj.noun, obj.color, obj.size)
+            mixed = next((r for r in existing if r.noun == ref.noun and r != ref and None in (r.color, ref.color)), None)
+            if mixed is not None:
+                raise self.fail(
+                    f"'{obj.words}' and the {mixed.phrase(2)} are {plural(ref.noun, 2)} of unstated and stated colours; "
+                    f"give each colour its own count ('a red {ref.noun} and a blue {ref.noun}')"
+                )
             same = next((r for r in existing if r.noun == ref.noun and (ref.color is None or r.color == ref.color) and r.color == ref.color), None)
             if same is not None:
                 if same in pending:
@@ -589,6 +625,8 @@ class _Parse:
             c = rest[k]
             if c.kind == "obj":
                 current = new_group(c.value)
+                if leading is not None:
+                    current["region"], leading = leading, None
             elif c.kind == "sep":
                 current = None
             elif c.kind in ("style", "bg"):
@@ -598,6 +636,10 @@ class _Parse:
                     style = c.value
             elif c.kind in ("region", "rel", "prel"):
                 target = current if current is not None else (groups[-1] if groups else None)
+                if target is None and c.kind == "region" and leading is None:
+                    leading = c.value  # "on the left, three red circles"
+                    k += 1
+                    continue
                 if target is None:
                     raise self.fail(f"'{c.words}' comes before any object it could place")
                 if target["region"] is not None or target["relation"] is not None:
@@ -635,6 +677,8 @@ class _Parse:
             k += 1
         if not groups:
             raise self.fail(f"nothing to draw; {_EXAMPLES}")
+        if leading is not None:
+            raise self.fail(f"the place '{leading}' is not attached to an object")
         # Groups another one is placed relative to are drawn first.
         ordered: list[dict] = []
         for g in groups:

@@ -37,7 +37,8 @@ class Token:
     text: str = ""
 
 
-_TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+|[.,;:!?]|[^\sa-z\d]", re.IGNORECASE)
+# Hyphens and quotes join nothing here ("left-hand side" reads as "left hand side").
+_TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+|[.,;:!?]|[^\sa-z\d\-\"'()]", re.IGNORECASE)
 
 #: Spelling variants and synonyms mapped to the world's words.
 SYNONYMS: dict[str, str] = {
@@ -87,7 +88,7 @@ for _prep, _art, _word, _suffix in product(_REGION_PREPS, ("", "the"), REGIONS, 
 VERB_PHRASES: dict[tuple[str, ...], frozenset[str]] = {}
 _VERBS = {
     "generate": "draw;generate;create;render;sketch;produce;depict;show;create an image of;create a picture of;create an image with;"
-    "start with;begin with;make an image of;make a picture of;draw a picture of;draw an image of;generate an image of;"
+    "start with;begin with;start by drawing;begin by drawing;start by adding;make an image of;make a picture of;draw a picture of;draw an image of;generate an image of;"
     "generate a picture of;paint a picture of;create a scene with",
     "add": "add;insert;include;put;place;also draw;throw in;put in;add in",
     "remove": "remove;delete;erase;take away;take out;get rid of;eliminate;clear;wipe out;drop",
@@ -122,6 +123,7 @@ FILLER_PHRASES: set[tuple[str, ...]] = {
         "i would like", "i need", "we need", "an image of", "a picture of", "an image with", "a picture with",
         "a scene with", "a scene of", "an image showing", "a picture showing", "a drawing of", "an image containing", "there should be", "there is", "there are", "there's", "i'd like to see",
         "i want to see", "want", "would like", "how about", "what about", "can i have", "can i get", "could i have",
+        "let's have", "can we have", "could we have", "we'll have", "me", "very", "on it", "in there", "right now", "for us",
     )
 }
 #: Words that end a clause and start the next one ("then", "after that").
@@ -155,11 +157,17 @@ KNOWN_WORDS: set[str] = (
 )
 
 
+#: Words dropped before parsing: they qualify a place or size the world has no degrees of.
+_INTENSIFIERS = {"very", "really", "quite", "fairly", "pretty", "rather", "nicely", "neatly"}
+
+
 def tokenize(text: str) -> list[Token]:
     """Lower-cased normal-form tokens of ``text`` (plurals and synonyms resolved)."""
     out = []
     for m in _TOKEN_RE.finditer(text):
         w = m.group().lower()
+        if w in _INTENSIFIERS:
+            continue
         plural = False
         if w in _SHAPE_PLURALS:
             w, plural = _SHAPE_PLURALS[w], True
