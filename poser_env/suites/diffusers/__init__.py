@@ -2,7 +2,8 @@
 
 Registered as ``"diffusers"``::
 
-    env = gym.make("ImagePoser-v0", suite="diffusers", suite_kwargs={"memory_budget_gb": 60})
+    env = gym.make("ImagePoser-v0", suite="diffusers")                             # one 80 GB GPU
+    env = gym.make("ImagePoser-v0", suite="diffusers", suite_kwargs={"preset": "24gb"})  # a 24 GB card
 
 Importing this package needs no heavy dependency; :func:`make_diffusers_suite` raises
 :class:`~poser_env.error.MissingDependencyError` naming ``pip install "image-poser[models]"``
@@ -34,6 +35,8 @@ def make_critic(kind: str | Critic, device: str = "auto", **kwargs: Any) -> Crit
         raise UnknownNameError("critic", str(kind), table)
     if kind != "http":
         kwargs.setdefault("device", device)
+    if kind == "clip":
+        kwargs.pop("local_files_only", None)
     try:
         return table[kind](**kwargs)
     except TypeError as e:
@@ -43,45 +46,61 @@ def make_critic(kind: str | Critic, device: str = "auto", **kwargs: Any) -> Crit
 def make_diffusers_suite(
     pool: Sequence[ExpertSpec | dict[str, Any]] | str = "default",
     experts: Sequence[str] | None = None,
-    critic: str | Critic = "vlm",
+    critic: str | Critic | None = None,
     critic_kwargs: dict[str, Any] | None = None,
-    extractor: str | CommandExtractor = "llm",
+    extractor: str | CommandExtractor | None = None,
     extractor_kwargs: dict[str, Any] | None = None,
     tasks: TaskSource | Sequence[Any] | str | None = None,
     device: str = "auto",
-    memory_budget_gb: float = 70.0,
+    memory_budget_gb: float | None = None,
     model_root: str | None = None,
     local_files_only: bool | None = None,
-    image_size: tuple[int, int] = (512, 512),
+    image_size: tuple[int, int] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    preset: str = "80gb",
 ) -> Suite:
     """Build the real-model suite. Nothing is loaded until first use.
 
     Args:
         pool: ``"default"`` (the 12 models of :data:`DEFAULT_POOL`) or a list of
             :class:`ExpertSpec` (or dicts of their fields).
-        experts: Names to keep, in action order (``None``: all of ``pool``).
+        experts: Names to keep, in action order (``None``: the preset's experts for the
+            default pool, all of ``pool`` otherwise).
         critic: ``"vlm"`` (local VLM, VQAScore), ``"http"`` (OpenAI-compatible server),
-            ``"clip"`` (open_clip) or a :class:`~poser_env.components.Critic`.
-        critic_kwargs: Keyword arguments for the critic (``model``, ``base_url``...).
+            ``"clip"`` (open_clip) or a :class:`~poser_env.components.Critic`
+            (``None``: the preset's).
+        critic_kwargs: Keyword arguments for the critic (``model``, ``base_url``...); the
+            preset's VLM model unless ``model`` is given.
         extractor: ``"llm"`` (local LLM), ``"http"``, ``"rules"`` (no model) or a
-            :class:`~poser_env.components.CommandExtractor`.
+            :class:`~poser_env.components.CommandExtractor` (``None``: the preset's).
         extractor_kwargs: Keyword arguments for the extractor.
         tasks: ``None`` (the built-in prompts), a list of prompts, a ``.jsonl`` path or a
             :class:`~poser_env.components.TaskSource`.
-        device: ``"auto"``, ``"cuda"``, ``"cuda:N"`` or ``"cpu"`` for experts and local models.
-        memory_budget_gb: Most expert weights kept on the device at once (GB).
+        device: ``"auto"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"`` for experts and
+            local models; anything else is refused here.
+        memory_budget_gb: Most expert weights kept on the device at once (GB). ``None``:
+            computed by the memory plan for the preset's card with this critic and
+            extractor resident (``python -m poser_env pool plan``).
         model_root: Folder of local checkpoints, searched before the hub.
         local_files_only: Never contact the hub (``None`` follows ``HF_HUB_OFFLINE``).
-        image_size: ``(height, width)`` of the images experts return (and the env observes).
+        image_size: ``(height, width)`` of the images experts return and the episode
+            stores. ``None``: the largest native resolution of the chosen experts, so a
+            1024-native editor (SDXL refiner, Kontext, SD3.5 img2img) is never handed a
+            2x-upsampled image (the env's observation is resized separately).
         overrides: Per-expert field changes, e.g. ``{"sd3.5-medium": {"steps": 20}}``.
+        preset: ``"80gb"`` (default), ``"48gb"`` or ``"24gb"``: the card the defaults are
+            planned for (critic and extractor models, experts, CPU offload, budget); see
+            :mod:`poser_env.suites.diffusers.memory`. Explicit arguments win.
 
     Raises:
-        MissingDependencyError: torch or diffusers is not installed.
+        MissingDependencyError: torch, diffusers or an expert's tokenizer package is not installed.
         ConfigError: an argument is invalid.
     """
-    from poser_env.suites.diffusers.pool import PipelinePool, require_torch_diffusers
+    from poser_env.suites.diffusers.memory import get_preset, memory_plan
+    from poser_env.suites.diffusers.pool import PipelinePool, check_device, require_spec_packages, require_torch_diffusers
 
+    check_device(device)
+    chosen = get_preset(preset)
     require_torch_diffusers("The 'diffusers' suite")
     from poser_env.suites.diffusers.experts import make_expert
     from poser_env.suites.diffusers.extractors import make_extractor
@@ -91,6 +110,9 @@ def make_diffusers_suite(
         if pool != "default":
             raise ConfigError(f"pool must be 'default' or a list of ExpertSpec, got {pool!r}.")
         specs = list(DEFAULT_POOL)
+        if experts is None:
+            experts = chosen.experts(specs)
+        overrides = {**chosen.overrides(), **(overrides or {})}
     else:
         specs = [s if isinstance(s, ExpertSpec) else ExpertSpec.from_dict(s) for s in pool]
     by_name = {s.name: s for s in specs}
@@ -104,21 +126,38 @@ def make_diffusers_suite(
             if n not in by_name:
                 raise UnknownNameError("expert", n, by_name)
         specs = [by_name[n] for n in experts]
+    if not specs:
+        raise ConfigError("The diffusers suite needs at least one expert; 'experts' selected none.")
+    if image_size is None:
+        image_size = max((s.resolution for s in specs), key=lambda r: r[0] * r[1])
     if len(image_size) != 2 or min(image_size) < 8:
         raise ConfigError(f"image_size must be (height, width) with sides >= 8, got {image_size!r}.")
     image_size = (int(image_size[0]), int(image_size[1]))
+    require_spec_packages(specs)
+
+    critic = chosen.critic if critic is None else critic
+    extractor = chosen.extractor if extractor is None else extractor
+    critic_kwargs = dict(critic_kwargs or {})
+    extractor_kwargs = dict(extractor_kwargs or {})
+    if isinstance(critic, str) and critic == "vlm":
+        critic_kwargs.setdefault("model", chosen.critic_model or "Qwen/Qwen2.5-VL-7B-Instruct")
+        critic_kwargs.setdefault("local_files_only", local_files_only)
+    if isinstance(extractor, str) and extractor == "llm":
+        extractor_kwargs.setdefault("model", chosen.extractor_model or "Qwen/Qwen2.5-1.5B-Instruct")
+        extractor_kwargs.setdefault("device", device)
+        extractor_kwargs.setdefault("local_files_only", local_files_only)
+    if memory_budget_gb is None:
+        critic_model = critic_kwargs.get("model") if critic == "vlm" else ("clip" if critic == "clip" else None)
+        extractor_model = extractor_kwargs.get("model") if extractor == "llm" else None
+        plan = memory_plan(chosen.gpu_gb, specs, critic_model, extractor_model)
+        # A plan with no room left still gets a small positive budget: the pool then refuses
+        # each model with the plan's advice instead of the suite failing to build.
+        memory_budget_gb = max(plan.expert_budget_gb, 0.1)
 
     shared = PipelinePool(
         device=device, memory_budget_gb=memory_budget_gb, model_root=model_root, local_files_only=local_files_only
     )
     expert_objs = [make_expert(s, shared, output_size=image_size) for s in specs]
-    critic_kwargs = dict(critic_kwargs or {})
-    extractor_kwargs = dict(extractor_kwargs or {})
-    if isinstance(extractor, str) and extractor == "llm":
-        extractor_kwargs.setdefault("device", device)
-        extractor_kwargs.setdefault("local_files_only", local_files_only)
-    if isinstance(critic, str) and critic == "vlm":
-        critic_kwargs.setdefault("local_files_only", local_files_only)
     if isinstance(tasks, TaskSource):
         task_source = tasks
     else:

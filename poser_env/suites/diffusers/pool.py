@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import threading
 import time
 import warnings
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 # ModelLoadError lived here first; it is re-exported so that old imports keep working.
-from poser_env.error import ConfigError, MissingDependencyError, ModelLoadError
+from poser_env.error import ConfigError, MissingDependencyError, ModelLoadError, closest, short_repr
 from poser_env.suites.diffusers.models import ExpertSpec
 
 
@@ -48,10 +49,33 @@ def require_torch_diffusers(feature: str) -> tuple[Any, Any]:
     return torch, diffusers
 
 
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_DEVICES = ("auto", "cpu", "cuda", "cuda:0", "cuda:1", "mps")
+
+
+def check_device(device: Any, where: str = "device") -> str:
+    """Refuse a device string torch cannot use here, when the object is built (not on the first step).
+
+    Accepts ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` and ``"mps"``.
+
+    Raises:
+        ConfigError: anything else (``"tpu"``, ``"gpu"``, ``3``), naming the closest valid one.
+    """
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        near = closest(device, _DEVICES)
+        hint = f" Did you mean {near!r}?" if near else ""
+        raise ConfigError(
+            f"{where} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {short_repr(device)}.{hint} "
+            "(TPUs and other accelerators are not supported by the diffusers suite.)"
+        )
+    return device
+
+
 def resolve_device(device: str) -> str:
     """``"auto"`` becomes ``"cuda"`` when available, else ``"cpu"``; others pass through."""
     import torch
 
+    check_device(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -98,9 +122,14 @@ class PipelinePool:
     """Loads diffusers pipelines lazily and keeps what fits a memory budget.
 
     Args:
-        device: ``"auto"`` (CUDA when available), ``"cuda"``, ``"cuda:1"`` or ``"cpu"``.
-        memory_budget_gb: Most weights (GB) kept resident at once. The default, 70, leaves
-            about 10 GB of an 80 GB GPU for activations at 1024x1024.
+        device: ``"auto"`` (CUDA when available), ``"cuda"``, ``"cuda:1"``, ``"mps"`` or
+            ``"cpu"``. ``"auto"`` is resolved in the process that loads the first model (a
+            Ray replica decides for itself, see :meth:`place`); an explicit CUDA device is
+            checked at once.
+        memory_budget_gb: Most expert weights (GB) kept resident at once. The suite's
+            default is the expert budget of the 80 GB memory plan
+            (:data:`~poser_env.suites.diffusers.memory.DEFAULT_EXPERT_BUDGET_GB`), which
+            leaves room for the critic, the extractor and one call's activations.
         model_root: Optional folder of local checkpoints. A spec's ``model`` is looked up
             there first as ``model_root/<model>`` (``org/name`` subfolders) and then as
             ``model_root/<name part of model>``.
@@ -114,14 +143,20 @@ class PipelinePool:
     def __init__(
         self,
         device: str = "auto",
-        memory_budget_gb: float = 70.0,
+        memory_budget_gb: float | None = None,
         model_root: str | os.PathLike | None = None,
         local_files_only: bool | None = None,
     ):
         require_torch_diffusers("The diffusers expert pool")
-        if memory_budget_gb <= 0:
-            raise ConfigError(f"memory_budget_gb must be > 0, got {memory_budget_gb}.")
-        self.device = resolve_device(device)
+        if memory_budget_gb is None:
+            from poser_env.suites.diffusers.memory import DEFAULT_EXPERT_BUDGET_GB
+
+            memory_budget_gb = DEFAULT_EXPERT_BUDGET_GB
+        if isinstance(memory_budget_gb, bool) or not isinstance(memory_budget_gb, (int, float)) or not memory_budget_gb > 0:
+            raise ConfigError(f"memory_budget_gb must be a number > 0 (GB), got {short_repr(memory_budget_gb)}.")
+        self.device_request = check_device(device)
+        # "auto" stays unresolved until a model loads, in the process that loads it.
+        self._device: str | None = None if device == "auto" else resolve_device(device)
         self.memory_budget_gb = float(memory_budget_gb)
         self.model_root = Path(model_root) if model_root is not None else None
         if self.model_root is not None and not self.model_root.is_dir():
@@ -134,6 +169,33 @@ class PipelinePool:
         self.load_log: list[tuple[str, float]] = []
 
     # -- public -------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """The torch device the pipelines run on (``"auto"`` resolved on first use)."""
+        if self._device is None:
+            self._device = resolve_device(self.device_request)
+        return self._device
+
+    def place(self, device: str, gpu_share: float = 1.0) -> None:
+        """Pin this pool (in a Ray replica, before anything loads) to ``device`` and a GPU share.
+
+        A replica holding ``gpu_share`` of a GPU (``num_gpus=0.5``) keeps that share of the
+        budget, so replicas sharing one card do not each plan for the whole card; one with no
+        GPU share runs on the CPU.
+
+        Raises:
+            ConfigError: models are already loaded, or the share is not in (0, 1].
+        """
+        if self._groups:
+            raise ConfigError(f"PipelinePool.place({device!r}) after models were loaded ({self.resident()}).")
+        check_device(device)
+        if not 0.0 < gpu_share <= 1.0:
+            raise ConfigError(f"gpu_share must be in (0, 1], got {gpu_share!r}.")
+        self.device_request = device
+        self._device = resolve_device(device)
+        if self._device != "cpu":
+            self.memory_budget_gb = self.memory_budget_gb * float(gpu_share)
+
     def resolve_model(self, model: str) -> str:
         """Where ``model`` is loaded from: a folder under ``model_root`` if present, else as given."""
         if self.model_root is not None:
@@ -190,6 +252,8 @@ class PipelinePool:
         state = self.__dict__.copy()
         state["_groups"] = OrderedDict()
         state["load_log"] = []
+        if state["device_request"] == "auto":
+            state["_device"] = None  # the copy's process decides ("auto" in a Ray replica)
         del state["lock"]
         return state
 
@@ -219,33 +283,37 @@ class PipelinePool:
     def _load(self, spec: ExpertSpec, key: tuple[str, str, str | None]) -> Any:
         import torch
 
-        if spec.memory_gb > self.memory_budget_gb and not spec.cpu_offload:
+        need = spec.resident_gb
+        if need > self.memory_budget_gb:
+            what = " while it runs with cpu_offload" if spec.cpu_offload else ""
             raise ModelLoadError(
                 spec.model,
                 spec.name,
-                MemoryError(f"needs about {spec.memory_gb:g} GB, budget is {self.memory_budget_gb:g} GB"),
-                "Raise memory_budget_gb, set cpu_offload=True in the expert spec, or drop this expert.",
+                MemoryError(f"needs about {need:g} GB{what}, budget is {self.memory_budget_gb:g} GB"),
+                "Raise memory_budget_gb (see `python -m poser_env pool plan`), set cpu_offload=True in the expert "
+                "spec, or drop this expert.",
             )
-        self._make_room(0.0 if spec.cpu_offload else spec.memory_gb)
+        self._make_room(need)
         start = time.perf_counter()
-        try:
-            pipe = self._from_pretrained(spec, key[0])
-        except torch.OutOfMemoryError:
-            # Our size estimate was too low: free everything else once and retry.
+        pipe = self._try_from_pretrained(spec, key[0])
+        if pipe is None:
+            # Our size estimate was too low. The failed attempt is gone by now (see
+            # _try_from_pretrained), so evicting the other groups really frees memory.
             self.clear()
-            try:
-                pipe = self._from_pretrained(spec, key[0])
-            except torch.OutOfMemoryError as e:
+            pipe = self._try_from_pretrained(spec, key[0])
+            if pipe is None:
                 raise ModelLoadError(
                     spec.model,
                     spec.name,
-                    e,
-                    "Out of GPU memory even with every other model evicted: set cpu_offload=True, "
-                    "use a smaller dtype, or run this expert on another GPU.",
-                ) from e
+                    MemoryError(f"out of GPU memory loading {spec.model} with every other model evicted"),
+                    "Set cpu_offload=True, use a smaller dtype, lower memory_budget_gb so the critic and extractor "
+                    "keep their room, or run this expert on another GPU.",
+                )
         seconds = time.perf_counter() - start
         size_gb = module_bytes(pipe) / 1e9
-        group = _Group(key=key, size_gb=0.0 if spec.cpu_offload else size_gb, load_seconds=seconds)
+        # An offloaded pipeline lives on the CPU but needs room for its largest component
+        # while it runs: it keeps that much of the budget (resident_gb), not zero.
+        group = _Group(key=key, size_gb=need if spec.cpu_offload else size_gb, load_seconds=seconds)
         group.pipelines[spec.pipeline] = pipe
         self._groups[key] = group
         self._make_room(0.0, keep=(key,))
@@ -256,6 +324,23 @@ class PipelinePool:
             )
         self.load_log.append((spec.model, seconds))
         return pipe
+
+    def _try_from_pretrained(self, spec: ExpertSpec, where: str) -> Any:
+        """The loaded pipeline, or ``None`` after an out-of-memory error.
+
+        The retry must not happen inside the ``except`` block: while the exception is
+        being handled its traceback keeps every frame of the failed load alive, and with
+        them the half-moved pipeline's GPU tensors, so evicting other models would not free
+        enough. Returning ``None`` ends the handling, then the memory is released.
+        """
+        import torch
+
+        try:
+            return self._from_pretrained(spec, where)
+        except torch.OutOfMemoryError:
+            pass
+        self._free()
+        return None
 
     def _from_pretrained(self, spec: ExpertSpec, where: str) -> Any:
         torch, diffusers = require_torch_diffusers("The diffusers expert pool")
@@ -273,16 +358,21 @@ class PipelinePool:
         except torch.OutOfMemoryError:
             raise
         except Exception as e:  # noqa: BLE001 - every loading failure becomes one clear error
-            raise ModelLoadError(spec.model, spec.name, e, _load_hint(spec, where, self)) from e
+            raise ModelLoadError(spec.model, spec.name, e, _load_hint(spec, where, self, e)) from e
+        oom = False
         try:
             if spec.cpu_offload and self.device.startswith("cuda"):
                 pipe.enable_model_cpu_offload(device=self.device)
             else:
                 pipe.to(self.device)
         except torch.OutOfMemoryError:
+            oom = True
+        if oom:
+            # Outside the handler, so that the traceback's frames (holding modules half on
+            # the GPU) are gone; a fresh error carries no reference to them.
             del pipe
             self._free()
-            raise
+            raise torch.OutOfMemoryError(f"CUDA out of memory moving {spec.model} to {self.device}")
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
         if spec.compile:
@@ -319,6 +409,33 @@ class PipelinePool:
         return pipe
 
 
+def require_spec_packages(specs: Any) -> None:
+    """Check, when the suite is built, the packages the experts' tokenizers need (``spec.needs``).
+
+    Under transformers 5, a T5 tokenizer shipped only as ``spiece.model`` (PixArt-Sigma,
+    SD3.5, FLUX) is converted with sentencepiece and protobuf; without them the first call of
+    that expert would fail minutes into a run.
+
+    Raises:
+        MissingDependencyError: naming the package, the experts and ``image-poser[models]``.
+    """
+    import importlib.util
+
+    missing: dict[str, list[str]] = {}
+    for spec in specs:
+        for module in spec.needs:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                missing.setdefault(module, []).append(spec.name)
+    if missing:
+        module, names = next(iter(missing.items()))
+        package = {"google.protobuf": "protobuf"}.get(module, module)
+        raise MissingDependencyError(package, "models", f"The tokenizer of expert(s) {', '.join(names)}")
+
+
 def _pipeline_class(diffusers: Any, spec: ExpertSpec) -> Any:
     cls = getattr(diffusers, spec.pipeline, None)
     if cls is None:
@@ -329,18 +446,44 @@ def _pipeline_class(diffusers: Any, spec: ExpertSpec) -> Any:
     return cls
 
 
-def _load_hint(spec: ExpertSpec, where: str, pool: PipelinePool) -> str:
+def gated_hint(model: str) -> str:
+    """What to do about a gated hub repository."""
+    return (
+        f"{model} is a gated repository: open https://huggingface.co/{model} with your Hugging Face account and "
+        "accept its licence, then log in on this machine (`hf auth login`, or set HF_TOKEN). Or drop this "
+        "expert (the 'experts' argument)."
+    )
+
+
+def is_gated_error(error: BaseException) -> bool:
+    """Whether ``error`` (or its causes) says the repository is gated or the token is refused."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = f"{type(e).__name__} {e}".lower()
+        if "gatedrepo" in text or "gated repo" in text or "401" in text or "403" in text or "restricted" in text:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _load_hint(spec: ExpertSpec, where: str, pool: PipelinePool, error: BaseException | None = None) -> str:
     if Path(where).is_dir():
         return (
             f"The folder {where!r} exists but is not a complete {spec.pipeline} checkpoint "
             "(model_index.json and component folders written by save_pretrained)."
         )
+    gated = spec.gated or (error is not None and is_gated_error(error))
     if pool.local_files_only:
+        also = f" It is also gated: {gated_hint(spec.model)}" if gated else ""
         return (
             "The hub is off (HF_HUB_OFFLINE=1 or local_files_only=True) and the weights are not in the local "
-            f"cache: download them first (`hf download {spec.model}`), or pass model_root=<folder> holding them."
+            f"cache: download them first (`hf download {spec.model}`), or pass model_root=<folder> holding them.{also}"
         )
+    if gated:
+        return gated_hint(spec.model)
     return (
-        "Check the model id and your network; gated models (FLUX.1 [dev], SD3.5) need `hf auth login` and "
-        "accepting the licence on the model page."
+        "Check the model id and your network. If the repository is gated, accept its licence on "
+        f"https://huggingface.co/{spec.model} and log in (`hf auth login` or HF_TOKEN)."
     )
