@@ -252,9 +252,10 @@ def memory_plan(
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; an :class:`UnknownNameError` lists the others."""
-    if name not in PRESETS:
+    key = name.lower().replace(" ", "") if isinstance(name, str) else name
+    if key not in PRESETS:
         raise UnknownNameError("memory preset", name, PRESETS)
-    return PRESETS[name]
+    return PRESETS[key]
 
 
 def preset_for(gpu_gb: float) -> Preset:
