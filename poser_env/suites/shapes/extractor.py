@@ -49,6 +49,16 @@ _PICTURE_WORDS = {"picture", "image", "canvas", "scene", "frame", "drawing"}
 _DIRECTIONS = {"up": "top", "upwards": "top", "down": "bottom", "downwards": "bottom", "leftwards": "left", "rightwards": "right"}
 _PRONOUNS = {"them", "it", "they", "those", "these"}
 _SEPARATORS = {("and",), ("with",), ("plus",), ("along", "with"), ("as", "well", "as"), ("alongside",), ("together", "with")}
+#: What a clause may hold at a position, by priority when one phrase is in several tables.
+_CHUNK_PHRASES = lx.combine(
+    ("rel", lx.RELATION_PHRASES),
+    ("prel", lx.PRONOUN_RELATION_PHRASES),
+    ("region", lx.REGION_PHRASES),
+    ("verb", lx.VERB_PHRASES),
+    ("filler", lx.FILLER_PHRASES),
+)
+_SPLIT_PHRASES = lx.combine(("connector", lx.CONNECTOR_PHRASES), ("filler", lx.FILLER_PHRASES))
+_CONTENT_PHRASES = lx.combine(("verb", lx.VERB_PHRASES), ("filler", lx.FILLER_PHRASES))
 _STYLE_PREPS = {"on", "with", "against", "in", "onto", "to", "into"}
 
 
@@ -58,6 +68,11 @@ class _Clause:
     tokens: list[lx.Token]
     sequenced: bool = False  # started by "then", "after that"...
     after_comma: bool = False  # separated from the previous clause by a comma only
+    content: tuple[int, int] | None = None  # span of its words that are not filler
+
+    @property
+    def span(self) -> tuple[int, int] | None:
+        return _content_span(self.tokens)
 
 
 def _starts_command(words: list[str], i: int) -> bool:
@@ -77,7 +92,7 @@ def _has_verb(tokens: list[lx.Token]) -> bool:
 def split_clauses(prompt: str) -> tuple[list[str], bool]:
     """Lower-cased clause texts of ``prompt`` and whether it starts with an editing phrase."""
     clauses = _clauses(lx.tokenize(prompt))
-    texts = [_text(prompt, _content_span(c.tokens)) for c in clauses]
+    texts = [_text(prompt, c.content) for c in clauses]
     head = " ".join(prompt.lower().split())
     editing = head.startswith(("edit the image", "edit this image", "in this picture", "change this image"))
     return [t for t in texts if t], editing
@@ -111,14 +126,13 @@ def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
             flush(comma=True)
             i += 1
             continue
-        m = lx.longest_match(words, i, lx.CONNECTOR_PHRASES)
-        if m is not None and not (w == "next" and words[i + 1 : i + 2] == ["to"]):
+        m = lx.longest_match(words, i, _SPLIT_PHRASES)
+        if m is not None and m[1][0] == "connector" and not (w == "next" and words[i + 1 : i + 2] == ["to"]):
             flush()
             cur.sequenced, cur.after_comma = True, False
             i += m[0]
             continue
-        m = lx.longest_match(words, i, lx.FILLER_PHRASES)
-        if m is not None and m[0] > 1:  # "go ahead and draw": the "and" is part of the filler
+        if m is not None and m[1][0] == "filler" and m[0] > 1:  # "go ahead and draw": the "and" is filler
             cur.tokens += tokens[i : i + m[0]]
             i += m[0]
             continue
@@ -137,7 +151,8 @@ def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
     merged: list[_Clause] = []
     carry = False
     for c in out:
-        if _content_span(c.tokens) is None:  # only filler: "Please,", "In this picture,"
+        c.content = c.span
+        if c.content is None:  # only filler: "Please,", "In this picture,"
             carry = carry or c.sequenced
             continue
         c.sequenced, carry = c.sequenced or carry, False
@@ -145,10 +160,12 @@ def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
             # "On the left, draw three red circles": a leading place belongs to what follows.
             glue = lx.Token("and", c.tokens[0].start, c.tokens[0].start)
             c.tokens = [*merged.pop().tokens, glue, *c.tokens]
+            c.content = c.span
             merged.append(c)
         elif merged and c.after_comma and not c.sequenced and not _has_verb(c.tokens):
             glue = lx.Token("and", c.tokens[0].start, c.tokens[0].start)
             merged[-1].tokens += [glue, *c.tokens]
+            merged[-1].content = merged[-1].span
         else:
             merged.append(c)
     return merged
@@ -164,9 +181,8 @@ def _content_span(tokens: list[lx.Token]) -> tuple[int, int] | None:
     keep = [True] * len(words)
     i = 0
     while i < len(words):
-        m = lx.longest_match(words, i, lx.FILLER_PHRASES)
-        v = lx.longest_match(words, i, lx.VERB_PHRASES)
-        if m is not None and (v is None or m[0] > v[0]) and words[i] != "and":
+        m = lx.longest_match(words, i, _CONTENT_PHRASES)
+        if m is not None and m[1][0] == "filler" and words[i] != "and":
             keep[i : i + m[0]] = [False] * m[0]
             i += m[0]
         else:
@@ -246,17 +262,8 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
             out.chunks.append(_Chunk("sep", words="and"))
             i += 1
             continue
-        best: tuple[int, str, object] | None = None
-        for kind, table in (
-            ("rel", lx.RELATION_PHRASES),
-            ("prel", lx.PRONOUN_RELATION_PHRASES),
-            ("region", lx.REGION_PHRASES),
-            ("verb", lx.VERB_PHRASES),
-            ("filler", lx.FILLER_PHRASES),
-        ):
-            m = lx.longest_match(words, i, table)
-            if m is not None and (best is None or m[0] > best[0]):
-                best = (m[0], kind, m[1])
+        m = lx.longest_match(words, i, _CHUNK_PHRASES)
+        best = None if m is None else (m[0], *m[1])
         if best is not None and best[1] == "rel" and i + best[0] + 1 < n + 1:
             # "on the left of the picture" is a region, not a relation to a picture.
             j = i + best[0]
@@ -716,7 +723,7 @@ class ShapesExtractor(CommandExtractor):
         parse = _Parse(prompt, state)
         commands = []
         for clause in _clauses(lx.tokenize(prompt)):
-            text = _text(prompt, _content_span(clause.tokens))
+            text = _text(prompt, clause.content)
             reading = _chunk(clause.tokens)
             if not text or (not reading.chunks and not reading.problems):
                 continue  # only filler ("Please,", "In this picture,")

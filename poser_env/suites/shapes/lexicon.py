@@ -11,8 +11,8 @@ say what the world offers instead.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from itertools import product
+from typing import NamedTuple
 
 from poser_env.suites.shapes.vocab import (
     COLORS,
@@ -26,8 +26,7 @@ from poser_env.suites.shapes.vocab import (
 )
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """One word (normal form) or punctuation mark, with its span in the prompt."""
 
     word: str
@@ -165,16 +164,17 @@ def tokenize(text: str) -> list[Token]:
     """Lower-cased normal-form tokens of ``text`` (plurals and synonyms resolved)."""
     out = []
     for m in _TOKEN_RE.finditer(text):
-        w = m.group().lower()
+        raw = m.group()
+        w = raw.lower()
         if w in _INTENSIFIERS:
             continue
-        plural = False
-        if w in _SHAPE_PLURALS:
-            w, plural = _SHAPE_PLURALS[w], True
+        single = _SHAPE_PLURALS.get(w)
+        if single is not None:
+            out.append(Token(single, m.start(), m.end(), True, raw))
         elif w == "ones":
-            w, plural = "one", True
-        w = SYNONYMS.get(w, w)
-        out.append(Token(w, m.start(), m.end(), plural, m.group()))
+            out.append(Token("one", m.start(), m.end(), True, raw))
+        else:
+            out.append(Token(SYNONYMS.get(w, w), m.start(), m.end(), False, raw))
     return out
 
 
@@ -189,14 +189,41 @@ def count_of(word: str) -> int | None:
     return None
 
 
+def combine(*tables: tuple[str, object]) -> dict[tuple[str, ...], tuple[str, object]]:
+    """One phrase table from ``(kind, table)`` pairs: ``phrase -> (kind, value)``.
+
+    A phrase in several tables keeps the first kind given (the caller's priority).
+    """
+    out: dict[tuple[str, ...], tuple[str, object]] = {}
+    for kind, table in tables:
+        for key in table:
+            out.setdefault(key, (kind, table[key] if isinstance(table, dict) else key))
+    return out
+
+
 def longest_match(words: list[str], i: int, table) -> tuple[int, object] | None:
     """Longest phrase of ``table`` (a dict or set of word tuples) starting at ``words[i]``."""
-    for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
-        key = tuple(words[i : i + n])
-        if key in table:
-            return n, (table[key] if isinstance(table, dict) else key)
+    if i >= len(words):
+        return None
+    index = _INDEXES.get(id(table))
+    if index is None or index[0] is not table:
+        index = _INDEXES[id(table)] = (table, _index(table))
+    entries = index[1].get(words[i])
+    if entries:
+        for n, key, value in entries:
+            if n == 1 or tuple(words[i : i + n]) == key:
+                return n, value
     return None
 
 
-_MAX_PHRASE = 6
-MAX = MAX_COUNT
+# Phrases by first word, longest first: one dict lookup per position keeps parsing cheap.
+_INDEXES: dict[int, tuple[object, dict[str, list[tuple[int, tuple[str, ...], object]]]]] = {}
+
+
+def _index(table) -> dict[str, list[tuple[int, tuple[str, ...], object]]]:
+    index: dict[str, list[tuple[int, tuple[str, ...], object]]] = {}
+    for key in table:
+        index.setdefault(key[0], []).append((len(key), key, table[key] if isinstance(table, dict) else key))
+    for entries in index.values():
+        entries.sort(key=lambda e: -e[0])
+    return index
