@@ -24,7 +24,15 @@ from poser_env.components import Expert, ExpertResult
 from poser_env.constraints import Command, ObjectRef
 from poser_env.error import ConfigError
 from poser_env.suites.shapes.perception import perceive
-from poser_env.suites.shapes.scene import Obj, Scene, in_region, matching, relation_holds, render
+from poser_env.suites.shapes.scene import (
+    Obj,
+    Scene,
+    free_grid,
+    in_region,
+    matching,
+    relation_holds,
+    render,
+)
 from poser_env.suites.shapes.vocab import CANVAS, COLORS, REGIONS, RELATION_MARGIN, SHAPES, SIZES
 
 _GAP = 3  # minimum free pixels between objects when placing
@@ -136,13 +144,7 @@ def place(
     if x1 < x0 or y1 < y0:
         return None
     # Scan the allowed box on a 2-pixel grid for every free spot (complete, vectorised).
-    xs = np.arange(int(np.ceil(x0)), int(np.floor(x1)) + 1, 2)
-    ys = np.arange(int(np.ceil(y0)), int(np.floor(y1)) + 1, 2)
-    free = np.ones((ys.size, xs.size), bool)
-    for o in existing:
-        reach = (e + SIZES[o.size]) / 2 + _GAP
-        free &= (np.abs(ys - o.y) >= reach)[:, None] | (np.abs(xs - o.x) >= reach)[None, :]
-    idx = np.flatnonzero(free)
+    xs, ys, idx = free_grid(existing, e, x0, x1, y0, y1, _GAP)
     if idx.size == 0:
         return None
     n_candidates = 1 + int(round(3 * aesthetic))

@@ -7,6 +7,7 @@ Experts produce scenes and render them; the critic never sees a scene, only pixe
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -129,6 +130,39 @@ def render(scene: Scene, size: int = CANVAS) -> np.ndarray:
         region = img[y0 + sy0 : y0 + sy1, x0 + sx0 : x0 + sx1]
         region[mask[sy0:sy1, sx0:sx1]] = COLORS[obj.color]
     return img
+
+
+# --------------------------------------------------------------------------- placement
+def free_grid(
+    existing: Iterable[Obj], extent: int, x0: float, x1: float, y0: float, y1: float, gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spots on a 2-pixel grid in a box where an object of ``extent`` keeps ``gap`` pixels
+    clear of every ``existing`` object.
+
+    The grid is ``xs = arange(ceil(x0), floor(x1) + 1, 2)`` by ``ys`` alike; a spot is free
+    when, for every existing object ``o`` with ``reach = (extent + SIZES[o.size]) / 2 +
+    gap``, ``|y - o.y| >= reach`` or ``|x - o.x| >= reach``. Each object blocks a
+    rectangle of grid cells, cleared with one slice, rather than a comparison of the whole
+    grid per object.
+
+    Returns:
+        ``(xs, ys, idx)``: the grid's columns and rows and the flat (row-major) indices of
+        the free spots, in increasing order.
+    """
+    xa, ya = math.ceil(x0), math.ceil(y0)
+    xs = np.arange(xa, math.floor(x1) + 1, 2)
+    ys = np.arange(ya, math.floor(y1) + 1, 2)
+    nx, ny = xs.size, ys.size
+    free = np.ones((ny, nx), bool)
+    for o in existing:
+        reach = (extent + SIZES[o.size]) / 2 + gap
+        # Cells j with |start + 2j - centre| < reach: an open interval of j. Every value
+        # is a multiple of 1/4, so the float arithmetic is exact.
+        j0, j1 = max(0, math.floor((o.y - reach - ya) / 2) + 1), min(ny, math.ceil((o.y + reach - ya) / 2))
+        i0, i1 = max(0, math.floor((o.x - reach - xa) / 2) + 1), min(nx, math.ceil((o.x + reach - xa) / 2))
+        if j0 < j1 and i0 < i1:
+            free[j0:j1, i0:i1] = False
+    return xs, ys, np.flatnonzero(free)
 
 
 # --------------------------------------------------------------------------- constraints

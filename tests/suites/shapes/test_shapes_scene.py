@@ -1,0 +1,66 @@
+"""Scene helpers of the Shapes world: the free-spot grid used for placing objects."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from poser_env.suites.shapes.scene import Obj, free_grid
+from poser_env.suites.shapes.vocab import CANVAS, SIZES
+
+
+def _reference_free_grid(existing, extent, x0, x1, y0, y1, gap):
+    """The whole-grid comparison per object that placing used before issue 15."""
+    xs = np.arange(int(np.ceil(x0)), int(np.floor(x1)) + 1, 2)
+    ys = np.arange(int(np.ceil(y0)), int(np.floor(y1)) + 1, 2)
+    free = np.ones((ys.size, xs.size), bool)
+    for o in existing:
+        reach = (extent + SIZES[o.size]) / 2 + gap
+        free &= (np.abs(ys - o.y) >= reach)[:, None] | (np.abs(xs - o.x) >= reach)[None, :]
+    return xs, ys, np.flatnonzero(free)
+
+
+def test_free_grid_equals_the_whole_grid_comparison():
+    rng = np.random.default_rng(15)
+    sizes = list(SIZES)
+    n_free = n_blocked = 0
+    for _ in range(3000):
+        objs = [
+            Obj(
+                "circle",
+                "red",
+                sizes[int(rng.integers(3))],
+                int(rng.integers(-20, CANVAS + 20)),
+                int(rng.integers(-20, CANVAS + 20)),
+            )
+            for _ in range(int(rng.integers(0, 9)))
+        ]
+        extent = SIZES[sizes[int(rng.integers(3))]]
+        # Box edges as place() makes them: integers, region edges such as 0.4 * 128 - 2,
+        # group centres +- a margin (means of integers), quarters, and empty boxes.
+        x0, x1, y0, y1 = (
+            float(v) for v in rng.uniform(-5, CANVAS + 5, 4) * rng.choice([1.0, 0.5], 4)
+        )
+        x0, y0 = (round(v * 4) / 4 if rng.random() < 0.5 else v for v in (x0, y0))
+        gap = int(rng.integers(0, 5))
+        got = free_grid(objs, extent, x0, x1, y0, y1, gap)
+        want = _reference_free_grid(objs, extent, x0, x1, y0, y1, gap)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+        n_free += want[2].size
+        n_blocked += want[0].size * want[1].size - want[2].size
+    assert n_free > 0 and n_blocked > 0  # both outcomes are exercised
+
+
+def test_free_grid_blocks_the_reach_around_an_object():
+    xs, ys, idx = free_grid(
+        [Obj("square", "blue", "medium", 64, 64)], SIZES["small"], 0, 127, 0, 127, 3
+    )
+    free = np.zeros((ys.size, xs.size), bool)
+    free.flat[idx] = True
+    reach = (SIZES["small"] + SIZES["medium"]) / 2 + 3  # 21 pixels
+    for j, y in enumerate(ys):
+        for i, x in enumerate(xs):
+            assert free[j, i] == (abs(y - 64) >= reach or abs(x - 64) >= reach)
+    assert math.isclose(reach, 21.0)
