@@ -16,6 +16,7 @@ Images everywhere are ``numpy.ndarray`` of shape ``(H, W, 3)`` and dtype ``uint8
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from poser_env.constraints import Command, Constraint, Plan
+from poser_env.error import ConfigError
 
 ExpertKind = Literal["t2i", "i2i"]
 
@@ -305,6 +307,8 @@ class CommandExtractor(ABC):
 
 
 TaskKind = Literal["generation", "editing"]
+#: The values of :attr:`Task.kind`.
+TASK_KINDS: tuple[str, ...] = ("generation", "editing")
 
 
 @dataclass(frozen=True)
@@ -325,6 +329,21 @@ class Task:
     image: np.ndarray | None = None
     constraints: tuple[Constraint, ...] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Checked when the task is built, not when an episode trips over it.
+        if not isinstance(self.prompt, str):
+            raise ConfigError(f"Task.prompt must be a string, got {type(self.prompt).__name__}.")
+        if self.kind not in TASK_KINDS:
+            close = difflib.get_close_matches(str(self.kind), TASK_KINDS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Task.kind must be one of {list(TASK_KINDS)}, got {self.kind!r}.{hint}")
+        if self.image is not None and not isinstance(self.image, np.ndarray):
+            raise ConfigError(f"Task.image must be None or an (H, W, 3) uint8 numpy array, got {type(self.image).__name__}.")
+        if self.constraints is not None and not isinstance(self.constraints, (tuple, list)):
+            raise ConfigError(f"Task.constraints must be None or a tuple of Constraint, got {type(self.constraints).__name__}.")
+        if not isinstance(self.meta, dict):
+            raise ConfigError(f"Task.meta must be a dict, got {type(self.meta).__name__}.")
 
 
 class TaskSource(ABC):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.error import InvalidAction, ResetNeeded
+from gymnasium.wrappers import TimeLimit
 from PIL import Image
 
 from poser_env.components import Critique, ExpertResult, Task
@@ -40,6 +42,8 @@ PROGRESS_FIELDS: tuple[str, ...] = (
     "last_fidelity",  # critic's fidelity of the last image
 )
 RESET_OPTIONS = ("prompt", "image", "task")
+#: How many calls up from reset() to look for a TimeLimit wrapper (a wrapper stack is short).
+_MAX_WRAPPER_DEPTH = 48
 #: Text lines under the image in ``render()`` frames (longer captions are cut).
 RENDER_CAPTION_LINES = 4
 
@@ -505,16 +509,24 @@ class ImagePoserEnv(gym.Env):
             raise error(f"{what} must be a ({h}, {w}, 3) uint8 numpy array (suite {self.suite.name!r}), got {got}.")
 
     def _step_cap(self) -> int:
-        """``max_steps``, or ``gym.make(..., max_episode_steps=N)``'s N if smaller.
+        """``max_steps``, or the ``TimeLimit`` around this env (``gym.make(...,
+        max_episode_steps=N)``) if its N is smaller.
 
-        Gymnasium's ``TimeLimit`` truncates from outside, where the env cannot add the
-        final metrics and the terminal reward; the env ends the episode itself at that
-        step instead, as with ``max_steps=N`` (``TimeLimit`` then agrees with it).
+        ``TimeLimit`` truncates from outside, where the env cannot add the final metrics and
+        the terminal reward, and Gymnasium keeps N from the env itself (its own spec says
+        ``max_episode_steps=None``). The wrapper's ``reset()`` is on the call stack of every
+        reset, so the env reads N from there and ends the episode itself at that step, as
+        with ``max_steps=N``; ``TimeLimit`` then agrees with it.
         """
-        limit = self.spec.max_episode_steps if self.spec is not None else None
-        if limit is None:
-            return self._max_steps_arg
-        return min(self._max_steps_arg, int(limit))
+        frame = sys._getframe(1)
+        for _ in range(_MAX_WRAPPER_DEPTH):
+            if frame is None:
+                break
+            caller = frame.f_locals.get("self")
+            if isinstance(caller, TimeLimit) and caller.unwrapped is self:
+                return min(self._max_steps_arg, int(caller._max_episode_steps))
+            frame = frame.f_back
+        return self._max_steps_arg
 
     def _extract(self, task: Task) -> Plan:
         """The extractor's plan; any failure but an unparseable prompt is a ComponentError."""
