@@ -97,7 +97,12 @@ def make_diffusers_suite(
         ConfigError: an argument is invalid.
     """
     from poser_env.suites.diffusers.memory import get_preset, memory_plan
-    from poser_env.suites.diffusers.pool import PipelinePool, check_device, require_spec_packages, require_torch_diffusers
+    from poser_env.suites.diffusers.pool import (
+        PipelinePool,
+        check_device,
+        require_spec_packages,
+        require_torch_diffusers,
+    )
 
     check_device(device)
     chosen = get_preset(preset)

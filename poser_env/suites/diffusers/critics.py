@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from poser_env.components import ConstraintCheck, Critic, Critique
-from poser_env.constraints import Command, Constraint
+from poser_env.constraints import Command, Constraint, ObjectRef, region_phrase
 from poser_env.error import ConfigError, MissingDependencyError
 from poser_env.suites.diffusers.openai_client import ChatClient, extract_json, image_data_url
 from poser_env.suites.diffusers.scorers import CLIPScoreModel, VQAScoreModel
@@ -41,6 +41,47 @@ def command_constraints(command: Command | None) -> tuple[Constraint, ...]:
     if command.constraints:
         return tuple(command.constraints)
     return (Constraint(kind="text", text=f'the image matches the instruction "{command.text}"'),)
+
+
+def known_counts(constraints: Sequence[Constraint]) -> dict[tuple[str, str | None, str | None], int]:
+    """How many of each object the constraints ask for (from their count constraints)."""
+    return {
+        (c.subject.noun, c.subject.color, c.subject.size): int(c.count)
+        for c in constraints
+        if c.kind == "count" and c.subject is not None and c.count
+    }
+
+
+def _how_many(ref: ObjectRef, counts: dict[tuple[str, str | None, str | None], int]) -> int:
+    # The exact object first, then any count of the noun; one when nothing says otherwise
+    # ("a cat to the left of a dog": a region or relation alone is about one object).
+    exact = counts.get((ref.noun, ref.color, ref.size))
+    if exact is not None:
+        return exact
+    same_noun = [n for (noun, _, _), n in counts.items() if noun == ref.noun]
+    return sum(same_noun) if same_noun else 1
+
+
+def constraint_text(constraint: Constraint, counts: dict[tuple[str, str | None, str | None], int], question: bool) -> str:
+    """A statement or yes/no question whose number agrees with how many objects are asked for.
+
+    ``Constraint.statement()`` (shared with the Shapes world, whose regions are about every
+    object of a kind) always says "the cats are on the left"; a VLM asked "Are the cats on
+    the left?" about an image with one cat may rightly answer No. Regions and relations are
+    therefore singular unless a count constraint of the same object says more.
+    """
+    if constraint.kind not in ("region", "relation") or constraint.subject is None:
+        return constraint.question() if question else constraint.statement()
+    n = _how_many(constraint.subject, counts)
+    subject = f"the {constraint.subject.phrase(n)}"
+    if constraint.kind == "region":
+        where = region_phrase(str(constraint.region))
+    else:
+        other = constraint.other
+        where = f"{constraint.relation} the {other.phrase(_how_many(other, counts))}" if other is not None else str(constraint.relation)
+    if question:
+        return f"{'Is' if n == 1 else 'Are'} {subject} {where}?"
+    return f"{subject} {'is' if n == 1 else 'are'} {where}"
 
 
 class _ScoreCritic(Critic):
@@ -128,6 +169,8 @@ class VLMCritic(_ScoreCritic):
         threshold: Score at which a constraint passes.
         weights: Weights of alignment, fidelity and aesthetics in ``overall``.
         vqa: An existing :class:`VQAScoreModel` to share (overrides ``model``/``device``/``dtype``).
+        formula: ``"vqascore"`` (published: unnormalised ``P("Yes")``) or ``"yes_no"``
+            (``P(Yes)/(P(Yes)+P(No))``); see :class:`VQAScoreModel`.
     """
 
     name = "vlm"
@@ -142,15 +185,20 @@ class VLMCritic(_ScoreCritic):
         weights: tuple[float, float, float] = (0.6, 0.2, 0.2),
         vqa: VQAScoreModel | None = None,
         local_files_only: bool | None = None,
+        formula: Literal["vqascore", "yes_no"] = "vqascore",
     ):
         super().__init__(threshold, weights)
         if reflection not in ("generate", "template"):
             raise ConfigError(f"reflection must be 'generate' or 'template', got {reflection!r}.")
         self.reflection_mode = reflection
-        self.vqa = vqa or VQAScoreModel(model, device=device, dtype=dtype, local_files_only=local_files_only)
+        self.vqa = vqa or VQAScoreModel(
+            model, device=device, dtype=dtype, local_files_only=local_files_only, formula=formula
+        )
 
     def scores(self, image: np.ndarray, constraints: Sequence[Constraint]) -> tuple[list[float], float, float]:
-        p = self.vqa.p_yes(image, [*(c.question() for c in constraints), FIDELITY_QUESTION, AESTHETICS_QUESTION])
+        counts = known_counts(constraints)
+        questions = [constraint_text(c, counts, question=True) for c in constraints]
+        p = self.vqa.p_yes(image, [*questions, FIDELITY_QUESTION, AESTHETICS_QUESTION])
         return p[:-2], p[-2], p[-1]
 
     def reflection(self, image: np.ndarray, failed: list[ConstraintCheck]) -> str:
@@ -206,7 +254,8 @@ class CLIPCritic(_ScoreCritic):
         self._cos: dict[int, float] = {}
 
     def scores(self, image: np.ndarray, constraints: Sequence[Constraint]) -> tuple[list[float], float, float]:
-        texts = [c.statement() for c in constraints] + [
+        counts = known_counts(constraints)
+        texts = [constraint_text(c, counts, question=False) for c in constraints] + [
             "a sharp, clean, high quality image",
             "a blurry, noisy image with artifacts",
             "a beautiful, well-composed image",
@@ -297,7 +346,8 @@ class HTTPCritic(Critic):
         cmd = command_constraints(command)
         prompt = tuple(prompt_constraints)
         allc = [*cmd, *prompt]
-        listing = "\n".join(f"{i}. {c.statement()}" for i, c in enumerate(allc)) or "(no statements)"
+        counts = known_counts(allc)
+        listing = "\n".join(f"{i}. {constraint_text(c, counts, question=False)}" for i, c in enumerate(allc)) or "(no statements)"
         messages = [
             {"role": "system", "content": _CRITIC_SYSTEM},
             {

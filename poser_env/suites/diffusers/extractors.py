@@ -402,9 +402,11 @@ class LLMExtractor(_JSONExtractor):
         max_retries: int = 2,
         local_files_only: bool | None = None,
     ):
+        from poser_env.suites.diffusers.pool import check_device
+
         super().__init__()
         self.model_name = model
-        self.device = device
+        self.device = check_device(device)
         self.dtype = dtype
         self.max_new_tokens = int(max_new_tokens)
         self.max_retries = int(max_retries)

@@ -4,13 +4,17 @@ Two model wrappers do the scoring for both critics and scorers:
 
 * :class:`VQAScoreModel` - any ``AutoModelForImageTextToText`` VLM; the probability that the
   answer to a yes/no question is "Yes", read from the logits of the first answer token
-  (the VQAScore method, Lin et al. 2024). Nothing depends on parsing generated text.
+  (the VQAScore method, Lin et al. 2024, as implemented in ``linzhiqiu/t2v_metrics``: the
+  question ``Does this figure show "{text}"? Please answer Yes or No.``, and the
+  unnormalised softmax probability of the single token "Yes"). Nothing depends on parsing
+  generated text.
 * :class:`CLIPScoreModel` - an open_clip model; cosine similarity of image and text.
 
 The evaluation scorers (:class:`CLIPScorer`, :class:`VQAScorer`, :class:`GenEvalScorer`)
 answer "how good is the final image for this prompt" for benchmarks. The paper used one
-model as both reward critic and judge; here a scorer is a separate object that can (and by
-default should) use a different model family from the critic.
+model as both reward critic and judge, so a policy that exploits the critic looks good in
+evaluation too; here :func:`default_scorer` picks a VLM of another family than the critic
+and :func:`check_independent` refuses a scorer of the critic's family unless asked.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -62,23 +66,44 @@ def _pil(image: np.ndarray) -> Any:
     return Image.fromarray(image)
 
 
+#: Appended to every yes/no question (the ending of t2v_metrics' VQAScore question template).
+ANSWER_SUFFIX = " Please answer Yes or No."
+#: The published VQAScore question for a whole prompt (t2v_metrics' default ``question_template``).
+VQASCORE_QUESTION = 'Does this figure show "{}"?' + ANSWER_SUFFIX
+#: How a yes/no probability is computed (see :class:`VQAScoreModel`).
+FORMULAS = ("vqascore", "yes_no")
+#: The evaluation VLM used when the critic is of the Qwen family (the default critic's):
+#: LLaVA-NeXT on Mistral-7B, Apache-2.0, about 15 GB in bf16.
+DEFAULT_SCORER_MODEL = "llava-hf/llava-v1.6-mistral-7b-hf"
+#: The evaluation VLM used when the critic is itself a LLaVA.
+ALTERNATE_SCORER_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
+
+
 class VQAScoreModel:
     """Yes/no probabilities from a vision-language model (VQAScore).
 
     The model and processor load lazily, on the first question, through
     ``AutoProcessor.from_pretrained`` and ``AutoModelForImageTextToText.from_pretrained``.
 
-    ``P(yes)`` is the softmax mass of the "Yes" answer tokens ("Yes", "yes", " Yes"...)
-    divided by the mass of "Yes" plus "No" tokens at the first answer position. The
-    original VQAScore uses the unnormalised ``P("Yes")``; normalising between the two
-    answers keeps scores comparable across VLMs that put different mass on other tokens
-    (pass ``normalize=False`` for the original).
+    Every question gets :data:`ANSWER_SUFFIX` (``" Please answer Yes or No."``, the
+    t2v_metrics template's ending) and the model's chat template. Two formulas:
+
+    * ``"vqascore"`` (default, as published): the softmax probability, over the whole
+      vocabulary, of the one token that ``"Yes"`` encodes to, at the first answer
+      position. Comparable with published VQAScore numbers only with the same model.
+    * ``"yes_no"``: ``P("Yes") / (P("Yes") + P("No"))`` of those two single tokens, a
+      two-way choice that ignores the mass on other tokens (this project's earlier
+      default, kept for critics that want a score centred on 0.5).
+
+    Only the exact tokens of ``"Yes"`` and ``"No"`` count (not " yes" or "YES", whose first
+    sub-token would be a different word); a tokenizer that splits ``"Yes"`` into several
+    tokens is refused.
 
     Args:
         model: Hub id (e.g. ``"Qwen/Qwen2.5-VL-7B-Instruct"``) or a local folder.
-        device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
+        device: ``"auto"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"``.
         dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"bfloat16"``, ``"float16"`` or ``"float32"``.
-        normalize: Normalise ``P(Yes)`` by ``P(Yes) + P(No)``.
+        formula: ``"vqascore"`` or ``"yes_no"`` (see above).
         batch_size: Questions per forward pass.
         local_files_only: Never contact the hub; ``None`` follows ``HF_HUB_OFFLINE``.
         cache_size: Most ``(image, question)`` scores remembered (0 disables the cache).
@@ -93,23 +118,27 @@ class VQAScoreModel:
         model: str,
         device: str = "auto",
         dtype: str = "auto",
-        normalize: bool = True,
+        formula: Literal["vqascore", "yes_no"] = "vqascore",
         batch_size: int = 8,
         local_files_only: bool | None = None,
         cache_size: int = 1024,
     ):
+        from poser_env.suites.diffusers.pool import check_device
+
         if cache_size < 0:
             raise ConfigError(f"cache_size must be >= 0, got {cache_size}.")
+        if formula not in FORMULAS:
+            raise ConfigError(f"formula must be one of {FORMULAS}, got {formula!r}.")
         self.model_name = model
-        self.device = device
+        self.device = check_device(device)
         self.dtype = dtype
-        self.normalize = normalize
+        self.formula = formula
         self.batch_size = int(batch_size)
         self.local_files_only = local_files_only
         self._model: Any = None
         self._processor: Any = None
-        self._yes: list[int] = []
-        self._no: list[int] = []
+        self._yes: int | None = None
+        self._no: int | None = None
         self.cache_size = int(cache_size)
         self._scores: OrderedDict[tuple[bytes, str], float] = OrderedDict()
         self._prompts: OrderedDict[str, str] = OrderedDict()  # question -> chat-formatted text
@@ -135,13 +164,10 @@ class VQAScoreModel:
         model.to(self.device).eval()
         tok = processor.tokenizer
         tok.padding_side = "left"  # the answer position is then the last one in every row
-        self._yes = _first_token_ids(tok, ("Yes", "yes", " Yes", " yes", "YES"))
-        self._no = _first_token_ids(tok, ("No", "no", " No", " no", "NO"))
-        overlap = set(self._yes) & set(self._no)
-        self._yes = [i for i in self._yes if i not in overlap]
-        self._no = [i for i in self._no if i not in overlap]
-        if not self._yes or not self._no:
-            raise ConfigError(f"VLM {self.model_name!r}: its tokenizer has no distinct 'Yes'/'No' tokens.")
+        self._yes = _single_token(tok, "Yes", self.model_name)
+        self._no = _single_token(tok, "No", self.model_name)
+        if self._yes == self._no:
+            raise ConfigError(f"VLM {self.model_name!r}: its tokenizer maps 'Yes' and 'No' to the same token.")
         self._processor, self._model = processor, model
 
     def _prompt(self, text: str) -> str:
@@ -176,15 +202,14 @@ class VQAScoreModel:
             self.load()
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
-            texts = [self._prompt(f"{q} Answer with Yes or No.") for q in chunk]
+            texts = [self._prompt(f"{q}{ANSWER_SUFFIX}") for q in chunk]
             inputs = self._processor(text=texts, images=[pil] * len(chunk), padding=True, return_tensors="pt")
             inputs = inputs.to(self.device)
             with torch.inference_mode():
                 logits = self._model(**inputs).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)
-            yes = probs[:, self._yes].sum(-1)
-            no = probs[:, self._no].sum(-1)
-            p = yes / (yes + no).clamp_min(1e-12) if self.normalize else yes
+            yes = probs[:, self._yes]
+            p = yes if self.formula == "vqascore" else yes / (yes + probs[:, self._no]).clamp_min(1e-12)
             for q, v in zip(chunk, p.tolist(), strict=True):
                 found[q] = v
                 if self.cache_size:
@@ -216,13 +241,15 @@ def _image_key(image: np.ndarray) -> bytes:
     return digest.digest()
 
 
-def _first_token_ids(tok: Any, words: Sequence[str]) -> list[int]:
-    ids: list[int] = []
-    for w in words:
-        enc = tok.encode(w, add_special_tokens=False)
-        if enc and enc[0] not in ids:
-            ids.append(int(enc[0]))
-    return ids
+def _single_token(tok: Any, word: str, model: str) -> int:
+    """The id of the one token ``word`` encodes to (as t2v_metrics encodes its answer template)."""
+    ids = tok.encode(word, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ConfigError(
+            f"VLM {model!r}: its tokenizer encodes {word!r} as {len(ids)} tokens {ids}; VQAScore needs it to be one "
+            "token. Use another VLM (Qwen2-VL, LLaVA and most chat VLMs qualify)."
+        )
+    return int(ids[0])
 
 
 def _load_error(model: str, what: str, cause: BaseException, local: bool) -> Exception:
@@ -245,9 +272,11 @@ class CLIPScoreModel:
     """
 
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", device: str = "auto"):
+        from poser_env.suites.diffusers.pool import check_device
+
         self.model_name = model_name
         self.pretrained = pretrained
-        self.device = device
+        self.device = check_device(device)
         self._model: Any = None
 
     def load(self) -> None:
@@ -323,21 +352,40 @@ class CLIPScorer(Scorer):
 
 
 class VQAScorer(Scorer):
-    """VQAScore with a configurable VLM: ``P(yes)`` for the whole prompt and each constraint.
+    """VQAScore (Lin et al. 2024) for the whole prompt, plus the same score per constraint.
 
-    Returns ``vqascore`` (the prompt question), ``constraint_vqascore`` (mean over
-    constraints; equals ``vqascore`` when there are none) and ``constraint_accuracy``
-    (fraction of constraints with ``P(yes) >= threshold``).
+    Returns ``vqascore`` (``P("Yes")`` for :data:`VQASCORE_QUESTION` of the prompt, the
+    published formula), ``constraint_vqascore`` (mean over constraints; equals
+    ``vqascore`` when there are none) and ``constraint_accuracy`` (fraction of
+    constraints with ``P("Yes") >= threshold``).
+
+    Args:
+        vqa: A :class:`VQAScoreModel` or a model id (default :data:`DEFAULT_SCORER_MODEL`,
+            a LLaVA: another family than the default Qwen critic).
+        threshold: Score at which a constraint counts as met.
+        device: For a model id: where it runs.
     """
 
     name = "vqascore"
 
-    def __init__(self, vqa: VQAScoreModel | str = "Qwen/Qwen2.5-VL-7B-Instruct", threshold: float = 0.5):
-        self.vqa = VQAScoreModel(vqa) if isinstance(vqa, str) else vqa
+    def __init__(self, vqa: VQAScoreModel | str = DEFAULT_SCORER_MODEL, threshold: float = 0.5, device: str = "auto"):
+        self.vqa = VQAScoreModel(vqa, device=device) if isinstance(vqa, str) else vqa
         self.threshold = threshold
 
+    @property
+    def family(self) -> str:
+        """Model family of the scoring VLM (see :func:`model_family`)."""
+        return model_family(self.vqa.model_name)
+
     def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
-        questions = [f'Does this figure show "{prompt}"?', *(c.question() for c in constraints)]
+        # p_yes appends ANSWER_SUFFIX, giving exactly VQASCORE_QUESTION.format(prompt).
+        from poser_env.suites.diffusers.critics import constraint_text, known_counts
+
+        counts = known_counts(constraints)
+        questions = [
+            VQASCORE_QUESTION.format(prompt).removesuffix(ANSWER_SUFFIX),
+            *(constraint_text(c, counts, question=True) for c in constraints),
+        ]
         p = self.vqa.p_yes(image, questions)
         per = p[1:] or p[:1]
         return {
@@ -483,3 +531,91 @@ def owl_detector(model: str = "google/owlv2-base-patch16-ensemble", device: str 
         return dets
 
     return detect
+
+
+# ----------------------------------------------------------------------------------------
+# Keeping the judge apart from the reward critic
+# ----------------------------------------------------------------------------------------
+
+#: Words that name a model family, checked in this order: the language model decides
+#: (``llava-onevision-qwen2`` is a Qwen, ``llava-v1.6-mistral`` a LLaVA).
+_FAMILY_WORDS = ("qwen", "gemma", "internvl", "smolvlm", "idefics", "phi", "molmo", "pixtral", "llava",
+                 "mistral", "llama", "blip", "flan", "clip", "siglip", "gpt", "claude", "gemini")  # fmt: skip
+
+
+def model_family(model: str | None) -> str:
+    """The family of a model id (``"Qwen/Qwen2.5-VL-7B-Instruct"`` -> ``"qwen"``); the name itself if unknown."""
+    if model is None:
+        return "none"
+    from poser_env.suites.diffusers.memory import COMPONENTS
+
+    if model in COMPONENTS:
+        return COMPONENTS[model].family
+    low = str(model).lower()
+    for word in _FAMILY_WORDS:
+        if word in low:
+            return word
+    if low.startswith(("o1", "o3", "o4")):
+        return "gpt"  # OpenAI's reasoning models
+    return low.rsplit("/", 1)[-1]
+
+
+def critic_family(critic: Any) -> str:
+    """The model family behind a critic (VLM, CLIP or HTTP; Ray stand-ins read through)."""
+    vqa = getattr(critic, "vqa", None)
+    if vqa is not None:
+        return model_family(vqa.model_name)
+    if getattr(critic, "clip", None) is not None:
+        return "clip"
+    client = getattr(critic, "client", None)
+    if client is not None:
+        return model_family(getattr(client, "model", None))
+    return f"critic:{getattr(critic, 'name', type(critic).__name__)}"
+
+
+def scorer_family(scorer: Scorer) -> str | None:
+    """The model family behind a scorer (``None`` for a detector, which is no judge of the critic's kind)."""
+    if isinstance(scorer, VQAScorer):
+        return scorer.family
+    if isinstance(scorer, CLIPScorer):
+        return "clip"
+    return None
+
+
+def check_independent(critic: Any, scorers: Sequence[Scorer], allow_same_family: bool = False) -> None:
+    """Refuse an evaluation scorer of the reward critic's model family.
+
+    The paper's reviewers objected that one model was both reward and judge: a policy that
+    learns the critic's blind spots then scores well in evaluation too. Scores from another
+    family expose it.
+
+    Raises:
+        ConfigError: a scorer shares the critic's family (or its very model object), unless
+            ``allow_same_family``.
+    """
+    family = critic_family(critic)
+    for scorer in scorers:
+        same_object = getattr(scorer, "vqa", None) is not None and getattr(scorer, "vqa", None) is getattr(critic, "vqa", None)
+        if allow_same_family and not same_object:
+            continue
+        if same_object or scorer_family(scorer) == family:
+            raise ConfigError(
+                f"Evaluation scorer {scorer.name!r} uses a {scorer_family(scorer)!r}-family model, the same family as "
+                f"the reward critic ({family!r}): a policy that exploits the critic would look good in evaluation too. "
+                f"Use default_scorer(critic) (a {model_family(DEFAULT_SCORER_MODEL)!r} or "
+                f"{model_family(ALTERNATE_SCORER_MODEL)!r} VLM) or another family"
+                + ("." if same_object else ", or pass allow_same_family=True to compare them knowingly.")
+            )
+
+
+def default_scorer(critic: Any = None, device: str = "auto") -> VQAScorer:
+    """VQAScore with a VLM of another family than ``critic`` (LLaVA for a Qwen critic, else Qwen).
+
+    Nothing loads until the first score.
+    """
+    family = critic_family(critic) if critic is not None else "qwen"
+    model = ALTERNATE_SCORER_MODEL if family == model_family(DEFAULT_SCORER_MODEL) else DEFAULT_SCORER_MODEL
+    scorer = VQAScorer(model, device=device)
+    if critic is not None:
+        check_independent(critic, [scorer])
+    return scorer

@@ -43,7 +43,7 @@ def test_vlm_critic_scores_from_logits(tiny_vlm):
     assert all(ch.expected in a.reflection for ch in failed)
 
 
-def test_vlm_yes_probability_is_normalised_and_question_dependent(tiny_vlm):
+def test_vlm_yes_probability_is_question_dependent_and_batch_independent(tiny_vlm):
     from poser_env.suites.diffusers.scorers import VQAScoreModel
 
     vqa = VQAScoreModel(tiny_vlm, device="cpu", cache_size=0)
@@ -54,8 +54,8 @@ def test_vlm_yes_probability_is_normalised_and_question_dependent(tiny_vlm):
     # Batching must not change the scores (left padding keeps the answer position last).
     single = [vqa.p_yes(IMAGE, [q])[0] for q in qs]
     assert np.allclose(p, single, atol=1e-5)
-    raw = VQAScoreModel(tiny_vlm, device="cpu", normalize=False).p_yes(IMAGE, qs)
-    assert all(r < v for r, v in zip(raw, p, strict=True))  # P(Yes) alone is smaller than Yes/(Yes+No)
+    ratio = VQAScoreModel(tiny_vlm, device="cpu", formula="yes_no").p_yes(IMAGE, qs)
+    assert all(r < v for r, v in zip(p, ratio, strict=True))  # P(Yes) alone is smaller than Yes/(Yes+No)
 
 
 def test_vlm_scores_repeated_questions_once(tiny_vlm):
