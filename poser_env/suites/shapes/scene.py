@@ -127,9 +127,19 @@ def render(scene: Scene, size: int = CANVAS) -> np.ndarray:
         sx1, sy1 = min(w, size - x0), min(h, size - y0)
         if sx1 <= sx0 or sy1 <= sy0:
             continue
-        region = img[y0 + sy0 : y0 + sy1, x0 + sx0 : x0 + sx1]
-        region[mask[sy0:sy1, sx0:sx1]] = COLORS[obj.color]
+        # One masked copy of the colour (boolean-index assignment of a tuple costs more).
+        where = _sprite_where(obj.shape, SIZES[obj.size])[sy0:sy1, sx0:sx1]
+        np.copyto(img[y0 + sy0 : y0 + sy1, x0 + sx0 : x0 + sx1], _COLOR_PIXELS[obj.color], where=where)
     return img
+
+
+_COLOR_PIXELS = {name: np.array(rgb, np.uint8) for name, rgb in COLORS.items()}
+
+
+@functools.cache
+def _sprite_where(shape: str, extent: int) -> np.ndarray:
+    """``sprite(shape, extent)`` with a channel axis, to broadcast over RGB."""
+    return sprite(shape, extent)[..., None]
 
 
 # --------------------------------------------------------------------------- placement

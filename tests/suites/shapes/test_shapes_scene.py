@@ -1,4 +1,5 @@
-"""Scene helpers of the Shapes world: the free-spot grid used for placing objects."""
+"""Scene helpers of the Shapes world: rendering and the free-spot grid used for placing
+objects, each the same as the simpler code it replaced (issue 15)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import math
 
 import numpy as np
 
-from poser_env.suites.shapes.scene import Obj, free_grid
-from poser_env.suites.shapes.vocab import CANVAS, SIZES
+from poser_env.suites.shapes.scene import Obj, Scene, background, free_grid, render, sprite
+from poser_env.suites.shapes.vocab import CANVAS, COLORS, SHAPES, SIZES, STYLES
 
 
 def _reference_free_grid(existing, extent, x0, x1, y0, y1, gap):
@@ -64,3 +65,35 @@ def test_free_grid_blocks_the_reach_around_an_object():
         for i, x in enumerate(xs):
             assert free[j, i] == (abs(y - 64) >= reach or abs(x - 64) >= reach)
     assert math.isclose(reach, 21.0)
+
+
+def _reference_render(scene: Scene, size: int = CANVAS) -> np.ndarray:
+    """Rendering before issue 15: boolean-index assignment of the colour per object."""
+    img = background(scene.background, size).copy()
+    for obj in scene.objects:
+        mask = sprite(obj.shape, SIZES[obj.size])
+        h, w = mask.shape
+        x0, y0 = int(obj.x) - w // 2, int(obj.y) - h // 2
+        sx0, sy0 = max(0, -x0), max(0, -y0)
+        sx1, sy1 = min(w, size - x0), min(h, size - y0)
+        if sx1 <= sx0 or sy1 <= sy0:
+            continue
+        img[y0 + sy0 : y0 + sy1, x0 + sx0 : x0 + sx1][mask[sy0:sy1, sx0:sx1]] = COLORS[obj.color]
+    return img
+
+
+def test_render_equals_the_reference():
+    rng = np.random.default_rng(151)
+    for _ in range(1500):
+        objs = tuple(
+            Obj(
+                str(rng.choice(SHAPES)),
+                str(rng.choice(list(COLORS))),
+                str(rng.choice(list(SIZES))),
+                int(rng.integers(-20, CANVAS + 20)),
+                int(rng.integers(-20, CANVAS + 20)),
+            )
+            for _ in range(int(rng.integers(0, 9)))
+        )  # overlapping, clipped and fully outside objects
+        scene = Scene(objs, str(rng.choice(STYLES)))
+        np.testing.assert_array_equal(render(scene), _reference_render(scene))
