@@ -6,8 +6,14 @@ local server that speaks the same protocol (vLLM, llama.cpp, Ollama). Only
 
 Failures are never silently turned into scores: transport errors, HTTP 429/5xx and answers
 that do not validate against the expected schema are retried up to ``max_retries`` times
-with exponential backoff, then raised as :class:`HTTPComponentError` with every attempt's
-reason.
+with exponential backoff (or the server's ``Retry-After``), then raised as
+:class:`HTTPComponentError` with every attempt's reason.
+
+Reasoning models (OpenAI's o-series, some hosted open models) reject parameters that
+chat models take: ``temperature`` other than the default, ``max_tokens`` (they want
+``max_completion_tokens``), sometimes ``response_format``. A 400 answer that names one of
+these is not a failure of the model: the client drops or renames that parameter, remembers
+it for later calls, and sends the request again at once.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import numpy as np
@@ -47,6 +54,23 @@ def image_data_url(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay in seconds or an HTTP date), or ``None``."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def extract_json(text: str) -> Any:
     """The JSON object in a model answer (bare, or inside a ```json fence)."""
     fence = re.search(r"```(?:json)?\s*(\{.*\})\s*```", text, re.S)
@@ -69,9 +93,16 @@ class ChatClient:
         timeout: Seconds per request.
         max_retries: Further attempts after the first one fails.
         backoff: First wait in seconds; doubles each retry (0 disables waiting, for tests).
-        json_mode: Ask for ``response_format={"type": "json_object"}`` (turn off for
-            servers that reject it).
-        temperature: Sampling temperature (0 for reproducible answers where the server allows).
+        json_mode: Ask for ``response_format={"type": "json_object"}`` (dropped
+            automatically if the server says it does not support it).
+        temperature: Sampling temperature; ``None`` (default) sends none, so the server's
+            default applies (reasoning models accept only that). Set 0 for reproducible
+            answers from a server that allows it; dropped if the server rejects it.
+        max_tokens: Longest answer, sent as ``max_tokens`` (renamed to
+            ``max_completion_tokens`` if the server asks for that). Bounds the cost and the
+            time of a runaway answer.
+        max_retry_after: Longest ``Retry-After`` (seconds) the client honours; a server that
+            asks for a longer wait fails the call at once with that reason.
     """
 
     def __init__(
@@ -84,7 +115,9 @@ class ChatClient:
         max_retries: int = 3,
         backoff: float = 1.0,
         json_mode: bool = True,
-        temperature: float = 0.0,
+        temperature: float | None = None,
+        max_tokens: int | None = 2048,
+        max_retry_after: float = 120.0,
     ):
         try:
             import httpx
@@ -92,16 +125,23 @@ class ChatClient:
             raise MissingDependencyError("httpx", "models", "The OpenAI-compatible HTTP client") from None
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}.")
-        if timeout <= 0 or max_retries < 0 or backoff < 0:
+        if timeout <= 0 or max_retries < 0 or backoff < 0 or max_retry_after < 0:
             raise ConfigError(
-                f"Expected timeout > 0, max_retries >= 0, backoff >= 0; got {timeout}, {max_retries}, {backoff}."
+                "Expected timeout > 0, max_retries >= 0, backoff >= 0, max_retry_after >= 0; got "
+                f"{timeout}, {max_retries}, {backoff}, {max_retry_after}."
             )
+        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+            raise ConfigError(f"max_tokens must be None or an integer >= 1, got {max_tokens!r}.")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
         self.json_mode = json_mode
         self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.max_retry_after = float(max_retry_after)
+        self.max_tokens_key = "max_tokens"
+        self.dropped: set[str] = set()  # parameters the server refused (see _adapt)
         key = api_key if api_key is not None else os.environ.get(api_key_env)
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._timeout = float(timeout)
@@ -117,12 +157,14 @@ class ChatClient:
 
         attempts: list[str] = []
         convo = list(messages)
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            body: dict[str, Any] = {"model": self.model, "messages": convo, "temperature": self.temperature}
-            if self.json_mode:
-                body["response_format"] = {"type": "json_object"}
+        wait: float | None = None
+        attempt = 0
+        while attempt <= self.max_retries:
+            if attempt and wait is not None:
+                time.sleep(wait)
+            wait = self.backoff * 2**attempt
+            attempt += 1
+            body = self._body(convo)
             try:
                 resp = self._client.post(self.url, json=body)
             except httpx.HTTPError as e:
@@ -130,6 +172,21 @@ class ChatClient:
                 continue
             if resp.status_code == 429 or resp.status_code >= 500:
                 attempts.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                asked = retry_after_seconds(resp.headers.get("Retry-After"))
+                if asked is not None:
+                    if asked > self.max_retry_after:
+                        attempts.append(
+                            f"the server asks to retry after {asked:g} s, more than max_retry_after={self.max_retry_after:g} s"
+                        )
+                        break
+                    wait = max(wait, asked)
+                continue
+            if resp.status_code == 400 and self._adapt(resp.text):
+                # Not the model's failure: the same request without the refused parameter,
+                # at once and without using up a retry.
+                attempts.append(f"HTTP 400, adapted the request: {resp.text[:160]}")
+                attempt -= 1
+                wait = None
                 continue
             if resp.status_code >= 400:
                 # Bad request, auth, unknown model: retrying cannot help.
@@ -151,6 +208,35 @@ class ChatClient:
                     {"role": "user", "content": f"That answer was not valid: {reason}. Reply again with only the JSON."},
                 ]
         raise HTTPComponentError(self.url, attempts)
+
+    def _body(self, convo: list[dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": convo}
+        if self.temperature is not None and "temperature" not in self.dropped:
+            body["temperature"] = self.temperature
+        if self.max_tokens is not None and "max_tokens" not in self.dropped:
+            body[self.max_tokens_key] = self.max_tokens
+        if self.json_mode and "response_format" not in self.dropped:
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def _adapt(self, error_text: str) -> bool:
+        """Drop or rename the parameter a 400 answer refuses; ``False`` if it names none we can change."""
+        low = error_text.lower()
+        if "max_completion_tokens" in low and self.max_tokens_key == "max_tokens" and self.max_tokens is not None:
+            self.max_tokens_key = "max_completion_tokens"
+            return True
+        refused = ("unsupported", "not supported", "does not support", "only the default", "not allowed", "unrecognized")
+        if not any(word in low for word in refused):
+            return False
+        for param, sent in (
+            ("temperature", self.temperature is not None),
+            ("response_format", self.json_mode),
+            ("max_tokens", self.max_tokens is not None),
+        ):
+            if sent and param not in self.dropped and param in low:
+                self.dropped.add(param)
+                return True
+        return False
 
     def close(self) -> None:
         self._client.close()

@@ -12,8 +12,8 @@ import pytest
 class ScriptedServer:
     """An OpenAI-compatible /v1/chat/completions server on 127.0.0.1 answering from a script.
 
-    Each entry of ``script`` is ``(status, content)``; the last entry repeats once the
-    script is used up. Requests are recorded in ``requests``.
+    Each entry of ``script`` is ``(status, content)`` or ``(status, content, headers)``;
+    the last entry repeats once the script is used up. Requests are recorded in ``requests``.
     """
 
     def __init__(self, script):
@@ -25,7 +25,8 @@ class ScriptedServer:
             def do_POST(self):  # noqa: N802 - http.server API
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-                status, content = server.script.pop(0) if len(server.script) > 1 else server.script[0]
+                entry = server.script.pop(0) if len(server.script) > 1 else server.script[0]
+                status, content, headers = (*entry, {})[:3] if len(entry) == 2 else entry
                 if status == 200:
                     payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
                 else:
@@ -34,6 +35,8 @@ class ScriptedServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
 
