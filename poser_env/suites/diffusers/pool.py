@@ -281,7 +281,6 @@ class PipelinePool:
         self._free()
 
     def _load(self, spec: ExpertSpec, key: tuple[str, str, str | None]) -> Any:
-        import torch
 
         need = spec.resident_gb
         if need > self.memory_budget_gb:

@@ -12,7 +12,11 @@ from poser_env.error import ConfigError
 pytest.importorskip("httpx")
 
 from poser_env.suites.diffusers import openai_client  # noqa: E402
-from poser_env.suites.diffusers.openai_client import ChatClient, HTTPComponentError, retry_after_seconds  # noqa: E402
+from poser_env.suites.diffusers.openai_client import (  # noqa: E402
+    ChatClient,
+    HTTPComponentError,
+    retry_after_seconds,
+)
 
 OK = (200, json.dumps({"ok": True}))
 MSG = [{"role": "user", "content": "hi"}]
