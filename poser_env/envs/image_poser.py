@@ -167,13 +167,14 @@ class ImagePoserEnv(gym.Env):
     ``Discrete(n_experts)``: index of the expert in ``env.unwrapped.expert_names``.
     Image-to-image experts are invalid before there is an image; ``action_masks()`` (and
     the ``action_mask`` observation) marks the valid ones. An invalid action is a
-    penalised no-op flagged in ``info["invalid_action"]``. Actions outside the space raise
-    ``gymnasium.error.InvalidAction``.
+    penalised no-op flagged in ``info["invalid_action"]``. Actions outside the space (and
+    bools) raise ``gymnasium.error.InvalidAction``.
 
     ## Observation Space
     ``Dict`` with ``prompt``, ``command`` (current command), ``remaining`` (later commands,
     joined with " | "), ``feedback`` (the critic's last reflection) as ``Text`` over
-    printable ASCII; ``image`` (current image resized to ``image_size``, black before the
+    printable ASCII (:class:`~poser_env.text.PoserText`, which also works in
+    ``AsyncVectorEnv``'s shared memory); ``image`` (current image resized to ``image_size``, black before the
     first one) as ``Box(0, 255, (H, W, 3), uint8)``; ``progress`` as ``Box(0, 1, (10,),
     float32)`` (fields in ``PROGRESS_FIELDS``); and ``action_mask`` as ``MultiBinary``.
 
@@ -192,9 +193,20 @@ class ImagePoserEnv(gym.Env):
     Terminated when no command is left. Truncated at ``max_steps`` steps, or when an
     expert, the critic or the extractor raises, or the expert pool does not answer (the
     error is in ``info["error"]``, the culprit in ``info["error_component"]``: ``"expert"``,
-    ``"critic"``, ``"extractor"`` or ``"pool"``).
+    ``"critic"``, ``"extractor"`` or ``"pool"``). A component output that breaks its
+    contract (a NaN or negative cost, a wrong image, a critic score outside [0, 1]) counts
+    as a failure (:class:`~poser_env.error.ComponentOutputError`). An extractor failure in
+    ``reset()`` raises :class:`~poser_env.error.ComponentError`.
     The last step's ``info["final_metrics"]`` holds success, alignment, fidelity,
-    aesthetics, steps, total cost, commands done and dropped.
+    aesthetics, steps, total cost, commands done and dropped (zeros with
+    ``episode_over=False`` before), and ``info["is_success"]`` the success.
+    ``gym.make(..., max_episode_steps=N)`` ends episodes like ``max_steps=N``.
+
+    ## Info
+    The same keys with the same types on every reset and step (:data:`INFO_KEYS`; numpy
+    scalars, no ``None``), so vector envs and RL libraries can stack them; variable-length
+    details are JSON text in ``info["details"]`` (:func:`read_details`). See
+    ``docs/environment.md`` for the table.
 
     ## Arguments
     * ``suite``: registered suite name or a :class:`~poser_env.suites.Suite` (default ``"shapes"``).
@@ -206,7 +218,8 @@ class ImagePoserEnv(gym.Env):
     * ``image_size``: ``(height, width)`` of the image observation (default 64x64).
     * ``keep_best``: if True, an image that lowers the whole-prompt score is discarded
       (the step is still charged); if False (default) every new image replaces the old.
-    * ``render_mode``: ``None`` or ``"rgb_array"``.
+      Must be a bool.
+    * ``render_mode``: ``None`` or ``"rgb_array"`` (frames of one size per env).
     * ``text_max_length``: maximum length of each text observation.
     * ``cache``: ``None`` (default, no cache), a directory path or a
       :class:`~poser_env.cache.GenerationCache`: expert outputs, critic verdicts and
@@ -320,6 +333,7 @@ class ImagePoserEnv(gym.Env):
         self._task = task
         self._prompt_text = fit(task.prompt, self.text_max_length)
         self._plan = plan
+        self._details_episode: str | None = None
         self._queue: list[Command] = list(plan.commands)
         self._command: Command | None = self._queue.pop(0)
         self._n_commands = len(plan.commands)
@@ -644,15 +658,13 @@ class ImagePoserEnv(gym.Env):
         if self._cache_counter is not None:
             counts = self._cache_counter.snapshot()
             info["cache"] = {"hits": np.int64(counts["hits"]), "misses": np.int64(counts["misses"])}
-        info["details"] = json.dumps(
-            {
-                "commands": [c.text for c in self._plan.commands],
-                "task_meta": self._task.meta,
-                "verdict": details.get("verdict", {}),
-                "expert_meta": details.get("expert_meta", {}),
-            },
-            default=_json_default,
-        )
+        # The episode's part is encoded once per reset; a step adds its verdict and meta.
+        if self._details_episode is None:
+            commands = json.dumps([c.text for c in self._plan.commands])
+            self._details_episode = f'{{"commands": {commands}, "task_meta": {json.dumps(self._task.meta, default=_json_default)}'
+        verdict = json.dumps(details["verdict"], default=_json_default) if "verdict" in details else "{}"
+        meta = json.dumps(details["expert_meta"], default=_json_default) if details.get("expert_meta") else "{}"
+        info["details"] = f'{self._details_episode}, "verdict": {verdict}, "expert_meta": {meta}}}'
         return info
 
     @staticmethod
