@@ -56,9 +56,13 @@ _CHUNK_PHRASES = lx.combine(
     ("region", lx.REGION_PHRASES),
     ("verb", lx.VERB_PHRASES),
     ("filler", lx.FILLER_PHRASES),
+    ("sep", _SEPARATORS),
 )
 _SPLIT_PHRASES = lx.combine(("connector", lx.CONNECTOR_PHRASES), ("filler", lx.FILLER_PHRASES))
 _CONTENT_PHRASES = lx.combine(("verb", lx.VERB_PHRASES), ("filler", lx.FILLER_PHRASES))
+# Most words start no phrase; a set lookup skips them before any phrase matching.
+_SPLIT_FIRST = {k[0] for k in _SPLIT_PHRASES}
+_CHUNK_FIRST = {k[0] for k in _CHUNK_PHRASES}
 _STYLE_PREPS = {"on", "with", "against", "in", "onto", "to", "into"}
 
 
@@ -126,7 +130,7 @@ def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
             flush(comma=True)
             i += 1
             continue
-        m = lx.longest_match(words, i, _SPLIT_PHRASES)
+        m = lx.longest_match(words, i, _SPLIT_PHRASES) if w in _SPLIT_FIRST else None
         if m is not None and m[1][0] == "connector" and not (w == "next" and words[i + 1 : i + 2] == ["to"]):
             flush()
             cur.sequenced, cur.after_comma = True, False
@@ -176,22 +180,30 @@ def _text(prompt: str, span: tuple[int, int] | None) -> str:
 
 
 def _content_span(tokens: list[lx.Token]) -> tuple[int, int] | None:
-    """Characters from the first to the last word that is not filler."""
+    """Characters from the first to the last word that is not filler ("please", "thanks")."""
     words = [t.word for t in tokens]
-    keep = [True] * len(words)
-    i = 0
-    while i < len(words):
-        m = lx.longest_match(words, i, _CONTENT_PHRASES)
-        if m is not None and m[1][0] == "filler" and words[i] != "and":
-            keep[i : i + m[0]] = [False] * m[0]
-            i += m[0]
-        else:
+    i, j = 0, len(words)
+    while i < j:
+        if words[i] == "and" or tokens[i].start == tokens[i].end:
             i += 1
-    for j, t in enumerate(tokens):
-        if t.start == t.end or t.word == "and":
-            keep[j] = False if (j == 0 or j == len(tokens) - 1 or t.start == t.end) else keep[j]
-    idx = [j for j, k in enumerate(keep) if k]
-    return None if not idx else (tokens[idx[0]].start, tokens[idx[-1]].end)
+            continue
+        m = lx.longest_match(words, i, _CONTENT_PHRASES)
+        if m is None or m[1][0] != "filler":
+            break
+        i += m[0]
+    while j > i:
+        if words[j - 1] == "and" or tokens[j - 1].start == tokens[j - 1].end:
+            j -= 1
+            continue
+        n = next((n for n in range(min(_LONGEST_FILLER, j - i), 0, -1) if tuple(words[j - n : j]) in _TRAILING_FILLER), 0)
+        if not n:
+            break
+        j -= n
+    return None if i >= j else (tokens[i].start, tokens[j - 1].end)
+
+
+_TRAILING_FILLER = lx.FILLER_PHRASES - set(lx.VERB_PHRASES)
+_LONGEST_FILLER = max(map(len, _TRAILING_FILLER))
 
 
 # ------------------------------------------------------------------------------ chunks
@@ -262,7 +274,7 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
             out.chunks.append(_Chunk("sep", words="and"))
             i += 1
             continue
-        m = lx.longest_match(words, i, _CHUNK_PHRASES)
+        m = lx.longest_match(words, i, _CHUNK_PHRASES) if w in _CHUNK_FIRST else None
         best = None if m is None else (m[0], *m[1])
         if best is not None and best[1] == "rel" and i + best[0] + 1 < n + 1:
             # "on the left of the picture" is a region, not a relation to a picture.
@@ -273,8 +285,10 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
                 out.chunks.append(_Chunk("region", side, " ".join(orig[i : j + 2])))
                 i = j + 2
                 continue
-        if best is not None:
+        if best is not None and not (best[1] == "sep" and w == "with" and _styled(words, i + 1)):
             size, kind, value = best
+            if kind == "sep":
+                value = None
             if kind != "filler":
                 out.chunks.append(_Chunk(kind, value, " ".join(orig[i : i + size])))
             i += size
@@ -299,16 +313,11 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
             out.chunks.append(_Chunk("region", _DIRECTIONS.get(w, w), w))
             i += 1
             continue
-        sep = lx.longest_match(words, i, _SEPARATORS)
-        if sep is not None:
-            out.chunks.append(_Chunk("sep", None, " ".join(orig[i : i + sep[0]])))
-            i += sep[0]
-            continue
         if w in ("to", "into"):
             out.chunks.append(_Chunk("to", None, w))
             i += 1
             continue
-        obj, j = _object(tokens, i, out.problems)
+        obj, j = _object(tokens, words, orig, i, out.problems)
         if j > i:
             if obj is not None:
                 out.chunks.append(obj)
@@ -319,10 +328,15 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
     return out
 
 
-def _object(tokens: list[lx.Token], i: int, problems: list[str]) -> tuple[_Chunk | None, int]:
+def _styled(words: list[str], i: int) -> bool:
+    """Whether a background phrase starts at ``i`` ("a striped background")."""
+    if i < len(words) and words[i] in ("a", "an", "the"):
+        i += 1
+    return i < len(words) and (words[i] in STYLES or words[i] == "background")
+
+
+def _object(tokens: list[lx.Token], words: list[str], orig: list[str], i: int, problems: list[str]) -> tuple[_Chunk | None, int]:
     """Reads an object phrase at ``i``; returns the chunk (or a stray colour/size) and the next index."""
-    words = [t.word for t in tokens]
-    orig = [t.text.lower() or t.word for t in tokens]
     n = len(words)
     at = lambda k: words[k] if k < n else ""  # noqa: E731
     start = i
@@ -372,7 +386,7 @@ def _object(tokens: list[lx.Token], i: int, problems: list[str]) -> tuple[_Chunk
             i += 1
         elif at(i) == "of":
             i += 1
-            inner = _object(tokens, i, problems)
+            inner = _object(tokens, words, orig, i, problems)
             if inner[0] is None or inner[0].value.det not in ("def", "pron", "other", "bare"):
                 problems.append(f"'{' '.join(orig[start:i])}' must be followed by a group such as 'the circles' or 'them'")
                 return None, max(inner[1], i)
@@ -506,7 +520,7 @@ class _Parse:
         styles = [c.value for c in rest if c.kind == "style"]
         if len(styles) != 1:
             raise self.fail(f"expected one background style ({', '.join(STYLES)}), got {len(styles)}")
-        extra = [c.words for c in rest if c.kind not in ("style", "bg", "to")]
+        extra = [c.words for c in rest if c.kind not in ("style", "bg", "to", "sep")]
         if extra:
             raise self.fail(f"'{' '.join(extra)}' does not belong to a background change")
         return Intent("restyle", style=styles[0])

@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 from poser_env.suites.shapes.vocab import (
     COLORS,
-    MAX_COUNT,
     NUMBER_WORDS,
     REGIONS,
     RELATIONS,
@@ -203,27 +202,31 @@ def combine(*tables: tuple[str, object]) -> dict[tuple[str, ...], tuple[str, obj
 
 def longest_match(words: list[str], i: int, table) -> tuple[int, object] | None:
     """Longest phrase of ``table`` (a dict or set of word tuples) starting at ``words[i]``."""
-    if i >= len(words):
-        return None
-    index = _INDEXES.get(id(table))
-    if index is None or index[0] is not table:
-        index = _INDEXES[id(table)] = (table, _index(table))
-    entries = index[1].get(words[i])
-    if entries:
-        for n, key, value in entries:
-            if n == 1 or tuple(words[i : i + n]) == key:
-                return n, value
-    return None
+    trie = _TRIES.get(id(table))
+    if trie is None or trie[0] is not table:
+        trie = _TRIES[id(table)] = (table, _trie(table))
+    node, best, j = trie[1], None, i
+    while j < len(words):
+        node = node.get(words[j])
+        if node is None:
+            break
+        j += 1
+        if _END in node:
+            best = (j - i, node[_END])
+    return best
 
 
-# Phrases by first word, longest first: one dict lookup per position keeps parsing cheap.
-_INDEXES: dict[int, tuple[object, dict[str, list[tuple[int, tuple[str, ...], object]]]]] = {}
+# A word trie per phrase table: matching costs one dict lookup per word, however many
+# phrases share a first word ("on the left", "on the left side of", "on top of"...).
+_END = object()
+_TRIES: dict[int, tuple[object, dict]] = {}
 
 
-def _index(table) -> dict[str, list[tuple[int, tuple[str, ...], object]]]:
-    index: dict[str, list[tuple[int, tuple[str, ...], object]]] = {}
+def _trie(table) -> dict:
+    root: dict = {}
     for key in table:
-        index.setdefault(key[0], []).append((len(key), key, table[key] if isinstance(table, dict) else key))
-    for entries in index.values():
-        entries.sort(key=lambda e: -e[0])
-    return index
+        node = root
+        for word in key:
+            node = node.setdefault(word, {})
+        node[_END] = table[key] if isinstance(table, dict) else key
+    return root
