@@ -290,3 +290,19 @@ def test_task_fields_are_checked_when_built():
         Task("Draw a circle.", image=[[0]])
     with pytest.raises(ConfigError, match="Task.meta must be a dict, got str"):
         Task("Draw a circle.", meta="x")
+
+
+# ------------------------------------------------------------------ TorchRL's info reader
+def test_torchrl_reads_the_numeric_info_keys():
+    pytest.importorskip("torchrl")
+    from torchrl.envs import GymWrapper
+    from torchrl.envs.gym_like import default_info_dict_reader
+
+    from poser_env.wrappers import EncodeObservation
+
+    keys = ["is_success", "prompt_score", "cost", "invalid_action", "accepted", "dropped", "attempt", "commands_done"]
+    env = GymWrapper(EncodeObservation(gym.make("ImagePoser-v0"), encoder="hashed"))
+    env.set_info_dict_reader(default_info_dict_reader(keys))  # Python bools/floats have no .dtype
+    td = env.rollout(20, break_when_any_done=False)
+    assert td["next", "is_success"].dtype.is_floating_point is False and td["next", "cost"].shape == (20,)
+    assert td["next", "done"].any(), "episodes ended (and reset) within the rollout"
