@@ -27,7 +27,7 @@ def main() -> None:
         print(f"  {info['expert']:>16s}: {'accepted' if info['accepted'] else 'rejected'} ({reward:+.2f})")
         if terminated or truncated:
             break
-    print("random policy:", info["final_metrics"]["success"], f"return {total:.2f}")
+    print("random policy:", bool(info["is_success"]), f"return {total:.2f}")
 
     prompt = "Draw three red circles on the left, then add a big blue square to their right and make the background striped."
     obs, info = env.reset(seed=1, options={"prompt": prompt})
@@ -37,7 +37,8 @@ def main() -> None:
         print(f"  {info['command']!r:50s} -> {info['expert']}: {'accepted' if info['accepted'] else 'rejected'}")
         if terminated or truncated:
             break
-    print("oracle:", info["final_metrics"])
+    # info's numbers are numpy scalars (TorchRL reads their dtype); .item() prints them plainly.
+    print("oracle:", {k: v.item() for k, v in info["final_metrics"].items() if k != "episode_over"})
 
 
 if __name__ == "__main__":
