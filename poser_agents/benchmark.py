@@ -93,7 +93,10 @@ def benchmark(
         if name not in ("best-single", "best-always"):
             resolve_algo(name)
     log = log or (lambda *a, **k: None)
-    out = Path(out_dir)
+    from poser_env.paths import check_output_dir
+
+    out = check_output_dir(out_dir, "benchmark output folder")
+    env_kwargs = _shared_env_kwargs(algos, env_id, hyperparams)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     settings = {
@@ -115,7 +118,8 @@ def benchmark(
             log(f"{results_path} was written with other settings; starting afresh.")
     state["command"] = command_line()
     state["versions"] = versions()
-    raw_env = make_raw_env(env_id, split=split)
+    # The baselines play the env the learners train and are evaluated on (same env_kwargs).
+    raw_env = make_raw_env(env_id, env_kwargs, split=split)
     run_folders: dict[str, list[Path]] = {}
 
     def save() -> None:
@@ -164,6 +168,33 @@ def benchmark(
         learning_curves(run_folders, out / "learning_curves.png", title=f"{env_id}: training success")
     save()
     return state
+
+
+def _shared_env_kwargs(algos: Sequence[str], env_id: str, hyperparams: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``env_kwargs`` every learner trains with (from its YAML and the overrides).
+
+    Raises:
+        AgentsConfigError: Two learners configure the env differently: their results
+            would not be comparable, nor comparable with one set of baselines.
+    """
+    from poser_agents.config import load_hyperparams
+
+    found: dict[str, dict[str, Any]] = {}
+    for name in algos:
+        if is_baseline(name):
+            continue
+        kind, target = resolve_algo(name)
+        cls = target.load() if kind == "sb3" else target
+        found[name] = load_hyperparams(name, env_id, cls, None, hyperparams).get("env_kwargs") or {}
+    if not found:
+        return dict((hyperparams or {}).get("env_kwargs") or {})
+    distinct = {json.dumps(v, sort_keys=True, default=str) for v in found.values()}
+    if len(distinct) > 1:
+        raise AgentsConfigError(
+            f"The learners configure the env differently ({found}); a benchmark compares them, and the "
+            "baselines, on one env: give the same env_kwargs to all (--hyperparams env_kwargs=...)."
+        )
+    return dict(next(iter(found.values())))
 
 
 def _run_dir(out: Path, name: str, seed: int) -> Path:

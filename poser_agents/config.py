@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import platform
+import shutil
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -21,7 +23,7 @@ import gymnasium as gym
 import yaml
 
 import poser_env
-from poser_agents.error import AgentsConfigError, RunFolderError, close_hint
+from poser_agents.error import AgentsConfigError, RunFolderError, RunLockedError, close_hint
 from poser_agents.wrappers import EncodeObservation
 
 #: Keys of a hyperparameter entry that configure poser_agents rather than the algorithm.
@@ -148,21 +150,51 @@ def check_env_id(env_id: str) -> None:
         raise AgentsConfigError(f"Unknown env id {env_id!r}.{close_hint(env_id, ids)} Known ImagePoser ids: {', '.join(ids)}.")
 
 
-def make_raw_env(env_id: str, env_kwargs: dict[str, Any] | None = None, split: str | None = None, **extra: Any) -> gym.Env:
-    """``gym.make(env_id)`` with ``env_kwargs`` merged over the id's own keyword arguments
-    (``suite_kwargs`` are merged key by key) and the task split set."""
+def env_make_kwargs(env_id: str, env_kwargs: dict[str, Any] | None = None, split: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The keyword arguments :func:`make_raw_env` passes to ``gym.make(env_id, ...)``.
+
+    ``env_kwargs`` are merged over the id's own keyword arguments (``suite_kwargs`` key by
+    key), checked against the env's constructor (an unknown key is named with the closest
+    valid one), and ``split`` is set in ``suite_kwargs`` only when the suite takes a
+    ``split`` argument (Shapes does; the diffusers suite has one prompt set).
+
+    Raises:
+        AgentsConfigError: ``env_kwargs`` or ``suite_kwargs`` is not a mapping.
+        UnknownArgumentError: A key the env's constructor does not take.
+    """
+    from poser_env.suites.registration import check_kwargs, load_entry_point, suite_accepts
+
     check_env_id(env_id)
     spec = gym.spec(env_id)
     kwargs = dict(spec.kwargs or {})
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise AgentsConfigError(f"env_kwargs must be a mapping of gym.make keyword arguments, got {type(env_kwargs).__name__} {env_kwargs!r}.")
     env_kwargs = dict(env_kwargs or {})
-    suite_kwargs = {**kwargs.get("suite_kwargs", {}), **env_kwargs.pop("suite_kwargs", {})}
-    if split is not None:
-        suite_kwargs["split"] = split
+    extra_suite = env_kwargs.pop("suite_kwargs", None) or {}
+    if not isinstance(extra_suite, dict):
+        raise AgentsConfigError(f"env_kwargs.suite_kwargs must be a mapping, got {type(extra_suite).__name__} {extra_suite!r}.")
+    suite_kwargs = {**kwargs.get("suite_kwargs", {}), **extra_suite}
     kwargs.update(env_kwargs)
     kwargs.update(extra)
+    entry = spec.entry_point
+    env_class = load_entry_point(entry) if isinstance(entry, str) else entry
+    check_kwargs(f"env {env_id!r} (env_kwargs)", env_class, {k: v for k, v in kwargs.items() if k != "suite_kwargs"})
+    suite = kwargs.get("suite", _default_argument(env_class, "suite"))
+    if split is not None and isinstance(suite, str) and suite_accepts(suite, "split"):
+        suite_kwargs["split"] = split
     if suite_kwargs:
         kwargs["suite_kwargs"] = suite_kwargs
-    return gym.make(env_id, disable_env_checker=True, **kwargs)
+    return kwargs
+
+
+def _default_argument(func: Any, name: str) -> Any:
+    param = inspect.signature(func).parameters.get(name)
+    return None if param is None or param.default is param.empty else param.default
+
+
+def make_raw_env(env_id: str, env_kwargs: dict[str, Any] | None = None, split: str | None = None, **extra: Any) -> gym.Env:
+    """``gym.make(env_id)`` with the keyword arguments of :func:`env_make_kwargs`."""
+    return gym.make(env_id, disable_env_checker=True, **env_make_kwargs(env_id, env_kwargs, split, **extra))
 
 
 def make_env(
@@ -243,8 +275,154 @@ class RunInfo:
         return self.path / "model.zip"
 
 
+#: The lock file of a run folder: held (``flock``) by the process writing the folder.
+LOCK_NAME = ".poser.lock"
+
+
+class RunClaim:
+    """Exclusive right to write a run folder, held until :meth:`release` (or process exit).
+
+    Made by :func:`claim_run_folder`. The lock is an advisory ``flock`` on
+    ``<run>/.poser.lock``: the kernel drops it when the process dies, so a run killed with
+    SIGKILL never leaves a stale lock behind.
+    """
+
+    def __init__(self, path: Path, fd: int, created: bool):
+        self.path = path
+        self.created = created
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Let other processes claim the folder (safe to call twice)."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def discard(self) -> None:
+        """Undo a run that failed before training: remove what it wrote, then release.
+
+        The folder was empty when claimed, so everything in it is this run's.
+        """
+        try:
+            if self.created:
+                shutil.rmtree(self.path, ignore_errors=True)
+            else:
+                for p in self.path.iterdir():
+                    if p.name == LOCK_NAME:
+                        continue
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink(missing_ok=True)
+        finally:
+            self.release()
+
+    def __enter__(self) -> RunClaim:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _lock(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows: msvcrt locks the first byte instead
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def claim_run_folder(run_dir: str | Path, new: bool = True) -> RunClaim:
+    """Claim ``run_dir`` for writing, atomically, before any slow work starts.
+
+    Two ``poser train`` processes given the same ``--run-dir`` cannot both pass: the folder's
+    lock is taken first, and only then is it checked to be empty, so the second one is
+    refused at once instead of mixing its files with the first's.
+
+    Args:
+        run_dir: The run folder.
+        new: A new run: the folder is created if missing and must hold nothing (but a lock
+            file). Otherwise (``--resume``) it must exist.
+
+    Raises:
+        RunLockedError: Another process holds the folder.
+        RunFolderError: ``new`` and the folder holds files, or not ``new`` and it is missing.
+        OutputPathError: The folder cannot be created or written (a file there, no permission).
+    """
+    from poser_env.error import OutputPathError
+
+    path = Path(run_dir)
+    created = False
+    if new:
+        if path.exists() and not path.is_dir():
+            raise OutputPathError(f"Run folder {str(path)!r} is a file, not a folder; pick another --run-dir.")
+        try:
+            path.mkdir(parents=True)
+            created = True
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise OutputPathError(f"Cannot create run folder {str(path)!r}: {e.strerror or e}; pick another --run-dir.") from e
+    elif not path.is_dir():
+        raise RunFolderError(f"Run folder {str(path)!r} does not exist; pass a folder written by 'poser train'.")
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise OutputPathError(f"Cannot write in run folder {str(path)!r}: {e.strerror or e}.") from e
+    if not _lock(fd):
+        try:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        finally:
+            os.close(fd)
+        raise RunLockedError(
+            f"Run folder {str(path)!r} is being written by another poser process (pid {holder}); "
+            "wait for it to finish or pick another --run-dir."
+        )
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    claim = RunClaim(path, fd, created)
+    if new:
+        others = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
+        if others:
+            claim.release()
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise RunFolderError(
+                f"Run folder {str(path)!r} already exists and is not empty ({shown}); pick another --run-dir "
+                "or continue it with --resume."
+            )
+    return claim
+
+
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+    """Write ``meta.json`` atomically (a killed process leaves the old one or the new one)."""
+    tmp = run_dir / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, run_dir / "meta.json")
+
+
+def latest_checkpoint(run_dir: str | Path) -> tuple[Path, int] | None:
+    """The newest ``checkpoints/model_<steps>_steps.zip`` of a run and its step count, or None."""
+    found = []
+    for p in (Path(run_dir) / "checkpoints").glob("model_*_steps.zip"):
+        middle = p.name[len("model_") : -len("_steps.zip")]
+        if middle.isdigit():
+            found.append((int(middle), p))
+    if not found:
+        return None
+    steps, path = max(found)
+    return path, steps
 
 
 def read_run(run_dir: str | Path, need_model: bool = True) -> RunInfo:
@@ -272,5 +450,12 @@ def read_run(run_dir: str | Path, need_model: bool = True) -> RunInfo:
             "with this version or install the version that wrote it."
         )
     if need_model and not (path / "model.zip").is_file():
-        raise RunFolderError(f"{str(path)!r} has no model.zip (training did not save a model yet).")
+        checkpoint = latest_checkpoint(path)
+        hint = (
+            f" Its newest checkpoint is {checkpoint[0].relative_to(path)}: continue from it with "
+            f"'poser train --resume {path}'."
+            if checkpoint
+            else ""
+        )
+        raise RunFolderError(f"{str(path)!r} has no model.zip (training did not save a model yet).{hint}")
     return RunInfo(path, meta["algo"], meta["env_id"], int(meta["seed"]), meta["config"], meta)

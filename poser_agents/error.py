@@ -16,6 +16,10 @@ class RunFolderError(PoserError, ValueError):
     """A run folder is missing, incomplete or from an incompatible version."""
 
 
+class RunLockedError(RunFolderError):
+    """Another ``poser`` process is writing this run folder (training or resuming it)."""
+
+
 def unknown(what: str, name: str, known: Iterable[str]) -> UnknownNameError:
     """An :class:`UnknownNameError` naming ``name`` and listing ``known`` (with a suggestion)."""
     return UnknownNameError(what, name, known)
@@ -27,4 +31,4 @@ def close_hint(name: str, known: Iterable[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-__all__ = ["AgentsConfigError", "RunFolderError", "UnknownNameError", "close_hint", "unknown"]
+__all__ = ["AgentsConfigError", "RunFolderError", "RunLockedError", "UnknownNameError", "close_hint", "unknown"]

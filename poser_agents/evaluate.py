@@ -151,6 +151,76 @@ def format_table(rows: dict[str, dict[str, Any]], metrics: Sequence[str] = ("suc
     return "\n".join(lines)
 
 
+def check_baselines(names: Sequence[str]) -> None:
+    """Refuse a name that is not a baseline (before any episode runs).
+
+    Raises:
+        AgentsConfigError: Naming the bad name, the closest baseline and the known ones.
+    """
+    from poser_agents.algos import BASELINE_NAMES, BASELINE_PREFIXES, is_baseline
+    from poser_agents.error import AgentsConfigError, close_hint
+
+    known = [*BASELINE_NAMES, *(p + "<expert>" for p in BASELINE_PREFIXES)]
+    for name in names:
+        if not is_baseline(name):
+            raise AgentsConfigError(f"Unknown baseline {name!r} in --compare.{close_hint(name, known)} Known baselines: {', '.join(known)}.")
+
+
+def baseline_env(run_dir: str | Path, split: str = "test") -> gym.Env:
+    """The raw env the baselines of a run are compared on: built from the run's full saved
+    env configuration (env id, ``env_kwargs`` with its ``suite_kwargs``), exactly as the
+    agent's own evaluation env is, without the observation encoder.
+    """
+    from poser_agents.config import make_raw_env, read_run
+
+    info = read_run(run_dir, need_model=False)
+    return make_raw_env(info.env_id, info.config.get("env_kwargs"), split=split)
+
+
+def evaluate_baselines(
+    run_dir: str | Path,
+    names: Sequence[str],
+    episodes: int = 200,
+    seed: int = EVAL_SEED,
+    split: str = "test",
+) -> dict[str, dict[str, Any]]:
+    """Evaluate baselines on the same episodes and the same env configuration as a run.
+
+    Args:
+        run_dir: A folder written by :func:`poser_agents.train.train`.
+        names: Baseline names (see :func:`poser_agents.baselines.make_baseline`), plus
+            ``best-single`` (the best ``single:<t2i>``, picked on these episodes) and
+            ``best-always`` (the best ``always:<expert>``).
+        episodes: Episodes per baseline; episode ``i`` resets with seed ``seed + i``.
+        seed: First reset seed (the agent's evaluation uses the same).
+        split: Task split.
+
+    Returns:
+        ``{row name: summary}`` (see :func:`summarise`).
+    """
+    from poser_agents.baselines import make_baseline, t2i_experts
+    from poser_agents.config import read_run
+
+    check_baselines(names)
+    info = read_run(run_dir, need_model=False)
+    rows: dict[str, dict[str, Any]] = {}
+    env = baseline_env(run_dir, split)
+    try:
+        for name in names:
+            if name in ("best-single", "best-always"):
+                pool = [f"single:{n}" for n in t2i_experts(env)] if name == "best-single" else [
+                    f"always:{n}" for n in env.unwrapped.expert_names
+                ]
+                cands = {c: summarise(run_episodes(make_baseline(c, env), env, episodes, seed)[0]) for c in pool}
+                best = max(cands, key=lambda c: cands[c]["metrics"]["success"]["mean"])
+                rows[f"{name} ({best})"] = cands[best]
+            else:
+                rows[name] = summarise(run_episodes(make_baseline(name, env, info.seed), env, episodes, seed)[0])
+    finally:
+        env.close()
+    return rows
+
+
 def evaluate_run(
     run_dir: str | Path,
     episodes: int = 200,

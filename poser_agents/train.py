@@ -32,9 +32,12 @@ from poser_agents.callbacks import PoserLogger, StopOnFlag
 from poser_agents.config import (
     RUN_FORMAT,
     RUN_FORMAT_VERSION,
+    RunClaim,
     RunInfo,
     check_env_id,
+    claim_run_folder,
     command_line,
+    latest_checkpoint,
     load_hyperparams,
     make_env,
     read_run,
@@ -43,6 +46,7 @@ from poser_agents.config import (
 )
 from poser_agents.error import AgentsConfigError, RunFolderError
 from poser_agents.networks import resolve_policy_kwargs
+from poser_env.error import PoserError
 
 DEFAULTS: dict[str, Any] = {
     "n_timesteps": 100_000,
@@ -123,6 +127,46 @@ def _algo_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
+def _check_threads(threads: Any) -> None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise AgentsConfigError(f"threads must be an integer >= 1 (or None to keep torch's setting), got {threads!r}.")
+
+
+def _check_config(config: dict[str, Any], kind: str, algo: str) -> None:
+    for key in ("n_timesteps", "n_envs", "eval_episodes", "log_window"):
+        v = config[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise AgentsConfigError(f"{key} must be an integer >= 1, got {v!r}.")
+    v = config["checkpoint_freq"]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise AgentsConfigError(f"checkpoint_freq must be an integer >= 0 (0: no checkpoints), got {v!r}.")
+    for key in ("encoder_kwargs", "env_kwargs"):
+        if not isinstance(config[key], dict):
+            raise AgentsConfigError(f"{key} must be a mapping of keyword arguments, got {type(config[key]).__name__} {config[key]!r}.")
+    if not isinstance(config["masked_eval"], bool):
+        raise AgentsConfigError(f"masked_eval must be true or false, got {config['masked_eval']!r}.")
+    if config["vec_env"] not in VEC_ENVS:
+        raise AgentsConfigError(f"vec_env must be one of {list(VEC_ENVS)}, got {config['vec_env']!r}.")
+    if config["vec_env"] != "dummy" and kind != "sb3":
+        raise AgentsConfigError(f"vec_env={config['vec_env']!r} needs a Stable-Baselines3 algorithm; {algo!r} acts on one env in this process.")
+
+
+def _build_model(cls, kind: str, algo: str, config: dict[str, Any], env, seed: int, verbose: int):
+    """The algorithm, built from the config; a value it rejects becomes one clear error."""
+    kwargs = _algo_kwargs(config)
+    try:
+        if kind == "sb3":
+            return cls(config["policy"], env, seed=seed, verbose=verbose, device="cpu", **kwargs)
+        return cls(env.envs[0], seed=seed, **kwargs)
+    except (AssertionError, ValueError, TypeError, KeyError) as e:
+        if isinstance(e, PoserError):
+            raise
+        raise AgentsConfigError(
+            f"{algo} could not be built from its hyperparameters ({type(e).__name__}: {e}); "
+            f"check the values of {sorted(kwargs)} and policy={config['policy']!r}."
+        ) from e
+
+
 def train(
     algo: str = "dqn",
     env_id: str = "ImagePoser-v0",
@@ -159,13 +203,9 @@ def train(
     Returns:
         The run folder.
     """
-    _require_sb3()
-    import torch
-
-    if threads is not None:
-        torch.set_num_threads(int(threads))
+    _check_threads(threads)
     if resume is not None:
-        return _resume(Path(resume), hyperparams or {}, progress_bar, evaluate, verbose, callbacks)
+        return _resume(Path(resume), hyperparams or {}, progress_bar, evaluate, verbose, callbacks, threads)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise AgentsConfigError(f"seed must be an integer >= 0, got {seed!r}.")
     check_env_id(env_id)
@@ -174,21 +214,37 @@ def train(
         raise AgentsConfigError(
             f"{algo!r} is a baseline; it does not learn. Evaluate it with 'poser benchmark --algos {algo}'."
         )
+    path = Path(run_dir) if run_dir is not None else default_run_dir(algo, env_id, seed)
+    # Claimed first (imports, the env and the model take seconds): a second writer is
+    # refused now, and whatever fails before training starts removes what it wrote.
+    claim = claim_run_folder(path, new=True)
+    try:
+        try:
+            model, env_config, meta = _setup(claim, algo, kind, target, env_id, seed, hyperparams, hyperparams_file, threads, verbose)
+        except BaseException:
+            claim.discard()
+            raise
+        return _learn(model, kind, path, meta, env_config, int(env_config["n_timesteps"]), progress_bar, evaluate, True, callbacks)
+    finally:
+        claim.release()
+
+
+def _setup(claim: RunClaim, algo, kind, target, env_id, seed, hyperparams, hyperparams_file, threads, verbose):
+    """Everything between claiming a new run folder and training: config, files, env, model."""
+    _require_sb3()
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    path = claim.path
     cls = target.load() if kind == "sb3" else target
     params = load_hyperparams(algo, env_id, cls, hyperparams_file, hyperparams)
     config = {**DEFAULTS, **params}
-    for key in ("n_timesteps", "n_envs", "eval_episodes", "log_window"):
-        v = config[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise AgentsConfigError(f"{key} must be an integer >= 1, got {v!r}.")
-    if config["vec_env"] not in VEC_ENVS:
-        raise AgentsConfigError(f"vec_env must be one of {list(VEC_ENVS)}, got {config['vec_env']!r}.")
-    if config["vec_env"] != "dummy" and kind != "sb3":
-        raise AgentsConfigError(f"vec_env={config['vec_env']!r} needs a Stable-Baselines3 algorithm; {algo!r} acts on one env in this process.")
-    path = Path(run_dir) if run_dir is not None else default_run_dir(algo, env_id, seed)
-    if path.exists() and any(path.iterdir()):
-        raise RunFolderError(f"Run folder {str(path)!r} already exists and is not empty; pick another or use --resume.")
-    path.mkdir(parents=True, exist_ok=True)
+    _check_config(config, kind, algo)
+    from poser_env.suites.registration import check_kwargs
+
+    # Types against the constructor's annotations, before SB3's asserts (learning_rate=fast).
+    check_kwargs(f"{algo} ({getattr(cls, '__name__', cls)})", cls, {k: v for k, v in config.items() if k not in DEFAULTS})
     meta = {
         "format": RUN_FORMAT,
         "format_version": RUN_FORMAT_VERSION,
@@ -211,12 +267,14 @@ def train(
 
     set_random_seed(seed)
     env = _vec_env(config, env_id, seed)
+    try:
+        model = _build_model(cls, kind, algo, config, env, seed, verbose)
+    except BaseException:
+        env.close()
+        raise
     if kind == "sb3":
-        model = cls(config["policy"], env, seed=seed, verbose=verbose, device="cpu", **_algo_kwargs(config))
         model.set_logger(configure(str(path / "logs"), ["csv", "tensorboard"]))
-    else:
-        model = cls(env.envs[0], seed=seed, **_algo_kwargs(config))
-    return _learn(model, kind, path, meta, config, int(config["n_timesteps"]), progress_bar, evaluate, True, callbacks)
+    return model, config, meta
 
 
 def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progress_bar: bool, evaluate: bool, reset: bool, extra: list | None = None) -> Path:
@@ -282,18 +340,77 @@ def _save(model, kind: str, path: Path) -> None:
         model.save(str(path / "model.zip"))
 
 
-def _resume(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate: bool, verbose: int, extra: list | None = None) -> Path:
-    info = read_run(path)
+def _resume(
+    path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate: bool, verbose: int, extra: list | None = None, threads: int | None = 1
+) -> Path:
     unknown = sorted(set(overrides) - {"n_timesteps"})
     if unknown:
         raise AgentsConfigError(f"--resume only accepts an n_timesteps override (the run's config is kept), got {unknown}.")
+    claim = claim_run_folder(path, new=False)  # refused while another process writes it
+    try:
+        return _resume_claimed(path, overrides, progress_bar, evaluate, verbose, extra, threads)
+    finally:
+        claim.release()
+
+
+def _resume_point(info: RunInfo) -> tuple[Path, int]:
+    """The newest saved model of a run: ``model.zip`` or a later checkpoint, and its step."""
+    done = int(info.meta.get("timesteps_done", 0))
+    best = (info.model_path, done) if info.model_path.is_file() else None
+    checkpoint = latest_checkpoint(info.path)
+    if checkpoint is not None and (best is None or checkpoint[1] > best[1]):
+        best = checkpoint
+    if best is None:
+        raise RunFolderError(
+            f"{str(info.path)!r} has no model.zip and no checkpoints/model_<steps>_steps.zip: the run stopped "
+            "before anything was saved, so there is nothing to resume. Start it again (with checkpoint_freq > 0 "
+            "a killed run keeps checkpoints to resume from)."
+        )
+    return best
+
+
+def _truncate_logs(path: Path, steps: int) -> None:
+    """Drop CSV rows written after ``steps``: they belong to the part of a killed run whose
+    model was lost, and the resumed run writes those steps again."""
+    for name in ("episodes.csv", "losses.csv", "experts.csv"):
+        f = path / name
+        if not f.is_file():
+            continue
+        lines = f.read_text().splitlines(keepends=True)
+        if not lines:
+            continue
+        kept = [lines[0]]
+        for line in lines[1:]:
+            first = line.split(",", 1)[0]
+            if first.isdigit() and int(first) <= steps:
+                kept.append(line)
+        if len(kept) != len(lines):
+            tmp = f.with_name(f.name + ".tmp")
+            tmp.write_text("".join(kept))
+            tmp.replace(f)
+
+
+def _resume_claimed(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate: bool, verbose: int, extra, threads) -> Path:
+    _require_sb3()
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    info = read_run(path, need_model=False)
     kind, target = resolve_algo(info.algo)
     if kind != "sb3":
         raise RunFolderError(f"Resuming is supported for SB3-shaped algorithms; {info.algo!r} is an Agent plug-in.")
     # DEFAULTS first: a run written before a key existed (vec_env) gets its old behaviour.
     config = {**DEFAULTS, **info.config, **overrides}
-    meta = dict(info.meta, config=config)
-    done = int(meta.get("timesteps_done", 0))
+    model_file, done = _resume_point(info)
+    if model_file != info.model_path:
+        print(
+            f"Resuming {str(path)!r} from checkpoint {model_file.relative_to(path)} ({done} steps): the run was "
+            "stopped before it saved model.zip. Log rows after that step are dropped; the replay buffer restarts empty.",
+            file=sys.stderr,
+        )
+        _truncate_logs(path, done)
+    meta = dict(info.meta, config=config, timesteps_done=done)
     left = int(config["n_timesteps"]) - done
     if left <= 0:
         raise RunFolderError(
@@ -303,12 +420,29 @@ def _resume(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate:
     from stable_baselines3.common.logger import configure
 
     env = _vec_env(config, info.env_id, info.seed + done)  # fresh tasks, still seeded
-    model = target.load().load(str(info.model_path), env=env, device="cpu")
-    buffer = path / "replay_buffer.pkl"
-    if buffer.is_file() and hasattr(model, "load_replay_buffer"):
-        model.load_replay_buffer(str(buffer))
+    try:
+        model = _load_model(target, model_file, env=env)
+        buffer = path / "replay_buffer.pkl"
+        if model_file == info.model_path and buffer.is_file() and hasattr(model, "load_replay_buffer"):
+            model.load_replay_buffer(str(buffer))
+    except BaseException:
+        env.close()
+        raise
     model.set_logger(configure(str(path / "logs"), ["csv", "tensorboard"]))
     return _learn(model, kind, path, meta, config, left, progress_bar, evaluate, False, extra)
+
+
+def _load_model(spec: AlgoSpec, file: Path, env=None):
+    """``spec``'s class ``.load(file)``; a damaged or foreign file becomes a :class:`RunFolderError`."""
+    try:
+        return spec.load().load(str(file), env=env, device="cpu")
+    except Exception as e:
+        if isinstance(e, PoserError):
+            raise
+        raise RunFolderError(
+            f"Could not load the model {str(file)!r}: {type(e).__name__}: {e}. The file is damaged or was not "
+            "written by this algorithm; resume from a checkpoint (delete model.zip and use --resume) or retrain."
+        ) from e
 
 
 def load_agent(run_dir: str | Path, split: str = "test", threads: int | None = 1):
@@ -322,6 +456,7 @@ def load_agent(run_dir: str | Path, split: str = "test", threads: int | None = 1
     Returns:
         ``(agent, env, RunInfo)``; ``env`` is the encoded env on ``split``.
     """
+    _check_threads(threads)
     _require_sb3()
     if threads is not None:
         import torch
@@ -333,7 +468,7 @@ def load_agent(run_dir: str | Path, split: str = "test", threads: int | None = 1
     kind, target = resolve_algo(info.algo)
     if kind == "sb3":
         spec: AlgoSpec = target
-        model = spec.load().load(str(info.model_path), device="cpu")
+        model = _load_model(spec, info.model_path)
         _check_spaces(model, env, info)
         return SB3Agent(model, name=info.algo, masked=bool(cfg.get("masked_eval", True))), env, info
     if hasattr(target, "load"):

@@ -29,8 +29,10 @@ def demo(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import poser_env  # noqa: F401 - registers the ids
+    from poser_env.paths import check_output_file, image_suffixes
     from poser_env.rendering import trajectory_sheet
 
+    out = check_output_file(args.out, "--out", image_suffixes())  # before the episode runs
     env = gym.make(args.env, render_mode="rgb_array")
     base = env.unwrapped
     policy = _policy(args.policy, args.seed)
@@ -63,9 +65,10 @@ def demo(args: argparse.Namespace) -> int:
         if terminated or truncated:
             break
     final = {k: v for k, v in info["final_metrics"].items() if k != "episode_over"}
+    # item(): the info schema holds numpy scalars, which json cannot write.
+    final = {k: v.item() if hasattr(v, "item") else v for k, v in final.items()}
     print("final:", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in final.items()}))
     sheet = trajectory_sheet(info.get("prompt", base.task.prompt), frames, {**final, "return": total})
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     print(f"wrote {out}")
@@ -93,11 +96,18 @@ def suites(args: argparse.Namespace) -> int:
 
 def cache(args: argparse.Namespace) -> int:
     from poser_env.cache import DB_NAME, GenerationCache, export_transitions
+    from poser_env.paths import check_output_dir, check_output_file
 
     directory = Path(args.dir)
     if not (directory / DB_NAME).exists():
         print(f"No cache at {directory} (expected {directory / DB_NAME}).", file=sys.stderr)
         return 1
+    if args.action == "export":  # the output is checked before the transitions are read
+        if not args.out:
+            where = "PATH.parquet" if args.format == "parquet" else "DIRECTORY"
+            print(f"cache export --format {args.format} needs --out {where}", file=sys.stderr)
+            return 2
+        (check_output_file if args.format == "parquet" else check_output_dir)(args.out, "--out")
     store = GenerationCache(directory)
     if args.action == "stats":
         print(json.dumps(store.stats(), indent=2))
@@ -106,10 +116,6 @@ def cache(args: argparse.Namespace) -> int:
         store.clear()
         print(f"cleared {before['entries']} entries and {before['transitions']} transitions from {directory}")
     else:
-        if not args.out:
-            where = "PATH.parquet" if args.format == "parquet" else "DIRECTORY"
-            print(f"cache export --format {args.format} needs --out {where}", file=sys.stderr)
-            return 2
         n = export_transitions(store, args.out, format=args.format)
         print(f"wrote {n} transitions to {args.out}")
     store.close()
@@ -146,6 +152,30 @@ def pool(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line (exit code 2, as argparse's own)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _report(error: BaseException, verbose: bool) -> int:
+    """One line on stderr (and the traceback when ``verbose``); 2 for a user's error, 1 for a bug."""
+    from poser_env.error import PoserError
+
+    if verbose:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, (PoserError, OSError)):
+        print(f"error: {text}", file=sys.stderr)
+        return 2
+    hint = "" if verbose else " (run again with --verbose for the traceback)"
+    print(f"error: unexpected {type(error).__name__}: {text}{hint}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     from poser_env.cache import EXPORT_FORMATS
 
@@ -154,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         from poser_env.suites.diffusers.memory import main as plan_main
 
         return plan_main(argv[2:])
-    parser = argparse.ArgumentParser(prog="python -m poser_env", description="image-poser environment tools")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser = _Parser(prog="python -m poser_env", description="image-poser environment tools")
+    parser.add_argument("--verbose", action="store_true", help="print the traceback of an error")
+    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     d = sub.add_parser("demo", help="run one episode with a built-in policy and save a picture of it")
     d.add_argument("--env", default="ImagePoser-v0", help="environment id (default: ImagePoser-v0)")
     d.add_argument("--seed", type=int, default=0)
@@ -189,8 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--address", default=None, help="the Ray cluster: 'auto', 'HOST:6379' or 'ray://HOST:10001'")
     r.add_argument("--app", default=None, help="shutdown: only this application (default: every image-poser pool)")
     r.set_defaults(func=pool)
+    for command in sub.choices.values():  # also accepted after the command
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error")
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        return _report(e, args.verbose)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ import numpy as np
 
 from poser_env.components import CommandExtractor, Critic, Critique, Expert, ExpertResult
 from poser_env.constraints import Command, Constraint, Plan
-from poser_env.error import ConfigError, MissingDependencyError
+from poser_env.error import CacheError, ConfigError, MissingDependencyError
 
 #: Bumped whenever keys or stored values change meaning; older entries are then unreachable.
 CACHE_FORMAT = 1
@@ -183,6 +183,14 @@ class GenerationCache:
         timeout_s: How long to wait for another process's write lock, in seconds.
         record_transitions: Whether proxies record (task, command, expert, input, output,
             verdict) transitions for :func:`export_transitions`.
+
+    A database that exists but cannot be written (a read-only file or folder, a read-only
+    mount) is used read-only: its entries are served, new ones are not stored, and one
+    warning says so.
+
+    Raises:
+        CacheError: ``directory`` is a file, cannot be created, or holds no database and
+            cannot be written.
     """
 
     def __init__(
@@ -203,7 +211,15 @@ class GenerationCache:
         self._local = threading.local()
         self._clock = 0
         self._warned = False
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.read_only = False
+        if self.directory.exists() and not self.directory.is_dir():
+            raise CacheError(f"Cache directory {str(self.directory)!r} is a file; give a folder path (cache='path/to/dir').")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CacheError(
+                f"Cannot create the cache directory {str(self.directory)!r}: {e.strerror or e}. Give a writable folder."
+            ) from e
         self._connect()  # fail early on an unusable directory
 
     @property
@@ -220,6 +236,7 @@ class GenerationCache:
         self._local = threading.local()
         self._clock = 0
         self._warned = False
+        self.read_only = False
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -227,9 +244,13 @@ class GenerationCache:
             return conn
         try:
             conn = self._open()
-        except sqlite3.DatabaseError as e:
-            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+        except sqlite3.OperationalError as e:
+            # Not a damaged file: the file or folder cannot be written (or is busy). Moving
+            # it aside would fail the same way and lose the entries.
+            if "locked" in str(e) or "busy" in str(e):
                 raise
+            conn = self._open_read_only(e)
+        except sqlite3.DatabaseError as e:
             # Not a database (a torn or overwritten file): move it aside, start afresh.
             aside = self.path.with_name(f"{DB_NAME}.corrupt-{os.getpid()}-{time.time_ns()}")
             warnings.warn(f"Cache database {self.path} is unreadable ({e}); moved to {aside.name}, starting empty.", stacklevel=3)
@@ -252,10 +273,40 @@ class GenerationCache:
             conn.execute("BEGIN IMMEDIATE")
             for stmt in _SCHEMA:
                 conn.execute(stmt)
+            # A write that changes nothing: a database that cannot be written (read-only
+            # file, folder or mount) fails here, not on the first put, and is then opened
+            # read-only by _connect instead of failing every call.
+            conn.execute("DELETE FROM entries WHERE 0")
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
             raise
+        return conn
+
+    def _open_read_only(self, error: sqlite3.OperationalError) -> sqlite3.Connection:
+        """A read-only connection to an existing database that cannot be written, or a
+        :class:`CacheError` saying why the cache cannot be used at all."""
+        if not self.path.is_file():
+            raise CacheError(
+                f"Cannot create the cache database in {str(self.directory)!r} ({error}); the folder is not "
+                "writable. Give a writable folder, or an existing cache."
+            ) from error
+        try:
+            uri = f"{self.path.absolute().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+            conn.execute("SELECT COUNT(*) FROM entries").fetchone()
+        except sqlite3.Error as e:
+            raise CacheError(
+                f"Cannot open the cache database {str(self.path)!r}: {error}; read-only, it fails too ({e}). "
+                "Check the permissions of the file, its -wal/-shm files and the folder."
+            ) from e
+        if not self.read_only:
+            self.read_only = True
+            warnings.warn(
+                f"Generation cache {self.directory}: the database cannot be written ({error}); its entries are "
+                "served read-only and new results are not stored.",
+                stacklevel=4,
+            )
         return conn
 
     def close(self) -> None:
@@ -293,16 +344,23 @@ class GenerationCache:
                     raise ValueError("checksum mismatch")
                 entry = CacheEntry(json.loads(meta), decode_png(image) if image is not None else None)
             except Exception:
-                self._delete(conn, "entries", key, checksum)
+                if not self.read_only:
+                    self._delete(conn, "entries", key, checksum)
                 return None
-            self._write(conn, "UPDATE entries SET last_used = ? WHERE key = ?", (self._tick(), key))
-            return entry
         except sqlite3.Error as e:
             self._warn("a read", e)
             return None
+        if not self.read_only:
+            try:  # LRU bookkeeping only: a failed touch must not turn a hit into a miss
+                self._write(conn, "UPDATE entries SET last_used = ? WHERE key = ?", (self._tick(), key))
+            except sqlite3.Error as e:
+                self._warn("updating an entry's last use", e)
+        return entry
 
     def put(self, key: str, kind: str, component: str, meta: dict[str, Any], image: np.ndarray | None = None) -> None:
         """Store ``meta`` (JSON) and ``image`` (PNG) under ``key``; evict past the size limit."""
+        if self.read_only:
+            return
         meta_b = canonical_json(meta)
         png = encode_png(image) if image is not None else None
         size = len(meta_b) + len(png or b"")
@@ -323,6 +381,8 @@ class GenerationCache:
         output_image: np.ndarray,
     ) -> None:
         """Store one transition (JSON ``record`` plus images); an existing key is only touched."""
+        if self.read_only:
+            return
         try:
             conn = self._connect()
             if conn.execute("SELECT 1 FROM transitions WHERE key = ?", (key,)).fetchone() is not None:
@@ -371,6 +431,8 @@ class GenerationCache:
 
     def _delete(self, conn: sqlite3.Connection, table: str, key: str, checksum: str) -> None:
         # Only the corrupt version: another process may have rewritten the key meanwhile.
+        if self.read_only:
+            return
         self._write(conn, f"DELETE FROM {table} WHERE key = ? AND checksum = ?", (key, checksum))
 
     def _evict(self, conn: sqlite3.Connection) -> None:
@@ -410,8 +472,14 @@ class GenerationCache:
         }
 
     def clear(self) -> None:
-        """Delete every entry and transition, and shrink the file."""
+        """Delete every entry and transition, and shrink the file.
+
+        Raises:
+            CacheError: The database is read-only.
+        """
         conn = self._connect()
+        if self.read_only:
+            raise CacheError(f"Cannot clear the cache {str(self.directory)!r}: its database is read-only.")
         self._write(conn, "DELETE FROM entries", ())
         self._write(conn, "DELETE FROM transitions", ())
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -706,6 +774,8 @@ def export_transitions(
 
     Raises:
         ConfigError: if ``format`` is not one of :data:`EXPORT_FORMATS`.
+        OutputPathError: ``out`` cannot be written (a folder given for a Parquet file, a
+            file given for a dataset folder, no permission); checked before any work.
         MissingDependencyError: if pyarrow (``"parquet"``) or datasets (``"datasets"``) is
             not installed (the ``cache`` extra).
     """
@@ -715,8 +785,18 @@ def export_transitions(
         raise ConfigError(
             f"Unknown export format {format!r}, expected one of: {', '.join(EXPORT_FORMATS)}.{hint}"
         )
+    from poser_env.error import OutputPathError
+    from poser_env.paths import check_output_dir, check_output_file
+
+    if format == "parquet":
+        out = check_output_file(out, "export path (a Parquet file)")
+    else:
+        out = check_output_dir(out, "export path (a dataset folder)")
     write = _write_parquet if format == "parquet" else _write_datasets
-    return write(as_cache(directory), Path(out))
+    try:
+        return write(as_cache(directory), Path(out))
+    except OSError as e:  # a disk that fills or goes read-only while writing
+        raise OutputPathError(f"Could not write the export to {str(out)!r}: {e.strerror or e}.") from e
 
 
 __all__ = [

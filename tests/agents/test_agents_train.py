@@ -90,8 +90,8 @@ def test_existing_run_folder_and_baseline_algo_are_refused(tiny_run, tiny):
         train("dqn", run_dir=tiny_run, hyperparams=tiny)
     with pytest.raises(AgentsConfigError, match="'oracle' is a baseline"):
         train("oracle")
-    with pytest.raises(AgentsConfigError, match=r"Unknown env id 'ImagePoser-v1'"):
-        train("dqn", env_id="ImagePoser-v1")
+    with pytest.raises(AgentsConfigError, match=r"Unknown env id 'ImagePoser-v9'"):
+        train("dqn", env_id="ImagePoser-v9")
 
 
 @pytest.mark.parametrize("algo", ["maskable_ppo", "qrdqn", "a2c"])

@@ -211,6 +211,8 @@ class _no_warning:
         self._w = warnings.catch_warnings()
         self._w.__enter__()
         warnings.simplefilter("error")
+        # Gymnasium's note that ImagePoser-v0 has a newer version is not the cache's warning.
+        warnings.filterwarnings("ignore", message=".*out of date.*", category=DeprecationWarning)
 
     def __exit__(self, *exc):
         self._w.__exit__(*exc)
