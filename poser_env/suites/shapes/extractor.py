@@ -276,10 +276,11 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
             continue
         m = lx.longest_match(words, i, _CHUNK_PHRASES) if w in _CHUNK_FIRST else None
         best = None if m is None else (m[0], *m[1])
-        if best is not None and best[1] == "rel" and i + best[0] + 1 < n + 1:
+        if best is not None and best[1] == "rel":
             # "on the left of the picture" is a region, not a relation to a picture.
             j = i + best[0]
-            if words[j : j + 1] and words[j] in ("the", "this") and words[j + 1 : j + 2] and words[j + 1] in _PICTURE_WORDS:
+            after = words[j : j + 2]
+            if len(after) == 2 and after[0] in ("the", "this") and after[1] in _PICTURE_WORDS:
                 side = best[2].split()[0]
                 side = {"above": "top", "below": "bottom"}.get(side, side)
                 out.chunks.append(_Chunk("region", side, " ".join(orig[i : j + 2])))
@@ -294,20 +295,12 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
             i += size
             continue
         # Backgrounds: "on a checkered background", "make the background striped".
-        j = i
-        if w in _STYLE_PREPS and i + 1 < n:
-            j = i + 1
-        if words[j] in ("a", "an", "the") and j + 1 < n:
-            j += 1
-        if words[j] in STYLES or words[j] == "background":
-            if j != i and words[i] in _STYLE_PREPS and words[j - 1] not in ("a", "an", "the") and j == i + 1 and w in ("to", "into"):
-                out.chunks.append(_Chunk("to", None, w))  # "change the background to grid"
-            i = j
-            if words[i] == "background":
-                out.chunks.append(_Chunk("bg", None, "background"))
-            else:
-                out.chunks.append(_Chunk("style", words[i], words[i]))
-            i += 1
+        start = i + 1 if w in _STYLE_PREPS else i
+        if _styled(words, start):
+            j = start + 1 if words[start] in ("a", "an", "the") else start
+            kind = "bg" if words[j] == "background" else "style"
+            out.chunks.append(_Chunk(kind, None if kind == "bg" else words[j], words[j]))
+            i = j + 1
             continue
         if w in REGIONS or w in _DIRECTIONS:
             out.chunks.append(_Chunk("region", _DIRECTIONS.get(w, w), w))
@@ -456,10 +449,10 @@ class _Parse:
         if obj.det == "part":
             return self.resolve(obj.inner, pool, last)
         noun = obj.noun
-        if noun is None and obj.det != "other":
+        if noun is None and obj.det != "other":  # "the blue ones": the shape talked about last
             if last is None:
                 raise self.fail(f"'{obj.words}' names no shape and nothing before it says which")
-            noun = last.noun if obj.det != "other" else None
+            noun = last.noun
         cands = [r for r in pool if (noun is None or r.noun == noun) and (obj.color is None or r.color == obj.color)]
         if obj.size is not None and any(r.size == obj.size for r in cands):
             cands = [r for r in cands if r.size == obj.size]
@@ -626,16 +619,16 @@ class _Parse:
                     f"'{obj.words}' and the {mixed.phrase(2)} are {plural(ref.noun, 2)} of unstated and stated colours; "
                     f"give each colour its own count ('a red {ref.noun} and a blue {ref.noun}')"
                 )
-            same = next((r for r in existing if r.noun == ref.noun and (ref.color is None or r.color == ref.color) and r.color == ref.color), None)
+            same = next((r for r in existing if r.noun == ref.noun and r.color == ref.color), None)
             if same is not None:
                 if same in pending:
                     raise self.fail(f"'{obj.words}' repeats the {same.phrase(2)} of the same command; give one count")
                 if obj.ordinal is not None:
                     have = next(g.count for g in state.groups if g.ref == same)
                     if have != obj.ordinal - 1:
-                        raise self.fail(f"'{obj.words}': there {'is' if have == 1 else 'are'} {number_word(have)} {same.phrase(have)} so far, so the next is not the {obj.words.split()[1]}")
-                increment = True
-                ref = ObjectRef(same.noun, same.color, ref.size if ref.size is not None else None)
+                        nth = next(w for w, k in lx.ORDINALS.items() if k == obj.ordinal)
+                        raise self.fail(f"'{obj.words}': there {'is' if have == 1 else 'are'} {number_word(have)} {same.phrase(have)} so far, so the next is not the {nth}")
+                increment = True  # "one more blue star": joins the blue stars
             elif obj.ordinal is not None:
                 raise self.fail(f"'{obj.words}' but there are no {ref.phrase(2)} yet")
             g = {"ref": ref, "count": count, "region": None, "relation": None}
@@ -677,7 +670,7 @@ class _Parse:
                     if k + 1 >= len(rest) or rest[k + 1].kind != "obj":
                         raise self.fail(f"'{c.words}' needs a group after it, such as 'the red circles'")
                     o = rest[k + 1].value
-                    if o.det in ("def", "pron", "other", "bare") and not (o.det == "bare" and not o.plural and not generate and False):
+                    if o.det in ("def", "pron", "other", "bare"):
                         prior = [g["ref"] for g in groups if g is not target] + pool_state
                         before = [g["ref"] for g in groups if g is not target]
                         last = before[-1] if before else (None if generate else state.last_mentioned)

@@ -161,19 +161,22 @@ _INTENSIFIERS = {"very", "really", "quite", "fairly", "pretty", "rather", "nicel
 
 def tokenize(text: str) -> list[Token]:
     """Lower-cased normal-form tokens of ``text`` (plurals and synonyms resolved)."""
+    low = text.lower()
+    if len(low) != len(text):  # a character whose lower case is longer: spans would shift
+        low = text
     out = []
-    for m in _TOKEN_RE.finditer(text):
-        raw = m.group()
-        w = raw.lower()
+    for m in _TOKEN_RE.finditer(low):
+        w = m.group().lower()
         if w in _INTENSIFIERS:
             continue
+        start, end = m.span()
         single = _SHAPE_PLURALS.get(w)
         if single is not None:
-            out.append(Token(single, m.start(), m.end(), True, raw))
+            out.append(Token(single, start, end, True, text[start:end]))
         elif w == "ones":
-            out.append(Token("one", m.start(), m.end(), True, raw))
+            out.append(Token("one", start, end, True, text[start:end]))
         else:
-            out.append(Token(SYNONYMS.get(w, w), m.start(), m.end(), False, raw))
+            out.append(Token(SYNONYMS.get(w, w), start, end, False, text[start:end]))
     return out
 
 

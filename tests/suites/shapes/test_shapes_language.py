@@ -184,3 +184,54 @@ def test_source_image_seeds_the_plan_for_editing():
 def test_task_config_rejects_bad_values():
     with pytest.raises(ValueError, match="editing_fraction must be in"):
         ShapesTaskConfig(editing_fraction=1.5)
+
+
+# ------------------------------------------------------------------ hand-phrased prompts (issue 12)
+def test_tokenizer_normalises_case_digits_plurals_and_spellings():
+    from poser_env.suites.shapes.lexicon import tokenize
+
+    tokens = tokenize("Please draw 3 Purple CROSSES in the Centre, then recolour them.")
+    assert [t.word for t in tokens] == [
+        "please", "draw", "3", "purple", "cross", "in", "the", "center", ",", "then", "recolor", "them", ".",
+    ]
+    assert [t.plural for t in tokens][4] and not tokens[3].plural
+    assert tokens[4].text == "CROSSES" and (tokens[4].start, tokens[4].end) == (21, 28)
+
+
+def test_command_text_is_the_clause_without_filler():
+    plan = ShapesExtractor().extract("Could you please draw two red circles at the top of the picture? Thanks! Then, please, erase them.")
+    assert [c.text for c in plan.commands] == ["draw two red circles at the top", "erase them"]
+
+
+def test_symbolic_state_increments_partial_removals_and_relative_moves():
+    red, blue = ObjectRef("circle", "red"), ObjectRef("square", "blue")
+    state = language.SymbolicState()
+    state.apply(language.Intent("generate", groups=(language.Group(red, 2, region="left"), language.Group(blue, 1))))
+    more = state.apply(language.Intent("add", groups=(language.Group(red, 1),), increment=True))
+    assert more == (Constraint("count", subject=red, count=3), Constraint("region", subject=red, region="left"))
+    with pytest.raises(ValueError, match="already a group"):
+        state.copy().apply(language.Intent("add", groups=(language.Group(red, 1),)))
+    with pytest.raises(ValueError, match="counts go up to four"):
+        state.copy().apply(language.Intent("add", groups=(language.Group(red, 2),), increment=True))
+    assert state.apply(language.Intent("remove", target=red, count=2))[0] == Constraint("count", subject=red, count=1)
+    with pytest.raises(ValueError, match="only one"):
+        state.copy().apply(language.Intent("remove", target=red, count=2))
+    moved = state.apply(language.Intent("move", target=blue, relation=("above", red)))
+    assert moved == (Constraint("count", subject=blue, count=1), Constraint("relation", subject=blue, relation="above", other=red))
+    assert state.apply(language.Intent("remove", target=red, count=1)) == (Constraint("count", subject=red, count=0),)
+
+
+def test_ambiguous_reference_names_every_candidate_and_guesses_nothing():
+    with pytest.raises(PromptParseError, match="'the circle' is ambiguous: it could be the blue circles or the red circles"):
+        ShapesExtractor().extract("Draw a red circle and two blue circles. Make the circle green.")
+    plan = ShapesExtractor().extract("Draw a red circle and two blue circles. Make the blue circle green.")
+    assert Constraint("count", subject=ObjectRef("circle", "green"), count=2) in plan.commands[1].constraints
+
+
+def test_unknown_words_get_the_worlds_alternatives():
+    with pytest.raises(PromptParseError, match=r"'hexagons' is not a shape of this world; shapes: circle, square, triangle, diamond, star, cross"):
+        ShapesExtractor().extract("Draw two hexagons.")
+    with pytest.raises(PromptParseError, match=r"'sqare' is not a word this world knows; did you mean 'square'\?"):
+        ShapesExtractor().extract("Draw a red sqare.")
+    with pytest.raises(PromptParseError, match="counts go up to four"):
+        ShapesExtractor().extract("Draw 9 red squares.")
