@@ -23,6 +23,8 @@ from poser_env.error import (
     ConfigError,
     PoolError,
     PromptParseError,
+    cap,
+    short_repr,
 )
 from poser_env.pools import ExpertPool, make_pool
 from poser_env.reward import RewardConfig
@@ -275,7 +277,7 @@ class ImagePoserEnv(gym.Env):
         ):
             raise ConfigError(f"image_size must be (height, width) with integers in [8, 1024], got {image_size!r}.")
         if not isinstance(keep_best, (bool, np.bool_)):
-            raise ConfigError(f"keep_best must be True or False, got {keep_best!r} ({type(keep_best).__name__}).")
+            raise ConfigError(f"keep_best must be True or False, got {short_repr(keep_best)} ({type(keep_best).__name__}).")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}.")
         self.max_steps = self._max_steps_arg = int(max_steps)
@@ -356,7 +358,7 @@ class ImagePoserEnv(gym.Env):
                 self._score = self._judge(self._image, None, self._plan.constraints).prompt_alignment
             except Exception as e:  # reset cannot truncate: start from 0 and report it
                 component = self._component_of(e, "critic")
-                info["error"] = f"{component} {self.suite.critic.name!r} failed on the source image: {type(e).__name__}: {e}"
+                info["error"] = cap(f"{component} {self.suite.critic.name!r} failed on the source image: {type(e).__name__}: {e}")
                 info["error_component"] = component
         self._critique_of_image: Critique | None = None  # the critique of the current image
         self._episode_over = False
@@ -368,7 +370,7 @@ class ImagePoserEnv(gym.Env):
             raise ResetNeeded("Call reset() before step(): the episode has not started or has ended.")
         if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise InvalidAction(
-                f"Action {action!r} is not in the action space {self.action_space} "
+                f"Action {short_repr(action)} is not in the action space {self.action_space} "
                 f"(expected an integer in [0, {self.action_space.n - 1}], not a bool)."
             )
         a = int(action)
@@ -564,10 +566,10 @@ class ImagePoserEnv(gym.Env):
         self._check_image(result.image, what, ComponentOutputError)
         cost = result.cost
         if isinstance(cost, (bool, np.bool_)) or not isinstance(cost, (int, float, np.integer, np.floating)):
-            raise ComponentOutputError(f"{what} returned cost {cost!r}; expected a finite number >= 0.")
+            raise ComponentOutputError(f"{what} returned cost {short_repr(cost)}; expected a finite number >= 0.")
         cost = float(cost)
         if not math.isfinite(cost) or cost < 0:
-            raise ComponentOutputError(f"{what} returned cost {cost!r}; expected a finite number >= 0.")
+            raise ComponentOutputError(f"{what} returned cost {short_repr(cost)}; expected a finite number >= 0.")
         return cost
 
     def _judge(self, image: np.ndarray, command: Command | None, constraints) -> Critique:
@@ -580,12 +582,12 @@ class ImagePoserEnv(gym.Env):
             v = getattr(critique, name)
             ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
             if not ok or not (0.0 <= float(v) <= 1.0):  # NaN fails the comparison too
-                raise ComponentOutputError(f"{who} returned {name}={v!r}; expected a finite number in [0, 1].")
+                raise ComponentOutputError(f"{who} returned {name}={short_repr(v)}; expected a finite number in [0, 1].")
         for check in (*critique.checks, *critique.prompt_checks):
             if not isinstance(check.score, (int, float, np.integer, np.floating)) or not (0.0 <= float(check.score) <= 1.0):
-                raise ComponentOutputError(f"{who} returned a check score {check.score!r}; expected a finite number in [0, 1].")
+                raise ComponentOutputError(f"{who} returned a check score {short_repr(check.score)}; expected a finite number in [0, 1].")
         if not isinstance(critique.accepted, (bool, np.bool_)):
-            raise ComponentOutputError(f"{who} returned accepted={critique.accepted!r}; expected True or False.")
+            raise ComponentOutputError(f"{who} returned accepted={short_repr(critique.accepted)}; expected True or False.")
         if not isinstance(critique.reflection, str):
             raise ComponentOutputError(f"{who} returned a reflection of type {type(critique.reflection).__name__}; expected a string.")
         return critique
@@ -605,7 +607,7 @@ class ImagePoserEnv(gym.Env):
 
     def _fail(self, reward: float, info: dict, details: dict, component: str, name: str, error: BaseException):
         component = self._component_of(error, component)
-        info["error"] = f"{component} {name!r} failed: {type(error).__name__}: {error}"
+        info["error"] = cap(f"{component} {name!r} failed: {type(error).__name__}: {error}")
         info["error_component"] = component
         reward -= self.reward_config.failure_penalty
         return self._finish(reward, terminated=False, info=info, details=details, force_truncate=True)
@@ -702,7 +704,7 @@ class ImagePoserEnv(gym.Env):
         except Exception as e:
             if not info["error"]:
                 component = self._component_of(e, "critic")
-                info["error"] = f"{component} {self.suite.critic.name!r} failed on the final image: {type(e).__name__}: {e}"
+                info["error"] = cap(f"{component} {self.suite.critic.name!r} failed on the final image: {type(e).__name__}: {e}")
                 info["error_component"] = component
             return metrics
         metrics.update(

@@ -306,3 +306,17 @@ def test_torchrl_reads_the_numeric_info_keys():
     td = env.rollout(20, break_when_any_done=False)
     assert td["next", "is_success"].dtype.is_floating_point is False and td["next", "cost"].shape == (20,)
     assert td["next", "done"].any(), "episodes ended (and reset) within the rollout"
+
+
+def test_huge_component_errors_are_capped_in_info():
+    class _Loud(Expert):
+        name, kind, cost = "loud", "t2i", 1.0
+
+        def __call__(self, command, image, seed):
+            raise RuntimeError("x" * 5_000_000)
+
+    env = _env_with(_Loud())
+    env.reset(seed=0)
+    *_, trunc, info = env.step(len(env.experts) - 1)
+    assert trunc and info["error"].startswith("expert 'loud' failed: RuntimeError: xxx")
+    assert len(info["error"]) < 3000 and "characters cut" in info["error"]
