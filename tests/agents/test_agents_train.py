@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -198,3 +199,102 @@ def test_the_custom_algorithm_example_trains_logs_and_reloads(tmp_path, monkeypa
     assert (run / "training_curves.png").is_file() and (run / "eval.json").is_file()
     agent, env, _ = load_agent(run)
     assert type(agent).__name__ == "CommandBandit" and agent.count  # learned values reloaded
+
+
+# ---------------------------------------------------------------------------- run folders under stress
+def test_a_bad_hyperparameter_value_is_refused_and_leaves_no_run_folder(tmp_path, tiny):
+    from poser_env.error import ArgumentTypeError
+
+    tiny["learning_rate"] = "fast"
+    with pytest.raises(ArgumentTypeError, match=r"Argument 'learning_rate' of dqn \(DQN\) must be a number or a callable, got str 'fast'"):
+        train("dqn", seed=0, run_dir=tmp_path / "fast", hyperparams=tiny)
+    assert not (tmp_path / "fast").exists()  # nothing half-made left behind
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, empty
+    with pytest.raises(ArgumentTypeError, match="learning_rate"):
+        train("dqn", seed=0, run_dir=tmp_path / "mine", hyperparams=tiny)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [".poser.lock"]
+
+
+def test_a_run_folder_held_by_another_process_is_refused_at_once(tmp_path, tiny):
+    from poser_agents.config import claim_run_folder
+    from poser_agents.error import RunLockedError
+
+    run = tmp_path / "held"
+    claim = claim_run_folder(run)  # stands for another poser process writing it
+    try:
+        with pytest.raises(RunLockedError, match=rf"is being written by another poser process \(pid {os.getpid()}\)"):
+            train("dqn", seed=0, run_dir=run, hyperparams=tiny)
+        with pytest.raises(RunLockedError, match="being written by another poser process"):
+            train(resume=run)
+    finally:
+        claim.release()
+    assert [p.name for p in run.iterdir()] == [".poser.lock"]  # the refused run wrote nothing
+
+
+def test_a_run_folder_that_is_a_file_is_refused(tmp_path, tiny):
+    from poser_env.error import OutputPathError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputPathError, match="is a file, not a folder"):
+        train("dqn", seed=0, run_dir=tmp_path / "f", hyperparams=tiny)
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from stable_baselines3.common.callbacks import BaseCallback
+from poser_agents.train import train
+
+class KillAt(BaseCallback):
+    # SIGKILL at a fixed step: no handler runs, nothing is saved but the checkpoints.
+    def _on_step(self):
+        if self.num_timesteps == 250:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return True
+
+hp = dict(n_timesteps=300, encoder="hashed", learning_starts=100, buffer_size=1000, batch_size=16,
+          target_update_interval=100, eval_episodes=4, log_window=100, policy_kwargs={"net_arch": [32, 32]},
+          checkpoint_freq=100)
+train("dqn", seed=0, run_dir=sys.argv[1], hyperparams=hp, callbacks=[KillAt()])
+"""
+
+
+def test_a_sigkilled_run_resumes_from_its_newest_checkpoint(tmp_path, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "killed"
+    r = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(run)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert not (run / "model.zip").exists() and (run / "checkpoints" / "model_200_steps.zip").is_file()
+    with pytest.raises(RunFolderError, match=r"has no model.zip .* newest checkpoint is checkpoints/model_200_steps.zip"):
+        load_agent(run)
+    train(resume=run, evaluate=False)  # the dead process's lock went with it
+    assert "from checkpoint checkpoints/model_200_steps.zip (200 steps)" in capsys.readouterr().err
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["finished"] and meta["timesteps_done"] >= 300
+    eps = _rows(run / "episodes.csv")
+    assert tuple(eps[0]) == EPISODE_FIELDS and all(tuple(r) != EPISODE_FIELDS for r in eps[1:])
+    steps = [int(r[0]) for r in eps[1:]]
+    assert steps == sorted(steps)  # rows of the lost steps 201-250 were dropped, then rewritten
+    numbers = [int(r[1]) for r in eps[1:]]
+    assert numbers == list(range(1, len(numbers) + 1))
+    agent, env, _ = load_agent(run)
+    obs, _ = env.reset(seed=0)
+    assert env.unwrapped.action_masks()[agent.act(obs, env)]
+
+
+def test_resume_without_any_saved_model_says_so(tmp_path, tiny):
+    run = train("dqn", seed=0, run_dir=tmp_path / "r", hyperparams=tiny, evaluate=False)
+    (run / "model.zip").unlink()
+    with pytest.raises(RunFolderError, match="has no model.zip and no checkpoints/model_<steps>_steps.zip"):
+        train(resume=run, hyperparams={"n_timesteps": 400})
+
+
+def test_a_corrupt_model_is_a_run_folder_error(tmp_path, tiny):
+    run = train("dqn", seed=0, run_dir=tmp_path / "r", hyperparams=tiny, evaluate=False)
+    (run / "model.zip").write_bytes(b"not a zip file")
+    with pytest.raises(RunFolderError, match=r"Could not load the model .*model.zip.*wasn.t a zip-file"):
+        load_agent(run)
+    with pytest.raises(RunFolderError, match="Could not load the model"):
+        train(resume=run, hyperparams={"n_timesteps": 400})
