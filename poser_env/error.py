@@ -27,8 +27,11 @@ def cap(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     """``repr(value)``, cut to about ``limit`` characters (for quoting user input in messages)."""
-    if isinstance(value, (str, bytes)) and len(value) > limit * 4:
-        value = value[: limit * 4]  # never build the repr of a huge string
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        # Cut the value itself (never build the repr of a 10 MB string), saying how much went.
+        keep = max(limit - 40, 20)
+        head, tail = value[: keep * 3 // 4], value[len(value) - keep // 4 :]
+        return f"{head!r}... [{len(value) - len(head) - len(tail)} characters cut] ...{tail!r}"
     return cap(repr(value), limit)
 
 
