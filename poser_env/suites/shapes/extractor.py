@@ -264,6 +264,12 @@ def _explain(word: str) -> str:
 
 def _chunk(tokens: list[lx.Token]) -> _Reading:
     words = [t.word for t in tokens]
+    if "take" in words and "away" in words[words.index("take") + 2 :]:
+        # "take one away": a verb whose particle follows the object
+        k = words.index("take")
+        away = words.index("away", k + 2)
+        tokens = [*tokens[:k], tokens[k]._replace(word="remove"), *tokens[k + 1 : away], *tokens[away + 1 :]]
+        words = [t.word for t in tokens]
     orig = [t.text.lower() or t.word for t in tokens]
     out = _Reading()
     n = len(words)
@@ -302,6 +308,9 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
             out.chunks.append(_Chunk(kind, None if kind == "bg" else words[j], words[j]))
             i = j + 1
             continue
+        if w in ("all", "both", "in") and i + 1 < n and words[i + 1] in COLORS:
+            i += 1  # "three stars, all purple", "a circle in red": the colour follows
+            continue
         if w in REGIONS or w in _DIRECTIONS:
             out.chunks.append(_Chunk("region", _DIRECTIONS.get(w, w), w))
             i += 1
@@ -338,7 +347,7 @@ def _object(tokens: list[lx.Token], words: list[str], orig: list[str], i: int, p
     if w in ("them", "it", "they") or (w in _PRONOUNS and at(i + 1) not in SHAPES and at(i + 1) not in COLORS and at(i + 1) not in SIZES):
         obj.det, obj.pron = "pron", w
         obj.words = w
-        return _Chunk("obj", obj, w), i + 1
+        return _Chunk("obj", obj, w), i + (2 if at(i + 1) in ("both", "all") else 1)
     if w in ("those", "these"):
         obj.det = "def"
         i += 1
@@ -487,6 +496,8 @@ class _Parse:
             raise self.fail(f"'{verb}' with nothing to do it to; {_EXAMPLES}" if verb else _EXAMPLES)
         if not objs and has & {"style", "bg"} and (kinds is None or kinds & {"restyle", "generate"}):
             return self._restyle(rest)
+        if [o.pron for o in objs] == ["it"] and "style" in has and "color" not in has and kinds and "restyle" in kinds:
+            return self._restyle([c for c in rest if c.kind != "obj"])  # "change it to dotted": the background
         if kinds is not None and "remove" in kinds:
             return self._remove(rest, verb)
         head = objs[0] if objs else None
@@ -580,6 +591,7 @@ class _Parse:
         return Intent("move", target=ref, region=region, relation=relation)
 
     def _groups(self, rest: list[_Chunk], generate: bool) -> Intent:
+        rest = _postposed_colors(rest)
         state = self.state
         pool_state = [] if generate else self._pool()
         groups: list[dict] = []
@@ -707,6 +719,20 @@ class _Parse:
         out = tuple(Group(g["ref"], g["count"], g["region"], g["relation"]) for g in ordered)
         self.recent = [g.ref for g in out]
         return Intent("generate" if generate else "add", groups=out, style=style, increment=increment)
+
+
+def _postposed_colors(rest: list[_Chunk]) -> list[_Chunk]:
+    """Gives a colour written after its object ("a circle in red", "three stars, all purple")
+    to that object, when it has none and nothing but places stands between them."""
+    out: list[_Chunk] = []
+    for c in rest:
+        if c.kind == "color":
+            owner = next((o for o in reversed(out) if o.kind not in ("region", "sep")), None)
+            if owner is not None and owner.kind == "obj" and owner.value.color is None and owner.value.det in ("indef", "more", "bare"):
+                owner.value.color = c.value
+                continue
+        out.append(c)
+    return out
 
 
 class ShapesExtractor(CommandExtractor):

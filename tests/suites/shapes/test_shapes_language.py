@@ -235,3 +235,17 @@ def test_unknown_words_get_the_worlds_alternatives():
         ShapesExtractor().extract("Draw a red sqare.")
     with pytest.raises(PromptParseError, match="counts go up to four"):
         ShapesExtractor().extract("Draw 9 red squares.")
+
+
+@pytest.mark.parametrize(
+    "prompt, last",
+    [
+        ("Draw a circle in red at the top.", [Constraint("count", subject=ObjectRef("circle", "red"), count=1), Constraint("region", subject=ObjectRef("circle", "red"), region="top")]),
+        ("Draw 3 stars, all purple, at the bottom.", [Constraint("count", subject=ObjectRef("star", "purple"), count=3), Constraint("region", subject=ObjectRef("star", "purple"), region="bottom")]),
+        ("Draw two purple crosses. Now take one away.", [Constraint("count", subject=ObjectRef("cross", "purple"), count=1)]),
+        ("Draw two green circles, then paint them both orange.", [Constraint("count", subject=ObjectRef("circle", "green"), count=0), Constraint("count", subject=ObjectRef("circle", "orange"), count=2)]),
+        ("Draw a yellow star on a grid background, then change it to dotted.", [Constraint("background", style="dotted")]),
+    ],
+)
+def test_postposed_colours_split_particles_and_background_pronouns(prompt, last):
+    assert sorted(map(repr, ShapesExtractor().extract(prompt).commands[-1].constraints)) == sorted(map(repr, last))
