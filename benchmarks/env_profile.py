@@ -30,6 +30,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
 
 import poser_env  # noqa: E402, F401 - registers the ids
 
@@ -109,12 +110,17 @@ class StageTimer:
             setattr(t, attr, original)
 
 
+def _sample(env):
+    """A random action among the valid ones (as benchmarks/env_speed.py)."""
+    return env.action_space.sample(mask=env.unwrapped.action_masks().astype(np.int8))
+
+
 def run_steps(env, n: int, seed: int) -> None:
     """``n`` random masked steps (the benchmark's policy), resetting at episode ends."""
     env.reset(seed=seed)
     env.action_space.seed(seed)
     for _ in range(n):
-        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        _, _, term, trunc, _ = env.step(_sample(env))
         if term or trunc:
             env.reset()
 

@@ -12,6 +12,7 @@ version this replaced and checks that both agree exactly on thousands of images.
 from __future__ import annotations
 
 import functools
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -73,12 +74,24 @@ def _label_scipy(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return ndimage.label(mask)
 
 
+_OPENCV_THREADS = threading.Lock()
+
+
 def _label_opencv(mask: np.ndarray) -> tuple[np.ndarray, int]:
     import cv2
 
-    n, labels = cv2.connectedComponentsWithAlgorithm(
-        mask.view(np.uint8), 4, cv2.CV_32S, cv2.CCL_SAUF
-    )
+    # On one 128x128 mask OpenCV's parallel labelling waits for its worker threads longer
+    # than it saves (worse on a busy machine), so it runs on one thread here and the
+    # process-wide setting is restored.
+    with _OPENCV_THREADS:
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            n, labels = cv2.connectedComponentsWithAlgorithm(
+                mask.view(np.uint8), 4, cv2.CV_32S, cv2.CCL_SAUF
+            )
+        finally:
+            cv2.setNumThreads(threads)
     return labels, n - 1
 
 

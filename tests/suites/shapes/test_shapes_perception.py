@@ -184,3 +184,17 @@ def test_cache_accepts_non_contiguous_images():
     assert (
         PerceptionCache()(flipped).scene == PerceptionCache()(np.ascontiguousarray(flipped)).scene
     )
+
+
+def test_opencv_labelling_leaves_the_thread_setting_alone():
+    cv2 = pytest.importorskip("cv2")
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(3)
+        labels, n = perception._label_opencv(
+            foreground(render(Scene((Obj("cross", "green", "big", 50, 60),), "plain")))
+        )
+        assert n == 1 and labels.max() == 1
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
