@@ -104,16 +104,50 @@ def run_batch(component: Any, method: str, requests: list[tuple]) -> list[Any]:
     return out
 
 
+def replica_device(gpu_share: float, gpu_ids: Sequence[Any]) -> tuple[str, float]:
+    """Where a replica's models run: ``("cuda", share)`` with a GPU share Ray assigned, else ``("cpu", 1.0)``."""
+    if gpu_share > 0 and gpu_ids:
+        return "cuda", min(float(gpu_share), 1.0)
+    return "cpu", 1.0
+
+
+def place_component(component: Any, gpu_share: float, gpu_ids: Sequence[Any]) -> str:
+    """Pin a component rebuilt in a replica to the device its Ray resources give it.
+
+    A replica with no GPU share must not touch a GPU: Ray 2.60 no longer hides the GPUs
+    from such a process (``CUDA_VISIBLE_DEVICES`` is left as it was), so ``"auto"`` would
+    find every GPU and load onto ``cuda:0`` beside the replicas that own it; older Ray hides
+    them and a device fixed to ``"cuda"`` fails. The replica therefore hides the GPUs itself
+    and calls the component's optional ``place(device, gpu_share)`` (diffusers experts and
+    critics have one), so that a replica holding half a GPU plans for half of it.
+    """
+    device, share = replica_device(gpu_share, gpu_ids)
+    place = getattr(component, "place", None)
+    if callable(place):
+        place(device, share)
+    return device
+
+
 @serve.deployment(max_ongoing_requests=64)
 class ComponentReplica:
     """A Serve replica holding one expert or the critic; requests are batched."""
 
     def __init__(
-        self, component: bytes, method: str, max_batch_size: int, batch_wait_timeout_s: float
+        self,
+        component: bytes,
+        method: str,
+        max_batch_size: int,
+        batch_wait_timeout_s: float,
+        gpu_share: float = 0.0,
     ):
+        gpu_ids = ray.get_gpu_ids() if gpu_share > 0 else []
+        if not gpu_ids:
+            # Before anything can initialise CUDA in this process (see place_component).
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
         # The component arrives pickled and is rebuilt here, so that one that cannot be
         # rebuilt on this node fails this replica (reported by Serve), not the deployer.
         self.component = cloudpickle.loads(component)
+        self.device = place_component(self.component, gpu_share, gpu_ids)
         self.method = method
         self.__call__.set_max_batch_size(max_batch_size)
         self.__call__.set_batch_wait_timeout_s(batch_wait_timeout_s)
@@ -214,31 +248,51 @@ class _Client:
         return self._handle
 
     def _call(self, request: tuple) -> Any:
+        """Send ``request`` once and wait for it; send again only if it was lost.
+
+        A request that times out may be queued or running on the GPU, and a running call
+        cannot be cancelled: sending it again would queue the same work twice. So a
+        timeout waits again on the same request; only a failure that lost the request (a
+        dead replica, a missing or redeployed application) sends it anew. After
+        ``max_retries + 1`` waits or sends without an answer the request is cancelled (if
+        it has not started yet) and :class:`~poser_env.error.PoolError` is raised.
+        """
         errors: list[str] = []
+        response = None
         for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
-            response = None
+            if response is None:
+                if attempt:
+                    time.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+                try:
+                    response = self._get_handle().remote(request)
+                except Exception as e:  # no cluster, missing or redeploying app
+                    errors.append(f"attempt {attempt + 1}: {type(e).__name__}: {e}")
+                    self._handle = None  # look the deployment up afresh next time
+                    continue
             try:
-                response = self._get_handle().remote(request)
                 result = response.result(timeout_s=self.timeout_s)
-            except Exception as e:  # timeout, lost replica, missing or redeploying app
+            except TimeoutError as e:  # includes Ray's GetTimeoutError: still queued or running
+                errors.append(f"attempt {attempt + 1}: {type(e).__name__}: no answer yet, kept waiting on the same request")
+                continue
+            except Exception as e:  # the request was lost: a dead replica, a deleted app
                 errors.append(f"attempt {attempt + 1}: {type(e).__name__}: {e}")
-                self._handle = None  # look the deployment up afresh next time
-                if response is not None:
-                    try:
-                        response.cancel()
-                    except Exception:
-                        pass
+                self._handle = None
+                response = None
                 continue
             if isinstance(result, BaseException):
                 raise result  # the component itself failed, as it would in-process
             return result
+        if response is not None:
+            try:
+                response.cancel()  # not started yet: do not run it for nobody
+            except Exception:
+                pass
         raise PoolError(
             f"The Ray pool did not answer for {self.name!r} (deployment {self.deployment!r} of "
             f"application {self.app_name!r}) after {self.max_retries + 1} attempt(s) of up to "
             f"{self.timeout_s:g} s: {'; '.join(errors)}. Check that the Ray cluster is up "
-            "(ray status) and the application is running (serve status)."
+            "(ray status) and the application is running (serve status); a first call that "
+            "loads a large model may need a larger timeout_s."
         )
 
     def close(self) -> None:
@@ -323,9 +377,11 @@ class RayPool(ExpertPool):
             ``"ray://host:10001"``.
         app_name: Serve application name; default ``"image-poser-<suite>-<hash>"`` from the
             components' cache identities, so equal suites share one application.
-        timeout_s: Seconds a worker waits for one call before retrying. Real experts take
-            seconds per call and a first call also loads the model: keep it generous.
-        max_retries: Retries after a timeout or a lost replica before
+        timeout_s: Seconds a worker waits for an answer before waiting again (a request
+            that times out is not sent twice: it may be running). Real experts take seconds
+            per call, a first call also loads the model (minutes for a 12B FLUX from a slow
+            disk), and requests queue behind other workers': keep it generous.
+        max_retries: Further waits after a timeout, or sends after a lost request, before
             :class:`~poser_env.error.PoolError`. A component's own exception is not retried.
         retry_backoff_s: Wait before the first retry; doubles after each.
         max_batch_size: Most requests one deployment serves in one batch.
@@ -336,7 +392,10 @@ class RayPool(ExpertPool):
             replicas reserve nothing, so a small machine can hold a whole pool.
         expert_options: Per-component overrides of ``actor_options``, keyed by expert name
             or ``"critic"``, e.g. ``{"sdxl": {"num_gpus": 0.5}}`` gives that expert half a
-            GPU (see docs/scaling.md for a worked multi-GPU config).
+            GPU (see docs/scaling.md for a worked multi-GPU config). A replica's models run
+            where its resources say: with ``num_gpus`` on the GPU Ray assigns (a diffusers
+            expert's memory budget scaled by that share), without it on the CPU with the
+            GPUs hidden from the process (:func:`place_component`).
         deploy: If True (default), deploy the application when it is missing; if False,
             only join one that runs already (a :class:`~poser_env.error.PoolError` if not).
         namespace: Ray namespace of the deployer actor and of this process's connection.
@@ -349,7 +408,7 @@ class RayPool(ExpertPool):
         self,
         address: str | None = None,
         app_name: str | None = None,
-        timeout_s: float = 300.0,
+        timeout_s: float = 600.0,
         max_retries: int = 2,
         retry_backoff_s: float = 1.0,
         max_batch_size: int = 8,
@@ -453,10 +512,15 @@ class RayPool(ExpertPool):
     def _application(self, suite: Any, names: list[str]) -> Any:
         def bound(component: Any, deployment: str, key: str, method: str) -> Any:
             options = {**self.actor_options, **self.expert_options.get(key, {})}
+            gpu_share = float(options.get("num_gpus", 0) or 0)
             return ComponentReplica.options(
                 name=deployment, num_replicas=self.num_replicas, ray_actor_options=options
             ).bind(
-                cloudpickle.dumps(component), method, self.max_batch_size, self.batch_wait_timeout_s
+                cloudpickle.dumps(component),
+                method,
+                self.max_batch_size,
+                self.batch_wait_timeout_s,
+                gpu_share,
             )
 
         deployments = [
@@ -516,5 +580,7 @@ __all__ = [
     "describe",
     "init_ray",
     "list_pools",
+    "place_component",
+    "replica_device",
     "run_batch",
 ]

@@ -211,6 +211,10 @@ class VLMCritic(_ScoreCritic):
         )
         return f"{base} {text}".strip()
 
+    def place(self, device: str, gpu_share: float = 1.0) -> None:
+        """Run the VLM on the device of the Ray replica that holds this critic."""
+        self.vqa.place(device)
+
     def close(self) -> None:
         self.vqa.close()
 
@@ -275,6 +279,10 @@ class CLIPCritic(_ScoreCritic):
     def observed(self, constraint: Constraint, score: float) -> str:
         cos = self._cos.get(id(constraint))
         return f"CLIP cosine {cos:.3f}" if cos is not None else f"score {score:.2f}"
+
+    def place(self, device: str, gpu_share: float = 1.0) -> None:
+        """Run the CLIP model on the device of the Ray replica that holds this critic."""
+        self.clip.place(device)
 
     def close(self) -> None:
         self.clip.close()

@@ -158,6 +158,14 @@ class DiffusersExpert(Expert):
             for image, seed in zip(images, seeds, strict=True)
         ]
 
+    def place(self, device: str, gpu_share: float = 1.0) -> None:
+        """Pin the expert's pipeline pool to the device of the Ray replica it runs in.
+
+        Called by :func:`poser_env.pools.ray_pool.place_component`; see
+        :meth:`PipelinePool.place`.
+        """
+        self.pool.place(device, gpu_share)
+
     def close(self) -> None:
         """Experts hold no weights; the pool owns them (``pool.clear()`` frees memory)."""
 

@@ -71,6 +71,26 @@ def check_device(device: Any, where: str = "device") -> str:
     return device
 
 
+def placed_device(requested: str, given: str, what: str) -> str:
+    """The device for a component whose Ray replica was given ``given`` (``"cuda"`` or ``"cpu"``).
+
+    Raises:
+        ConfigError: the component was built for an explicit CUDA device but its replica has
+            no GPU share (it would fail, or land on a GPU another replica owns).
+    """
+    check_device(given)
+    if requested.startswith("cuda") and given == "cpu":
+        raise ConfigError(
+            f"{what} were built with device={requested!r} but their Ray replica has no GPU share. Give the replica "
+            "one (RayPool(expert_options={name: {'num_gpus': 1}}) or actor_options) or build the suite with "
+            "device='auto'."
+        )
+    if requested in ("cpu", "mps"):
+        return requested  # asked for explicitly: a GPU share does not change it
+    # In a replica the assigned GPUs are renumbered from 0 (CUDA_VISIBLE_DEVICES): "cuda:1" is "cuda" there.
+    return given
+
+
 def resolve_device(device: str) -> str:
     """``"auto"`` becomes ``"cuda"`` when available, else ``"cpu"``; others pass through."""
     import torch
@@ -188,9 +208,9 @@ class PipelinePool:
         """
         if self._groups:
             raise ConfigError(f"PipelinePool.place({device!r}) after models were loaded ({self.resident()}).")
-        check_device(device)
         if not 0.0 < gpu_share <= 1.0:
             raise ConfigError(f"gpu_share must be in (0, 1], got {gpu_share!r}.")
+        device = placed_device(self.device_request, device, "The diffusers experts")
         self.device_request = device
         self._device = resolve_device(device)
         if self._device != "cpu":

@@ -170,6 +170,14 @@ class VQAScoreModel:
             raise ConfigError(f"VLM {self.model_name!r}: its tokenizer maps 'Yes' and 'No' to the same token.")
         self._processor, self._model = processor, model
 
+    def place(self, device: str) -> None:
+        """Pin the model to ``device`` (a Ray replica's), before it loads."""
+        from poser_env.suites.diffusers.pool import placed_device
+
+        if self._model is not None:
+            raise ConfigError(f"VQAScoreModel.place({device!r}) after {self.model_name!r} was loaded.")
+        self.device = placed_device(self.device, device, f"The VLM {self.model_name!r}")
+
     def _prompt(self, text: str) -> str:
         # The same few questions come back every step: render each chat template once.
         prompt = self._prompts.get(text)
@@ -294,6 +302,14 @@ class CLIPScoreModel:
             raise _load_error(f"{self.model_name}/{self.pretrained}", "CLIP model", e, True) from e
         self._model, self._preprocess = model.eval(), preprocess
         self._tokenizer = open_clip.get_tokenizer(self.model_name)
+
+    def place(self, device: str) -> None:
+        """Pin the model to ``device`` (a Ray replica's), before it loads."""
+        from poser_env.suites.diffusers.pool import placed_device
+
+        if self._model is not None:
+            raise ConfigError(f"CLIPScoreModel.place({device!r}) after the model was loaded.")
+        self.device = placed_device(self.device, device, f"The CLIP model {self.model_name!r}")
 
     def cosine(self, image: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """Cosine similarity of ``image`` with each text, shape ``(len(texts),)``."""
