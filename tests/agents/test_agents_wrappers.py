@@ -57,7 +57,7 @@ def test_encoded_observations_are_in_the_space(state):
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     preset = STATE_PRESETS[state]
-    assert set(obs) == set(preset.text_keys) | {"progress", "action_mask"} | ({"image"} if preset.image else set())
+    assert set(obs) == set(preset.text_keys) | {"action_mask"} | ({"progress"} if preset.progress else set()) | ({"image"} if preset.image else set())
     for key in preset.text_keys:
         assert obs[key].dtype == np.float32 and obs[key].shape == (256,)
     if preset.image:
@@ -102,8 +102,8 @@ def test_unknown_encoder_and_state_are_refused_with_the_valid_names():
     with pytest.raises(AgentsConfigError, match=r"Unknown text encoder 'minilml'.*Did you mean 'minilm'.*hashed"):
         make_encoder("minilml")
     # The wrapper and the presets live in poser_env: ConfigError (AgentsConfigError's base).
-    with pytest.raises(ConfigError, match=r"Unknown state preset 'image'.*text, text\+image"):
-        _env(state="image")
+    with pytest.raises(ConfigError, match=r"Unknown state preset 'pixels'.*text, text\+image"):
+        _env(state="pixels")
     with pytest.raises(ConfigError, match=r"Unknown text field\(s\) \['caption'\]"):
         _env(state=StatePreset(("caption",)))
     with pytest.raises(AgentsConfigError, match="needs encoder_kwargs"):
