@@ -76,17 +76,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from poser_agents.benchmark import benchmark
-
-    seeds: Any = args.seeds
-    if "," in seeds:
-        seeds = [int(s) for s in seeds.split(",")]
-    else:
-        try:
-            seeds = int(seeds)
-        except ValueError as e:
-            raise SystemExit(f"error: --seeds must be a count or a comma-separated list of integers, got {args.seeds!r}") from e
     from poser_env.paths import check_output_dir
 
+    seeds = args.seeds
     check_output_dir(args.out, "--out")
     state = benchmark(
         algos=[a.strip() for a in args.algos.split(",") if a.strip()],
@@ -190,6 +182,20 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def seeds_arg(text: str) -> int | list[int]:
+    """argparse type of --seeds: a count (``3``) or a comma-separated list (``0,5,7``)."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+            if seeds and min(seeds) >= 0:
+                return seeds
+        elif int(text) >= 1:
+            return int(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected a count or a comma-separated list of integers, got {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="poser", description="Train, evaluate and benchmark ImagePoser orchestration policies.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -222,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("benchmark", help="several algorithms x seeds, same budget, same test episodes")
     b.add_argument("--algos", required=True, help="comma-separated names, e.g. dqn,ppo,random,best-single,oracle")
     b.add_argument("--env", default="ImagePoser-v0")
-    b.add_argument("--seeds", default="3", help="a count (0..n-1) or a comma-separated list")
+    b.add_argument("--seeds", type=seeds_arg, default=3, help="a count (0..n-1) or a comma-separated list")
     b.add_argument("--timesteps", type=positive_int, help="training budget of every learner (default: each YAML's n_timesteps)")
     b.add_argument("--episodes", type=positive_int, default=200, help="test episodes per algorithm and seed")
     b.add_argument("--out", default="benchmark", help="output folder (default ./benchmark)")
