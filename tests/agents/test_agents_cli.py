@@ -73,3 +73,38 @@ def test_errors_name_the_bad_value(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr
     r = poser("benchmark", "--algos", "dqn,ppoo", "--out", str(tmp_path / "b"))
     assert r.returncode == 2 and "Unknown algorithm 'ppoo'" in r.stderr
+
+
+def test_two_train_processes_into_one_run_folder_one_is_refused_the_other_intact(tmp_path):
+    run = tmp_path / "shared"
+    args = [sys.executable, "-m", "poser_agents", "train", "--seed", "0", "--run-dir", str(run), "--no-progress",
+            "--no-eval", "--hyperparams", *TINY_ARGS]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2], outs
+    err = outs[codes.index(2)][1]
+    # Refused by the lock while the other trains, or (if it started after the other ended)
+    # by the emptiness check: either way at once, in one line, and it wrote nothing.
+    assert "being written by another poser process" in err or "already exists and is not empty" in err, err
+    assert "Traceback" not in err and len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["finished"] and meta["timesteps_done"] == 200
+    lines = (run / "episodes.csv").read_text().splitlines()
+    assert sum(line.startswith("timestep,") for line in lines) == 1  # one header: one writer
+    rows = [line.split(",") for line in lines[1:]]
+    assert [int(r[1]) for r in rows] == list(range(1, len(rows) + 1))
+    assert sum(int(r[3]) for r in rows) == int(rows[-1][0])  # each step counted once
+    assert (run / "model.zip").is_file() and not list(run.glob("*.tmp*"))
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path):
+    r = poser("train", "--run-dir", str(tmp_path / "r"), "--threads", "0")
+    assert r.returncode == 2 and "argument --threads: expected an integer >= 1, got 0" in r.stderr
+    r = poser("train", "--run-dir", str(tmp_path / "r"), "--hyperparams", "learning_rate=fast", "encoder=hashed")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert [line for line in r.stderr.splitlines() if line.startswith("error:")] == [
+        "error: Argument 'learning_rate' of dqn (DQN) must be a number or a callable, got str 'fast'."
+    ]
+    assert not (tmp_path / "r").exists()
