@@ -10,6 +10,9 @@ image-to-image expert matching each later command).
 
     nice python benchmarks/dqn_bar.py --out runs/dqn_bar --result benchmarks/results/dqn_bar.json
 
+``--hyperparams KEY=VALUE ...`` overrides the YAML for DQN (``encoder=minilm-static``
+measures the bar with another text encoder; the run folders' meta.json record it).
+
 Run folders (models, replay buffers, curves) go under ``--out`` (not committed); the
 summary JSON and Markdown go to ``--result``. Re-running with the same arguments reuses
 finished seeds, so the measurement can be run one seed at a time (``--seeds 0`` ...).
@@ -27,6 +30,7 @@ import sys
 from pathlib import Path
 
 from poser_agents.benchmark import _run_dir, benchmark
+from poser_agents.config import parse_override
 
 BASELINES = ["random", "best-always", "best-single", "router", "oracle"]
 
@@ -60,10 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/dqn_bar")
     ap.add_argument("--result", default="benchmarks/results/dqn_bar.json")
     ap.add_argument("--minutes", type=float, default=15.0, help="time limit per seed in the bar")
+    ap.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY=VALUE", help="DQN overrides, e.g. encoder=minilm-static")
     args = ap.parse_args(argv)
+    overrides = dict(parse_override(o) for o in args.hyperparams)
     seeds = [int(s) for s in args.seeds.split(",")]
     fingerprint = env_fingerprint()
-    state = benchmark(["dqn", *BASELINES], "ImagePoser-v0", seeds=seeds, episodes=args.episodes, out_dir=args.out)
+    state = benchmark(["dqn", *BASELINES], "ImagePoser-v0", seeds=seeds, episodes=args.episodes, out_dir=args.out,
+                      hyperparams=overrides or None)
     rows = state["rows"]
 
     def success(prefix: str) -> tuple[str, float]:
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     timing = []
     for s in seeds:
         meta = json.loads((_run_dir(Path(args.out), "dqn", s) / "meta.json").read_text())
-        timing.append({"seed": s, "wall_minutes": meta["train_wall_seconds"] / 60, "cpu_minutes": meta["train_cpu_seconds"] / 60,
+        timing.append({"seed": s, "encoder": meta["config"]["encoder"], "wall_minutes": meta["train_wall_seconds"] / 60, "cpu_minutes": meta["train_cpu_seconds"] / 60,
                        "timesteps": meta["timesteps_done"]})
     within_time = all(t["wall_minutes"] <= args.minutes for t in timing)
     bar = {
@@ -93,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "within_time_limit": within_time,
     }
     result = {
-        "command": "python " + " ".join(sys.argv),
+        "command": "python " + " ".join(sys.argv if argv is None else [sys.argv[0], *argv]),
         "env_source": fingerprint,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "bar": bar,
