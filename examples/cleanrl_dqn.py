@@ -31,6 +31,7 @@ from poser_env.wrappers import EncodeObservation
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="ImagePoser-v0", help="any registered ImagePoser id")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=2)
     p.add_argument("--vectorization-mode", default="sync", choices=("sync", "async"))
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
 
     envs = gym.make_vec(
-        "ImagePoser-v0",
+        args.env,
         num_envs=args.num_envs,
         vectorization_mode=args.vectorization_mode,
         wrappers=[functools.partial(EncodeObservation, state="text", encoder="hashed"), gym.wrappers.FlattenObservation],

@@ -32,12 +32,14 @@ ENV_NAME = "ImagePoser-v0-encoded"
 
 
 def make_env(config: dict) -> gym.Env:
-    """RLlib's env creator: ``config`` is ``env_config`` (keyword arguments of ``gym.make``)."""
-    return EncodeObservation(gym.make("ImagePoser-v0", **config), state="text", encoder="hashed")
+    """RLlib's env creator: ``config`` is ``env_config``: ``id`` and keyword arguments of ``gym.make``."""
+    kwargs = dict(config)
+    return EncodeObservation(gym.make(kwargs.pop("id", "ImagePoser-v0"), **kwargs), state="text", encoder="hashed")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="ImagePoser-v0", help="any registered ImagePoser id")
     p.add_argument("--iterations", type=int, default=1)
     p.add_argument("--batch", type=int, default=200, help="train_batch_size_per_learner")
     p.add_argument("--envs", type=int, default=2, help="envs per env runner (a Gymnasium vector env)")
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     config = (
         PPOConfig()
-        .environment(ENV_NAME, env_config={})
+        .environment(ENV_NAME, env_config={"id": args.env})
         .env_runners(
             num_env_runners=0,  # sample in the driver: no extra processes for a tiny run
             num_envs_per_env_runner=args.envs,

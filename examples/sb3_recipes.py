@@ -30,14 +30,14 @@ ALGOS = ("dqn", "ppo", "maskable_ppo")
 WRAPPER_KWARGS = {"state": "text", "encoder": "hashed"}
 
 
-def make_env() -> gym.Env:
-    """One encoded ImagePoser-v0 env (the env factory SB3's ``make_vec_env`` calls)."""
-    return EncodeObservation(gym.make("ImagePoser-v0"), **WRAPPER_KWARGS)
+def make_env(env_id: str = "ImagePoser-v0") -> gym.Env:
+    """One encoded env (an env factory for SB3's ``make_vec_env``)."""
+    return EncodeObservation(gym.make(env_id), **WRAPPER_KWARGS)
 
 
-def train(algo: str, steps: int, seed: int = 0, n_envs: int = 2):
+def train(algo: str, steps: int, seed: int = 0, n_envs: int = 2, env_id: str = "ImagePoser-v0"):
     """Train ``algo`` for ``steps`` env steps on ``n_envs`` encoded envs; return the model."""
-    venv = make_vec_env("ImagePoser-v0", n_envs=n_envs, seed=seed, wrapper_class=EncodeObservation, wrapper_kwargs=WRAPPER_KWARGS)
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=EncodeObservation, wrapper_kwargs=WRAPPER_KWARGS)
     if algo == "dqn":
         model = DQN(
             "MultiInputPolicy", venv, learning_starts=min(100, steps // 2), buffer_size=10_000, batch_size=32,
@@ -54,9 +54,9 @@ def train(algo: str, steps: int, seed: int = 0, n_envs: int = 2):
     return model.learn(total_timesteps=steps)
 
 
-def evaluate(model, algo: str, episodes: int, seed: int = 1000) -> tuple[float, float]:
+def evaluate(model, algo: str, episodes: int, seed: int = 1000, env_id: str = "ImagePoser-v0") -> tuple[float, float]:
     """Mean and std of the deterministic return over ``episodes`` episodes."""
-    env = make_vec_env(make_env, n_envs=1, seed=seed)
+    env = make_vec_env(make_env, n_envs=1, seed=seed, env_kwargs={"env_id": env_id})
     if algo == "maskable_ppo":
         from sb3_contrib.common.maskable.evaluation import evaluate_policy as maskable_evaluate
 
@@ -66,6 +66,7 @@ def evaluate(model, algo: str, episodes: int, seed: int = 1000) -> tuple[float, 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="ImagePoser-v0", help="any registered ImagePoser id")
     p.add_argument("--algo", default="all", choices=(*ALGOS, "all"))
     p.add_argument("--steps", type=int, default=256, help="training env steps per algorithm")
     p.add_argument("--episodes", type=int, default=3, help="evaluation episodes")
@@ -74,11 +75,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
 
     out = {}
     for algo in ALGOS if args.algo == "all" else (args.algo,):
-        model = train(algo, args.steps, seed=args.seed)
+        model = train(algo, args.steps, seed=args.seed, env_id=args.env)
         # SB3 fills ep_success_buffer from info["is_success"] of every finished episode.
         finished = len(model.ep_info_buffer)
         success = float(np.mean(model.ep_success_buffer)) if model.ep_success_buffer else float("nan")
-        mean, std = evaluate(model, algo, args.episodes)
+        mean, std = evaluate(model, algo, args.episodes, env_id=args.env)
         print(
             f"{algo}: trained {model.num_timesteps} steps, {finished} episodes finished "
             f"(success rate {success:.2f} over {len(model.ep_success_buffer)}), "

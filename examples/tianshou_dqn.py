@@ -1,6 +1,6 @@
 """Tianshou 2.x DQN on ImagePoser-v0: vectorised envs, a Collector, the off-policy trainer.
 
-Nothing here is specific glue: the env is ``gym.make("ImagePoser-v0")`` with the project's
+No glue: the env is ``gym.make("ImagePoser-v0")`` with the project's
 ``EncodeObservation`` wrapper (text fields to vectors) and Gymnasium's own
 ``FlattenObservation``; the rest is Tianshou's documented DQN recipe.
 
@@ -16,6 +16,7 @@ It prints what the Collector gathered, the trainer's result and a greedy evaluat
 from __future__ import annotations
 
 import argparse
+import functools
 
 import gymnasium as gym
 import numpy as np
@@ -32,14 +33,15 @@ import poser_env  # noqa: F401  (registers ImagePoser-v0)
 from poser_env.wrappers import EncodeObservation
 
 
-def make_env(seed: int | None = None) -> gym.Env:
-    """ImagePoser-v0 with the torch-free hashed text encoder, flattened to one vector."""
-    env = EncodeObservation(gym.make("ImagePoser-v0"), state="text", encoder="hashed")
+def make_env(env_id: str = "ImagePoser-v0") -> gym.Env:
+    """The env with the torch-free hashed text encoder, flattened to one vector."""
+    env = EncodeObservation(gym.make(env_id), state="text", encoder="hashed")
     return gym.wrappers.FlattenObservation(env)
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="ImagePoser-v0", help="any registered ImagePoser id")
     p.add_argument("--envs", type=int, default=2, help="training envs (Tianshou DummyVectorEnv)")
     p.add_argument("--collect", type=int, default=300, help="random steps collected before training")
     p.add_argument("--epochs", type=int, default=1)
@@ -49,12 +51,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    train_envs = DummyVectorEnv([make_env for _ in range(args.envs)])
-    test_envs = DummyVectorEnv([make_env for _ in range(2)])
+    train_envs = DummyVectorEnv([functools.partial(make_env, args.env) for _ in range(args.envs)])
+    test_envs = DummyVectorEnv([functools.partial(make_env, args.env) for _ in range(2)])
     train_envs.seed(args.seed)
     test_envs.seed(args.seed + 1000)
 
-    env = make_env()
+    env = make_env(args.env)
     net = Net(state_shape=env.observation_space.shape, action_shape=int(env.action_space.n), hidden_sizes=[128, 128])
     policy = DiscreteQLearningPolicy(
         model=net, action_space=env.action_space, observation_space=env.observation_space, eps_training=0.2, eps_inference=0.0

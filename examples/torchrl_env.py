@@ -48,18 +48,18 @@ def mask_transforms() -> Compose:
     return Compose(DTypeCastTransform(torch.int8, torch.bool, in_keys=["action_mask"]), ActionMask())
 
 
-def make_raw_env(seed: int = 0) -> TransformedEnv:
+def make_raw_env(env_id: str = "ImagePoser-v0", seed: int = 0) -> TransformedEnv:
     """``GymEnv("ImagePoser-v0")`` with text as NonTensorData, the mask and ``is_success``."""
-    base = GymEnv("ImagePoser-v0")
+    base = GymEnv(env_id)
     base.set_info_dict_reader(default_info_dict_reader(["is_success"]))
     env = TransformedEnv(base, mask_transforms())
     env.set_seed(seed)
     return env
 
 
-def make_encoded_env(seed: int = 0) -> TransformedEnv:
+def make_encoded_env(env_id: str = "ImagePoser-v0", seed: int = 0) -> TransformedEnv:
     """The encoded env (fixed-size float vectors) with the mask and one ``observation`` vector."""
-    base = GymWrapper(EncodeObservation(gym.make("ImagePoser-v0"), state="text", encoder="hashed"))
+    base = GymWrapper(EncodeObservation(gym.make(env_id), state="text", encoder="hashed"))
     env = TransformedEnv(
         base,
         Compose(
@@ -72,9 +72,9 @@ def make_encoded_env(seed: int = 0) -> TransformedEnv:
     return env
 
 
-def random_rollout(steps: int, seed: int = 0) -> dict:
+def random_rollout(steps: int, env_id: str = "ImagePoser-v0", seed: int = 0) -> dict:
     """A masked random rollout on the raw env; counts invalid actions (should be none)."""
-    env = make_raw_env(seed)
+    env = make_raw_env(env_id, seed)
     td = env.rollout(steps, break_when_any_done=False)
     chosen = td["action"].argmax(-1)
     valid = td["action_mask"].gather(-1, chosen[..., None]).squeeze(-1)
@@ -84,10 +84,10 @@ def random_rollout(steps: int, seed: int = 0) -> dict:
     return {"steps": int(td.numel()), "invalid": int((~valid).sum()), "episodes": episodes, "successes": successes}
 
 
-def train_dqn(frames: int, seed: int = 0) -> dict:
+def train_dqn(frames: int, env_id: str = "ImagePoser-v0", seed: int = 0) -> dict:
     """A few hundred frames of masked DQN with TorchRL's Collector and DQNLoss."""
     torch.manual_seed(seed)
-    env = make_encoded_env(seed)
+    env = make_encoded_env(env_id, seed)
     n_actions = env.action_spec.shape[-1]
     obs_dim = env.observation_spec["observation"].shape[-1]
     actor = QValueActor(
@@ -122,13 +122,14 @@ def train_dqn(frames: int, seed: int = 0) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="ImagePoser-v0", help="any registered ImagePoser id")
     p.add_argument("--rollout", type=int, default=50, help="steps of the masked random rollout")
     p.add_argument("--frames", type=int, default=200, help="frames collected for DQN")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    r = random_rollout(args.rollout, args.seed)
+    r = random_rollout(args.rollout, args.env, args.seed)
     print(f"rollout: {r['steps']} steps, {r['episodes']} episodes ({r['successes']} successful), {r['invalid']} invalid actions")
-    t = train_dqn(args.frames, args.seed)
+    t = train_dqn(args.frames, args.env, args.seed)
     print(f"dqn: collected {t['frames']} frames, {t['updates']} updates, last loss {t['loss']:.4f}")
     return {"rollout": r, "dqn": t}
 

@@ -80,10 +80,12 @@ def test_sb3_dqn_ppo_maskable_ppo():
         assert math.isfinite(number(r"eval return (-?[\d.]+)", line))
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_cleanrl_dqn(mode):
+@pytest.mark.parametrize(("mode", "env_id"), [("sync", "ImagePoser-v0"), ("async", "ImagePoser-Edit-v0")])
+def test_cleanrl_dqn(mode, env_id):
     need("torch", "pip install torch")
-    out = run_recipe("cleanrl_dqn.py", "--total-timesteps", "240", "--learning-starts", "60", "--vectorization-mode", mode)
+    out = run_recipe(
+        "cleanrl_dqn.py", "--total-timesteps", "240", "--learning-starts", "60", "--vectorization-mode", mode, "--env", env_id
+    )
     assert number(r"(\d+) episodes finished", out) > 0
     assert 0.0 <= number(r"success rate ([\d.]+)", out) <= 1.0
     assert math.isfinite(number(r"last td_loss ([\d.]+)", out))
