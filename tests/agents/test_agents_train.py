@@ -298,3 +298,32 @@ def test_a_corrupt_model_is_a_run_folder_error(tmp_path, tiny):
         load_agent(run)
     with pytest.raises(RunFolderError, match="Could not load the model"):
         train(resume=run, hyperparams={"n_timesteps": 400})
+
+
+def test_poser_train_with_the_diffusers_suite_in_its_yaml(tmp_path, tiny_suite_kwargs, capsys):
+    """The training config's split reaches only suites that take one: the diffusers suite
+    (which has none) trains, through the CLI, on the tiny models."""
+    from poser_agents.cli import main
+
+    suite_kwargs = {**tiny_suite_kwargs, "image_size": list(tiny_suite_kwargs["image_size"])}
+    settings = {
+        "n_timesteps": 6, "encoder": "hashed", "learning_starts": 3, "buffer_size": 50, "batch_size": 2,
+        "train_freq": 1, "target_update_interval": 3, "eval_episodes": 1, "log_window": 3,
+        "policy_kwargs": {"net_arch": [8]},
+        "env_kwargs": {"suite": "diffusers", "suite_kwargs": suite_kwargs, "max_steps": 2},
+    }
+    file = tmp_path / "diffusers.yml"
+    file.write_text(yaml.safe_dump({"default": settings}))
+    run = tmp_path / "run"
+    code = main(["train", "--hyperparams-file", str(file), "--run-dir", str(run), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["finished"] and meta["timesteps_done"] == 6
+    assert "split" not in meta["config"]["env_kwargs"]["suite_kwargs"]
+    assert len(_rows(run / "episodes.csv")) > 1  # episodes ran with the tiny diffusion models
+    assert json.loads((run / "eval.json").read_text())["episodes"] == 1
+    agent, env, _ = load_agent(run)  # the run's env: the tiny models load and run
+    obs, _ = env.reset(seed=0)
+    _, _, _, _, info = env.step(agent.act(obs, env))
+    assert info["error"] == "" and env.unwrapped.suite.name == "diffusers"
+    assert env.unwrapped.suite.experts[0].pool.resident()  # a pipeline was loaded
