@@ -160,6 +160,60 @@ case("env: Task of an unknown kind", ConfigError, r"Task\.kind must be one of .*
 )
 
 
+def _reset_with_a_failing_extractor(p):
+    from dataclasses import replace
+
+    from poser_env.components import CommandExtractor
+
+    class Broken(CommandExtractor):
+        name = "broken"
+
+        def extract(self, prompt, image=None):
+            raise RuntimeError("model server down")
+
+        def reflect(self, command, critique):
+            return None
+
+    env = gym.make("ImagePoser-v0", suite=replace(_suite(), extractor=Broken()))
+    return env.reset(seed=0)
+
+
+case("env: extractor failing in reset", __import__("poser_env.error", fromlist=["x"]).ComponentError,
+     r"extractor 'broken' failed: RuntimeError: model server down")(_reset_with_a_failing_extractor)
+
+
+def _diffusers(**kw):
+    pytest.importorskip("diffusers")  # the suite needs the models extra
+    from poser_env.suites import make_suite
+
+    return make_suite("diffusers", **kw)
+
+
+case("diffusers: device tpu", ConfigError, r"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'tpu'")(
+    lambda p: _diffusers(device="tpu")
+)
+case("diffusers: ExpertSpec override typo", UnknownArgumentError, r"Unknown argument 'stepz' for ExpertSpec 'sd3\.5-medium' overrides\. Did you mean 'steps'\?")(
+    lambda p: _diffusers(overrides={"sd3.5-medium": {"stepz": 20}})
+)
+case("diffusers: override of an unknown expert", UnknownNameError, r"Unknown expert 'sd3\.5-mediun'\. Did you mean 'sd3\.5-medium'\?")(
+    lambda p: _diffusers(overrides={"sd3.5-mediun": {"steps": 20}})
+)
+case("diffusers: unknown critic", UnknownNameError, r"Unknown critic 'vlmm'\. Did you mean 'vlm'\?")(lambda p: _diffusers(critic="vlmm"))
+case("diffusers: unknown extractor", UnknownNameError, r"Unknown extractor 'rulez'\. Did you mean 'rules'\?")(lambda p: _diffusers(extractor="rulez"))
+case("diffusers: image_size too small", ConfigError, r"image_size must be \(height, width\) with sides >= 8, got \(4, 4\)")(
+    lambda p: _diffusers(image_size=(4, 4))
+)
+
+
+def _spec_typo(p):
+    from poser_env.suites.diffusers.models import DEFAULT_POOL, ExpertSpec
+
+    return ExpertSpec.from_dict({**DEFAULT_POOL[0].to_dict(), "stepz": 3})
+
+
+case("diffusers: ExpertSpec field typo", UnknownArgumentError, r"Unknown argument 'stepz' for ExpertSpec .*Did you mean 'steps'\?")(_spec_typo)
+
+
 def test_a_10_mb_prompt_gives_a_short_error_naming_the_prompt():
     env = _make()
     with pytest.raises(PromptParseError, match=r"in prompt 'x+'\.\.\. \[\d+ characters cut\]") as info:
