@@ -104,16 +104,10 @@ class Constraint:
     text: str | None = None
 
     def __post_init__(self) -> None:
-        need = {
-            "count": ("subject", "count"),
-            "region": ("subject", "region"),
-            "relation": ("subject", "relation", "other"),
-            "background": ("style",),
-            "text": ("text",),
-        }
-        if self.kind not in need:
+        need = _NEEDED_FIELDS.get(self.kind)
+        if need is None:
             raise ValueError(f"Constraint kind must be one of {CONSTRAINT_KINDS}, got {self.kind!r}.")
-        missing = [f for f in need[self.kind] if getattr(self, f) is None]
+        missing = [f for f in need if getattr(self, f) is None]
         if missing:
             raise ValueError(f"A {self.kind!r} constraint needs {missing}, got {self!r}.")
         if self.kind == "count" and self.count < 0:
@@ -164,6 +158,16 @@ class Constraint:
             if isinstance(d.get(key), dict):
                 d[key] = ObjectRef(**d[key])
         return cls(**d)
+
+
+#: Fields each constraint kind needs (built once: constraints are made on every reset).
+_NEEDED_FIELDS: dict[str, tuple[str, ...]] = {
+    "count": ("subject", "count"),
+    "region": ("subject", "region"),
+    "relation": ("subject", "relation", "other"),
+    "background": ("style",),
+    "text": ("text",),
+}
 
 
 def region_phrase(region: str) -> str:

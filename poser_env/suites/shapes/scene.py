@@ -203,7 +203,10 @@ def relation_holds(a: Sequence[Obj], rel: str, b: Sequence[Obj]) -> bool:
 
 
 def matching(objects: Iterable[Obj], ref: ObjectRef) -> list[Obj]:
-    return [o for o in objects if ref.matches(o.shape, o.color, o.size)]
+    """The objects of kind ``ref`` (``ref.matches`` inlined: this runs for every group of
+    every command an expert executes and every task the generator draws)."""
+    noun, color, size = ref.noun, ref.color, ref.size
+    return [o for o in objects if o.shape == noun and (color is None or o.color == color) and (size is None or o.size == size)]
 
 
 def describe_counts(objs: Sequence[Obj]) -> str:

@@ -97,3 +97,22 @@ def test_render_equals_the_reference():
         )  # overlapping, clipped and fully outside objects
         scene = Scene(objs, str(rng.choice(STYLES)))
         np.testing.assert_array_equal(render(scene), _reference_render(scene))
+
+
+def test_matching_is_object_ref_matches():
+    from poser_env.constraints import ObjectRef
+    from poser_env.suites.shapes.scene import matching
+
+    rng = np.random.default_rng(9)
+    colors, sizes = list(COLORS), list(SIZES)
+    objs = [
+        Obj(str(rng.choice(SHAPES)), str(rng.choice(colors)), str(rng.choice(sizes)), 0, 0)
+        for _ in range(200)
+    ]
+    for shape in SHAPES:
+        for color in [None, *colors]:
+            for size in [None, *sizes]:
+                ref = ObjectRef(shape, color, size)
+                assert matching(objs, ref) == [
+                    o for o in objs if ref.matches(o.shape, o.color, o.size)
+                ]
