@@ -237,6 +237,14 @@ def evaluate_run(
     from poser_agents.train import load_agent
 
     agent, env, info = load_agent(run_dir, split=split)
+    if write:  # before the episodes, which may take long
+        from poser_env.paths import check_output_file
+
+        try:
+            check_output_file(info.path / "eval.json", "the run folder's eval.json")
+        except BaseException:
+            env.close()
+            raise
     try:
         records, trajs = run_episodes(agent, env, episodes, seed=seed, trajectories=trajectories, train_seed=info.seed)
     finally:

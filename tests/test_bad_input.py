@@ -236,6 +236,19 @@ def _file(p: Path) -> Path:
 
 case("cache: path is a file", CacheError, r"Cache directory '.*a-file' is a file; give a folder path")(lambda p: _cache(_file(p)))
 case("cache: folder under a file", CacheError, r"Cannot create the cache directory '.*a-file/sub'")(lambda p: _cache(_file(p) / "sub"))
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc: a folder no one can create files in")
+
+
+@linux_only
+def test_an_unwritable_cache_folder_and_export_path_even_for_root():
+    from poser_env.cache import export_transitions
+
+    with pytest.raises(CacheError, match=r"Cannot create the cache directory '/proc/poser-cache'"):
+        _cache("/proc/poser-cache")
+    with pytest.raises(OutputPathError, match=r"export path \(a Parquet file\) '/proc/x\.parquet' cannot be written: files cannot be created in '/proc'"):
+        export_transitions("/unused", "/proc/x.parquet")
+
+
 case("cache: max_bytes 0", ConfigError, r"max_bytes must be a positive integer number of bytes, got 0")(lambda p: _cache(p, max_bytes=0))
 case("cache: max_bytes bool", ConfigError, r"max_bytes must be a positive integer number of bytes, got True")(lambda p: _cache(p, max_bytes=True))
 case("cache: timeout_s 0", ConfigError, r"timeout_s must be > 0 seconds, got 0")(lambda p: _cache(p, timeout_s=0))
