@@ -104,19 +104,58 @@ INFO_KEYS: tuple[str, ...] = (
 _FALSE, _TRUE = np.bool_(False), np.bool_(True)
 
 
-def _no_verdict() -> dict[str, Any]:
-    return {
-        "has_verdict": _FALSE,
-        "accepted": _FALSE,
-        "alignment": np.float64(0.0),
-        "prompt_alignment": np.float64(0.0),
-        "fidelity": np.float64(0.0),
-        "aesthetics": np.float64(0.0),
-        "overall": np.float64(0.0),
-        "checks_passed": np.int64(0),
-        "checks_total": np.int64(0),
-        "reflection": "",
-    }
+# numpy scalars are immutable: the neutral values are shared, the dicts copied.
+_ZERO_I, _ZERO_F = np.int64(0), np.float64(0.0)
+_NO_VERDICT: dict[str, Any] = {
+    "has_verdict": _FALSE,
+    "accepted": _FALSE,
+    "alignment": _ZERO_F,
+    "prompt_alignment": _ZERO_F,
+    "fidelity": _ZERO_F,
+    "aesthetics": _ZERO_F,
+    "overall": _ZERO_F,
+    "checks_passed": _ZERO_I,
+    "checks_total": _ZERO_I,
+    "reflection": "",
+}
+_NO_FINAL: dict[str, Any] = {
+    "episode_over": _FALSE,
+    "success": _FALSE,
+    "alignment": _ZERO_F,
+    "fidelity": _ZERO_F,
+    "aesthetics": _ZERO_F,
+    "steps": _ZERO_I,
+    "total_cost": _ZERO_F,
+    "commands_done": _ZERO_I,
+    "commands_dropped": _ZERO_I,
+    "commands_total": _ZERO_I,
+}
+_NEUTRAL_INFO: dict[str, Any] = {
+    "task_kind": "",
+    "prompt": "",
+    "expert": "",
+    "expert_kind": "",
+    "command": "",
+    "command_kind": "",
+    "attempt": _ZERO_I,
+    "invalid_action": _FALSE,
+    "accepted": _FALSE,
+    "dropped": _FALSE,
+    "image_kept": _FALSE,
+    "cost": _ZERO_F,
+    "prompt_score": _ZERO_F,
+    "commands_done": _ZERO_I,
+    "commands_dropped": _ZERO_I,
+    "commands_total": _ZERO_I,
+    "error": "",
+    "error_component": "",
+    "is_success": _FALSE,
+    "verdict": _NO_VERDICT,
+    "final_metrics": _NO_FINAL,
+    "cache": {"hits": _ZERO_I, "misses": _ZERO_I},
+    "details": "",
+}
+assert tuple(_NEUTRAL_INFO) == INFO_KEYS and tuple(_NO_VERDICT) == VERDICT_FIELDS and tuple(_NO_FINAL) == FINAL_FIELDS
 
 
 def _verdict(critique: Critique) -> dict[str, Any]:
@@ -140,6 +179,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return repr(value)
+
+
+#: One compact encoder for info["details"] (built once: cheaper than json.dumps per call).
+_to_json = json.JSONEncoder(separators=(",", ":"), check_circular=False, default=_json_default).encode
 
 
 def read_details(info: dict[str, Any]) -> dict[str, Any]:
@@ -626,31 +669,17 @@ class ImagePoserEnv(gym.Env):
 
     def _new_info(self, command: Command | None) -> dict[str, Any]:
         """An info with every key of :data:`INFO_KEYS` at its neutral value."""
-        return {
-            "task_kind": self._task.kind if self._task is not None else "",
-            "prompt": self._task.prompt if self._task is not None else "",
-            "expert": "",
-            "expert_kind": "",
-            "command": command.text if command is not None else "",
-            "command_kind": command.kind if command is not None else "",
-            "attempt": np.int64(0),
-            "invalid_action": _FALSE,
-            "accepted": _FALSE,
-            "dropped": _FALSE,
-            "image_kept": _FALSE,
-            "cost": np.float64(0.0),
-            "prompt_score": np.float64(0.0),
-            "commands_done": np.int64(0),
-            "commands_dropped": np.int64(0),
-            "commands_total": np.int64(0),
-            "error": "",
-            "error_component": "",
-            "is_success": _FALSE,
-            "verdict": _no_verdict(),
-            "final_metrics": self._no_final_metrics(),
-            "cache": {"hits": np.int64(0), "misses": np.int64(0)},
-            "details": "",
-        }
+        info = _NEUTRAL_INFO.copy()
+        info["verdict"] = _NO_VERDICT.copy()
+        info["final_metrics"] = _NO_FINAL.copy()
+        info["cache"] = {"hits": _ZERO_I, "misses": _ZERO_I}
+        if self._task is not None:
+            info["task_kind"] = self._task.kind
+            info["prompt"] = self._task.prompt
+        if command is not None:
+            info["command"] = command.text
+            info["command_kind"] = command.kind
+        return info
 
     def _close_info(self, info: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
         """Fill the per-episode counters, the cache counts and the JSON details."""
@@ -662,30 +691,15 @@ class ImagePoserEnv(gym.Env):
             info["cache"] = {"hits": np.int64(counts["hits"]), "misses": np.int64(counts["misses"])}
         # The episode's part is encoded once per reset; a step adds its verdict and meta.
         if self._details_episode is None:
-            commands = json.dumps([c.text for c in self._plan.commands])
-            self._details_episode = f'{{"commands": {commands}, "task_meta": {json.dumps(self._task.meta, default=_json_default)}'
-        verdict = json.dumps(details["verdict"], default=_json_default) if "verdict" in details else "{}"
-        meta = json.dumps(details["expert_meta"], default=_json_default) if details.get("expert_meta") else "{}"
-        info["details"] = f'{self._details_episode}, "verdict": {verdict}, "expert_meta": {meta}}}'
+            commands = _to_json([c.text for c in self._plan.commands])
+            self._details_episode = f'{{"commands":{commands},"task_meta":{_to_json(self._task.meta)}'
+        verdict = _to_json(details["verdict"]) if "verdict" in details else "{}"
+        meta = _to_json(details["expert_meta"]) if details.get("expert_meta") else "{}"
+        info["details"] = f'{self._details_episode},"verdict":{verdict},"expert_meta":{meta}}}'
         return info
 
-    @staticmethod
-    def _no_final_metrics() -> dict[str, Any]:
-        return {
-            "episode_over": _FALSE,
-            "success": _FALSE,
-            "alignment": np.float64(0.0),
-            "fidelity": np.float64(0.0),
-            "aesthetics": np.float64(0.0),
-            "steps": np.int64(0),
-            "total_cost": np.float64(0.0),
-            "commands_done": np.int64(0),
-            "commands_dropped": np.int64(0),
-            "commands_total": np.int64(0),
-        }
-
     def _final_metrics(self, info: dict) -> dict[str, Any]:
-        metrics = self._no_final_metrics()
+        metrics = _NO_FINAL.copy()
         metrics.update(
             episode_over=_TRUE,
             steps=np.int64(self._step_count),
