@@ -188,13 +188,17 @@ def train(
             ``"pkg.module:Class"`` (SB3-shaped or an :class:`~poser_agents.algos.Agent`).
         env_id: A registered env id (``ImagePoser-v0`` and its presets).
         seed: Seeds torch, numpy, the env's tasks and the algorithm.
-        run_dir: Output folder (default ``runs/<algo>_<env>_s<seed>``); must not exist.
+        run_dir: Output folder (default ``runs/<algo>_<env>_s<seed>``, or the next free
+            ``_2``, ``_3``...); must not exist or be empty. It is claimed with a lock before
+            any slow work, so a second process writing it is refused at once; if anything
+            fails before training starts, what this call wrote is removed.
         hyperparams: Overrides merged over the YAML file (``{"n_timesteps": 5000}``).
         hyperparams_file: Another YAML file instead of ``hyperparams/<algo>.yml``.
         progress_bar: Show SB3's progress bar (tqdm + rich).
         evaluate: Evaluate on the test split at the end (``eval_episodes`` episodes).
         resume: A run folder to continue (its config is reused; ``hyperparams`` may change
-            ``n_timesteps``).
+            ``n_timesteps``), from ``model.zip`` or, when a later one exists (a killed
+            run), from the newest ``checkpoints/model_<steps>_steps.zip``.
         threads: ``torch.set_num_threads`` (1 is fastest for these small networks and keeps
             results identical across machines with different core counts); None leaves it.
         verbose: SB3 verbosity.
@@ -202,6 +206,14 @@ def train(
 
     Returns:
         The run folder.
+
+    Raises:
+        AgentsConfigError: An invalid setting (unknown key, value out of range, a value the
+            algorithm rejects).
+        ArgumentTypeError: A hyperparameter of the wrong type (``learning_rate="fast"``).
+        RunLockedError: Another process is writing the run folder.
+        RunFolderError: The run folder holds files (or, with ``resume``, has no model).
+        OutputPathError: The run folder cannot be created or written.
     """
     _check_threads(threads)
     if resume is not None:
@@ -214,10 +226,14 @@ def train(
         raise AgentsConfigError(
             f"{algo!r} is a baseline; it does not learn. Evaluate it with 'poser benchmark --algos {algo}'."
         )
-    path = Path(run_dir) if run_dir is not None else default_run_dir(algo, env_id, seed)
     # Claimed first (imports, the env and the model take seconds): a second writer is
     # refused now, and whatever fails before training starts removes what it wrote.
-    claim = claim_run_folder(path, new=True)
+    if run_dir is not None:
+        path = Path(run_dir)
+        claim = claim_run_folder(path, new=True)
+    else:
+        claim = _claim_default_run_dir(algo, env_id, seed)
+        path = claim.path
     try:
         try:
             model, env_config, meta = _setup(claim, algo, kind, target, env_id, seed, hyperparams, hyperparams_file, threads, verbose)
@@ -227,6 +243,17 @@ def train(
         return _learn(model, kind, path, meta, env_config, int(env_config["n_timesteps"]), progress_bar, evaluate, True, callbacks)
     finally:
         claim.release()
+
+
+def _claim_default_run_dir(algo: str, env_id: str, seed: int) -> RunClaim:
+    """Claim ``runs/<algo>_<env>_s<seed>`` or the next free ``_2``, ``_3``...: two runs
+    started together without ``--run-dir`` get one folder each instead of one refused."""
+    for _ in range(1000):
+        try:
+            return claim_run_folder(default_run_dir(algo, env_id, seed), new=True)
+        except RunFolderError:  # taken by another process since default_run_dir looked
+            continue
+    raise RunFolderError(f"Could not find a free run folder for {algo} on {env_id} seed {seed} under runs/; pass --run-dir.")
 
 
 def _setup(claim: RunClaim, algo, kind, target, env_id, seed, hyperparams, hyperparams_file, threads, verbose):

@@ -327,3 +327,18 @@ def test_poser_train_with_the_diffusers_suite_in_its_yaml(tmp_path, tiny_suite_k
     _, _, _, _, info = env.step(agent.act(obs, env))
     assert info["error"] == "" and env.unwrapped.suite.name == "diffusers"
     assert env.unwrapped.suite.experts[0].pool.resident()  # a pipeline was loaded
+
+
+def test_a_default_run_folder_taken_meanwhile_moves_on_to_the_next(tmp_path, monkeypatch):
+    import poser_agents.train as train_module
+    from poser_agents.config import claim_run_folder
+
+    held = claim_run_folder(tmp_path / "dqn_s0")  # another process got there first
+    picks = iter([tmp_path / "dqn_s0", tmp_path / "dqn_s0_2"])
+    monkeypatch.setattr(train_module, "default_run_dir", lambda *a: next(picks))
+    try:
+        claim = train_module._claim_default_run_dir("dqn", "ImagePoser-v0", 0)
+        assert claim.path == tmp_path / "dqn_s0_2"
+        claim.release()
+    finally:
+        held.release()
