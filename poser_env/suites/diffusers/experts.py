@@ -133,7 +133,12 @@ class DiffusersExpert(Expert):
         assert all(kw.keys() == per_call[0].keys() for kw in per_call)
         return self._results(merged, [seed for _, _, seed in calls])
 
-    def _results(self, kwargs: dict[str, Any], seeds: list[int]) -> list[ExpertResult]:
+    def raw_images(self, kwargs: dict[str, Any], seeds: list[int]) -> Any:
+        """The pipeline's own output images for one call (float arrays in [0, 1] at the model's size).
+
+        ``kwargs`` come from :meth:`pipeline_kwargs`; one CPU generator per seed is added.
+        ``scripts/gpu_smoke.py`` times this (pipeline-only latency) and checks its pixels.
+        """
         import torch
 
         spec = self.spec
@@ -152,6 +157,11 @@ class DiffusersExpert(Expert):
         images = out.images if hasattr(out, "images") else out[0]
         if len(images) != len(seeds):
             raise ValueError(f"Pipeline of expert {self.name!r} returned {len(images)} images for {len(seeds)} requests.")
+        return images
+
+    def _results(self, kwargs: dict[str, Any], seeds: list[int]) -> list[ExpertResult]:
+        spec = self.spec
+        images = self.raw_images(kwargs, seeds)
         meta = {"model": spec.model, "family": spec.family, "steps": spec.steps}
         return [
             ExpertResult(image=to_uint8(image, self.output_size), cost=self.cost, meta={**meta, "seed": int(seed)})
