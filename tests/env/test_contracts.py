@@ -120,6 +120,8 @@ def test_sb3_trains_on_the_encoded_env_from_poser_env_alone():
     model = sb3.DQN("MultiInputPolicy", env, learning_starts=8, buffer_size=64, train_freq=4, seed=0)
     model.learn(32)
     assert model.num_timesteps == 32
+    # SB3 reads info["is_success"] at every episode end (its success-rate logging).
+    assert len(model.ep_success_buffer) >= 3
 
 
 # ------------------------------------------------------------------ component outputs
