@@ -214,6 +214,78 @@ def _spec_typo(p):
 case("diffusers: ExpertSpec field typo", UnknownArgumentError, r"Unknown argument 'stepz' for ExpertSpec .*Did you mean 'steps'\?")(_spec_typo)
 
 
+# Component outputs are checked inside step(): a bad one truncates the step like a failing
+# component (it cannot raise into an RL library's rollout loop). These cases assert the
+# truncation, the culprit, and that the message names the bad value.
+def _nan_cost(r):
+    return r.__class__(r.image, float("nan"), r.meta)
+
+
+def _negative_cost(r):
+    return r.__class__(r.image, -3.0, r.meta)
+
+
+def _tiny_image(r):
+    return r.__class__(np.zeros((3, 3, 3), np.uint8), r.cost, r.meta)
+
+
+def _nan_alignment(c):
+    from dataclasses import replace
+
+    return replace(c, alignment=float("nan"))
+
+
+def _overall_above_one(c):
+    from dataclasses import replace
+
+    return replace(c, overall=1.5)
+
+
+COMPONENT_OUTPUTS = {
+    "expert cost NaN": ("expert", _nan_cost, None, r"returned cost nan; expected a finite number >= 0"),
+    "expert cost negative": ("expert", _negative_cost, None, r"returned cost -3\.0; expected a finite number >= 0"),
+    "expert image of the wrong shape": ("expert", _tiny_image, None, r"\(3, 3, 3\)"),
+    "critic alignment NaN": ("critic", None, _nan_alignment, r"returned alignment=nan; expected a finite number in \[0, 1\]"),
+    "critic overall above 1": ("critic", None, _overall_above_one, r"returned overall=1\.5; expected a finite number in \[0, 1\]"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPONENT_OUTPUTS))
+def test_a_bad_component_output_truncates_the_step_and_names_the_value(name):
+    import re
+    from dataclasses import replace
+
+    from poser_env.components import Critic, Expert
+
+    component, expert_fn, critic_fn, match = COMPONENT_OUTPUTS[name]
+    suite = _suite()
+
+    class Bad(Expert):
+        def __init__(self, inner):
+            self.inner, self.name, self.kind, self.cost = inner, inner.name, inner.kind, inner.cost
+            self.description = getattr(inner, "description", "")
+
+        def __call__(self, command, image, seed):
+            result = self.inner(command, image, seed)
+            return expert_fn(result) if expert_fn else result
+
+    class BadCritic(Critic):
+        name = "shapes-critic"
+
+        def judge(self, image, command, prompt_constraints):
+            critique = suite.critic.judge(image, command, prompt_constraints)
+            return critic_fn(critique) if critic_fn and command is not None else critique  # the steps', not reset's
+
+    env = gym.make("ImagePoser-v0", suite=replace(suite, experts=tuple(Bad(e) for e in suite.experts), critic=BadCritic()))
+    obs, _ = env.reset(seed=0)
+    action = int(np.flatnonzero(env.unwrapped.action_masks())[0])
+    obs, reward, terminated, truncated, info = env.step(action)
+    assert truncated and not terminated
+    assert info["error_component"] == component
+    assert "ComponentOutputError" in info["error"] and re.search(match, info["error"]), info["error"]
+    assert np.isfinite(reward) and env.observation_space.contains(obs)
+
+
 def test_a_10_mb_prompt_gives_a_short_error_naming_the_prompt():
     env = _make()
     with pytest.raises(PromptParseError, match=r"in prompt 'x+'\.\.\. \[\d+ characters cut\]") as info:
