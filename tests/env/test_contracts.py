@@ -322,3 +322,17 @@ def test_huge_component_errors_are_capped_in_info():
     *_, trunc, info = env.step(len(env.experts) - 1)
     assert trunc and info["error"].startswith("expert 'loud' failed: RuntimeError: xxx")
     assert len(info["error"]) < 3000 and "characters cut" in info["error"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_max_episode_steps_in_vector_envs(mode):
+    def run(**kw):
+        venv = gym.make_vec("ImagePoser-v0", num_envs=2, vectorization_mode=mode, **kw)
+        venv.reset(seed=[0, 1])
+        out = [venv.step(np.array([6, 7])) for _ in range(3)]  # invalid i2i actions: only the cap ends episodes
+        venv.close()
+        return [(r, term, trunc, info["final_metrics"]["episode_over"]) for _, r, term, trunc, info in out]
+
+    capped, native = run(max_episode_steps=2), run(max_steps=2)
+    assert data_equivalence(capped, native)
+    assert capped[1][2].all() and capped[1][3].astype(bool).all(), "both envs end at step 2 with final metrics"
