@@ -14,6 +14,13 @@ register_suite(
     "poser_env.suites.shapes:make_shapes_suite",
     description="Built-in Shapes world: procedural, deterministic, CPU only (default).",
 )
+register_suite(
+    "shapes-v1",
+    "poser_env.suites.shapes:make_shapes_suite",
+    description="Shapes world v1 (ImagePoser-v1): skill depends on the command's content and the current image.",
+    world="v1",
+    editing_fraction=0.3,
+)
 
 
 register_suite(

@@ -7,12 +7,19 @@ that decomposes prompts) so that RL algorithms can be developed and benchmarked 
 
 from __future__ import annotations
 
+import difflib
+
+from poser_env.error import ConfigError
 from poser_env.suites.registration import Suite
-from poser_env.suites.shapes.critic import ShapesCritic
+from poser_env.suites.shapes.critic import CriticErrors, NoisyShapesCritic, ShapesCritic
 from poser_env.suites.shapes.experts import ShapesExpert, SkillProfile, default_experts
 from poser_env.suites.shapes.extractor import ShapesExtractor
+from poser_env.suites.shapes.skills import SkillModel, V1Expert, v1_experts
 from poser_env.suites.shapes.tasks import ShapesTaskConfig, ShapesTaskSource
 from poser_env.suites.shapes.vocab import CANVAS
+
+#: Versions of the Shapes world's skill model (``world=``).
+WORLDS: tuple[str, ...] = ("v0", "v1")
 
 
 def make_shapes_suite(
@@ -21,6 +28,8 @@ def make_shapes_suite(
     editing_fraction: float = 0.25,
     reflect: bool = True,
     accept_fidelity: float = 0.5,
+    world: str = "v0",
+    critic_errors: CriticErrors | float | dict[str, float] | None = None,
 ) -> Suite:
     """Build the Shapes suite.
 
@@ -30,11 +39,28 @@ def make_shapes_suite(
         editing_fraction: Share of editing tasks (source image plus edits).
         reflect: Whether the extractor rewrites failed commands into repairs.
         accept_fidelity: The critic's minimum fidelity to accept a command.
+        world: ``"v0"`` (``ImagePoser-v0``: each expert's skill depends only on the kind
+            of skill a command needs) or ``"v1"`` (``ImagePoser-v1``: it depends on the
+            command's content and on the current image; see
+            :mod:`poser_env.suites.shapes.skills`).
+        critic_errors: ``None`` (default: an exact critic), one error rate for every
+            kind, or a dict of rates for ``"miscount"``, ``"left_right"`` and
+            ``"miss_small"`` (see :class:`~poser_env.suites.shapes.critic.CriticErrors`).
+            Final metrics stay exact (an independent judge).
     """
+    if world not in WORLDS:
+        close = difflib.get_close_matches(str(world), WORLDS, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"world must be one of {list(WORLDS)}, got {world!r}.{hint}")
+    errors = CriticErrors.coerce(critic_errors)
+    if errors.exact:
+        critic: ShapesCritic = ShapesCritic(accept_fidelity=accept_fidelity)
+    else:
+        critic = NoisyShapesCritic(errors, accept_fidelity=accept_fidelity)
     return Suite(
-        name="shapes",
-        experts=default_experts(),
-        critic=ShapesCritic(accept_fidelity=accept_fidelity),
+        name="shapes" if world == "v0" else "shapes-v1",
+        experts=default_experts() if world == "v0" else v1_experts(),
+        critic=critic,
         extractor=ShapesExtractor(reflect=reflect),
         tasks=ShapesTaskSource(ShapesTaskConfig(difficulty, split, editing_fraction)),
         image_size=(CANVAS, CANVAS),
@@ -42,12 +68,18 @@ def make_shapes_suite(
 
 
 __all__ = [
+    "WORLDS",
+    "CriticErrors",
+    "NoisyShapesCritic",
     "ShapesCritic",
     "ShapesExpert",
     "ShapesExtractor",
     "ShapesTaskConfig",
     "ShapesTaskSource",
+    "SkillModel",
     "SkillProfile",
+    "V1Expert",
     "default_experts",
     "make_shapes_suite",
+    "v1_experts",
 ]

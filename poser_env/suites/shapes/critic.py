@@ -8,8 +8,11 @@ expert's hidden scene.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Sequence
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,7 +20,7 @@ from poser_env.components import ConstraintCheck, Critic, Critique
 from poser_env.constraints import Command, Constraint
 from poser_env.error import ConfigError
 from poser_env.suites.shapes.perception import Perception, perceive
-from poser_env.suites.shapes.scene import evaluate
+from poser_env.suites.shapes.scene import Obj, Scene, evaluate
 from poser_env.suites.shapes.vocab import CANVAS, SIZES
 
 
@@ -68,8 +71,14 @@ class ShapesCritic(Critic):
             out.append(ConstraintCheck(c, c.statement(), observed, passed, 1.0 if passed else 0.0))
         return tuple(out)
 
+    def perceive(self, image: np.ndarray, exact: bool = False) -> Perception:
+        """What the critic sees in ``image`` (exactly, for this critic)."""
+        return perceive(image)
+
     def judge(self, image: np.ndarray, command: Command | None, prompt_constraints: Sequence[Constraint]) -> Critique:
-        p = perceive(image)
+        # A whole-prompt judgement (no command) is the reference judgement: the env uses it
+        # for the reset score and the final metrics, so it is exact for every critic.
+        p = self.perceive(image, exact=command is None)
         checks = self.check(p, command.constraints) if command is not None else ()
         prompt_checks = self.check(p, prompt_constraints)
         alignment = sum(c.passed for c in checks) / len(checks) if checks else 1.0
@@ -93,3 +102,97 @@ class ShapesCritic(Critic):
             accepted=bool(accepted),
             reflection=" ".join(notes),
         )
+
+
+#: Kinds of error a :class:`NoisyShapesCritic` makes, as VLM judges do.
+CRITIC_ERROR_KINDS: tuple[str, ...] = ("miscount", "left_right", "miss_small")
+
+
+@dataclass(frozen=True)
+class CriticErrors:
+    """Error rates of an imperfect critic (each a probability in [0, 1]).
+
+    Attributes:
+        miscount: Per group of three or more identical objects, the chance of seeing one
+            too many or one too few.
+        left_right: Per image, the chance of mirroring left and right.
+        miss_small: Per small object, the chance of not seeing it.
+    """
+
+    miscount: float = 0.0
+    left_right: float = 0.0
+    miss_small: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in CRITIC_ERROR_KINDS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ConfigError(f"critic_errors[{name!r}] must be a probability in [0, 1], got {v!r}.")
+
+    @property
+    def exact(self) -> bool:
+        return not any(getattr(self, n) for n in CRITIC_ERROR_KINDS)
+
+    @classmethod
+    def coerce(cls, value: CriticErrors | float | Mapping[str, float] | None) -> CriticErrors:
+        """``None`` (exact), one rate for every kind, a dict of rates, or a CriticErrors."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"critic_errors must be a probability in [0, 1] (one rate for every kind), got {value!r}.")
+            return cls(*(float(value),) * len(CRITIC_ERROR_KINDS))
+        if isinstance(value, Mapping):
+            unknown = [k for k in value if k not in CRITIC_ERROR_KINDS]
+            if unknown:
+                close = difflib.get_close_matches(str(unknown[0]), CRITIC_ERROR_KINDS, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"Unknown critic_errors kind {unknown[0]!r}; known kinds: {list(CRITIC_ERROR_KINDS)}.{hint}")
+            return cls(**value)
+        raise ConfigError(
+            f"critic_errors must be None (exact), a rate in [0, 1] or a dict of rates for {list(CRITIC_ERROR_KINDS)}, "
+            f"got {type(value).__name__}."
+        )
+
+
+class NoisyShapesCritic(ShapesCritic):
+    """A Shapes critic that makes a VLM judge's errors when it judges a step.
+
+    Its errors are a deterministic function of the image (a judge at temperature 0):
+    the same image is always misjudged the same way. Whole-prompt judgements without a
+    command (the env's reset score and final metrics) stay exact: they are the
+    independent judge the benchmark reports, so a policy that learns to please a wrong
+    critic shows up as a gap between what the critic accepted and the final success.
+
+    Args:
+        errors: Error rates (see :class:`CriticErrors`).
+        accept_fidelity, weights: As for :class:`ShapesCritic`.
+    """
+
+    name = "shapes-critic-noisy"
+
+    def __init__(self, errors: CriticErrors, accept_fidelity: float = 0.5, weights: tuple[float, float, float] = (0.6, 0.2, 0.2)):
+        super().__init__(accept_fidelity, weights)
+        self.errors = CriticErrors.coerce(errors)
+
+    def perceive(self, image: np.ndarray, exact: bool = False) -> Perception:
+        p = perceive(image)
+        if exact or self.errors.exact:
+            return p
+        e = self.errors
+        rng = np.random.default_rng(zlib.crc32(image.tobytes()))
+        objs = [o for o in p.scene.objects if not (o.size == "small" and rng.random() < e.miss_small)]
+        groups: dict[tuple[str, str], list[Obj]] = {}
+        for o in objs:
+            groups.setdefault((o.shape, o.color), []).append(o)
+        for members in groups.values():
+            if len(members) >= 3 and rng.random() < e.miscount:
+                if rng.random() < 0.5:
+                    objs.remove(members[-1])
+                else:
+                    objs.append(members[-1])  # seen twice
+        if rng.random() < e.left_right:
+            objs = [o.moved(CANVAS - 1 - o.x, o.y) for o in objs]
+        return replace(p, scene=Scene(tuple(objs), p.scene.background))
