@@ -213,6 +213,10 @@ def check_eviction(specs, pool_factory, critic, extractor, gpu: Gpu, budget_gb: 
     from poser_env.constraints import Command
     from poser_env.suites.diffusers.experts import make_expert
 
+    sizes = {s.model: s.resident_gb for s in specs}
+    shrunk = sum(sizes.values()) <= budget_gb
+    if shrunk:  # these experts all fit the plan's budget: shrink it so that every switch evicts
+        budget_gb = max(sizes.values())
     pool = pool_factory(budget_gb)
     flux = {s.model for s in specs if "FLUX" in s.model}
     order = sorted(specs, key=lambda s: -s.resident_gb)  # biggest first: each evicts the others
@@ -235,7 +239,8 @@ def check_eviction(specs, pool_factory, critic, extractor, gpu: Gpu, budget_gb: 
     checks.append(Check(
         "eviction:80gb", "pass" if ok else "fail",
         "; ".join(errors) or ("" if evictions else "no eviction happened") + (" both FLUX resident" if both_flux else ""),
-        {"expert_budget_gb": budget_gb, "evictions": evictions, "calls": len(order),
+        {"expert_budget_gb": budget_gb, "budget_shrunk_to_force_eviction": shrunk, "evictions": evictions,
+         "calls": len(order),
          "peak_reserved_gb": None if not gpu.cuda else round(gpu.torch.cuda.max_memory_reserved() / 1e9, 2)},
     ))
     pool.clear()
