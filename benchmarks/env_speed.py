@@ -79,12 +79,14 @@ def labeller() -> str:
     """Which connected-components routine Shapes perception uses here."""
     from poser_env.suites.shapes import perception
 
-    chosen = getattr(perception, "label_components", None)  # absent before issue 15: scipy
-    return (
-        "opencv"
-        if chosen is not None and chosen is getattr(perception, "_label_opencv", None)
-        else "scipy"
-    )
+    try:
+        from poser_env._opencv import cv2_or_none
+    except ImportError:  # before issue 15: scipy only
+        return "scipy"
+    chosen = getattr(perception, "label_components", None)
+    if chosen is getattr(perception, "_label_scipy", None) or cv2_or_none() is None:
+        return "scipy"
+    return "opencv"
 
 
 def _versions() -> dict[str, str]:

@@ -15,6 +15,7 @@ from gymnasium.error import InvalidAction, ResetNeeded
 from gymnasium.wrappers import TimeLimit
 from PIL import Image
 
+from poser_env._opencv import half_size
 from poser_env.components import Critique, ExpertResult, Task
 from poser_env.constraints import Command, Plan
 from poser_env.error import (
@@ -775,5 +776,6 @@ class ImagePoserEnv(gym.Env):
         h, w = self.image_size
         H, W = image.shape[:2]
         if H % h == 0 and W % w == 0 and H // h == W // w:  # exact box filter, fast path
-            return np.asarray(Image.fromarray(image).reduce(H // h))
+            half = half_size(image) if H == 2 * h else None  # OpenCV if installed: same pixels, 4x faster
+            return half if half is not None else np.asarray(Image.fromarray(image).reduce(H // h))
         return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))

@@ -12,13 +12,13 @@ version this replaced and checks that both agree exactly on thousands of images.
 from __future__ import annotations
 
 import functools
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
+from poser_env._opencv import cv2_or_none, label4
 from poser_env.suites.shapes.scene import Obj, Scene, background, sprite
 from poser_env.suites.shapes.vocab import CANVAS, COLORS, SHAPES, SIZE_THRESHOLDS, SIZES, STYLES
 
@@ -74,40 +74,19 @@ def _label_scipy(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return ndimage.label(mask)
 
 
-_OPENCV_THREADS = threading.Lock()
-
-
 def _label_opencv(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    import cv2
-
-    # On one 128x128 mask OpenCV's parallel labelling waits for its worker threads longer
-    # than it saves (worse on a busy machine), so it runs on one thread here and the
-    # process-wide setting is restored.
-    with _OPENCV_THREADS:
-        threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        try:
-            n, labels = cv2.connectedComponentsWithAlgorithm(
-                mask.view(np.uint8), 4, cv2.CV_32S, cv2.CCL_SAUF
-            )
-        finally:
-            cv2.setNumThreads(threads)
-    return labels, n - 1
+    return label4(mask)
 
 
-def _pick_labeller():
+def _label_auto(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """OpenCV's connected components when it is installed (about 3x faster than scipy's
-    on these images); the result does not depend on the choice (objects are ordered by
-    their first pixel, not by label number)."""
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        return _label_scipy
-    return _label_opencv
+    on these images), else scipy's; the result does not depend on the choice (objects are
+    ordered by their first pixel, not by label number)."""
+    return _label_scipy(mask) if cv2_or_none() is None else _label_opencv(mask)
 
 
 #: 4-connected component labelling of a boolean mask: ``(labels, n)``; swappable in tests.
-label_components = _pick_labeller()
+label_components = _label_auto
 
 
 @functools.lru_cache(maxsize=4096)
