@@ -359,17 +359,18 @@ def test_diffusers_components_follow_their_replica(tiny_specs, tiny_vlm):
     critic = cloudpickle.loads(cloudpickle.dumps(suite.critic))
     place_component(critic, 0.0, [])
     assert critic.vqa.device == "cpu"
-    # A replica with a share of a (logical) GPU: a quarter of the budget on "cuda".
+    # A replica with a share of a (logical) 24 GB GPU: at most a quarter of it for weights.
     from poser_env.suites.diffusers import pool as pool_mod
 
     gpu = cloudpickle.loads(cloudpickle.dumps(suite.experts[0]))
-    real = pool_mod.resolve_device
+    real = pool_mod.resolve_device, pool_mod.card_gb
     pool_mod.resolve_device = lambda device: device  # there is no CUDA here to check against
+    pool_mod.card_gb = lambda device: 24.0
     try:
         assert place_component(gpu, 0.25, ["0"]) == "cuda"
     finally:
-        pool_mod.resolve_device = real
-    assert gpu.pool.device == "cuda" and gpu.pool.memory_budget_gb == 2.0
+        pool_mod.resolve_device, pool_mod.card_gb = real
+    assert gpu.pool.device == "cuda" and gpu.pool.memory_budget_gb == 6.0
     # Built for an explicit GPU, but the replica has none: refused with the fix.
     explicit = cloudpickle.loads(cloudpickle.dumps(suite.critic))
     explicit.vqa.device = "cuda:1"

@@ -91,6 +91,13 @@ def placed_device(requested: str, given: str, what: str) -> str:
     return given
 
 
+def card_gb(device: str) -> float:
+    """Total memory of a CUDA device in GB (10^9 bytes)."""
+    import torch
+
+    return torch.cuda.get_device_properties(torch.device(device)).total_memory / 1e9
+
+
 def resolve_device(device: str) -> str:
     """``"auto"`` becomes ``"cuda"`` when available, else ``"cpu"``; others pass through."""
     import torch
@@ -199,9 +206,10 @@ class PipelinePool:
     def place(self, device: str, gpu_share: float = 1.0) -> None:
         """Pin this pool (in a Ray replica, before anything loads) to ``device`` and a GPU share.
 
-        A replica holding ``gpu_share`` of a GPU (``num_gpus=0.5``) keeps that share of the
-        budget, so replicas sharing one card do not each plan for the whole card; one with no
-        GPU share runs on the CPU.
+        A replica holding ``gpu_share`` of a GPU (``num_gpus=0.5``) keeps at most that share
+        of the card for weights (``min(memory_budget_gb, gpu_share * card memory)``), so
+        replicas sharing one card do not each plan for the whole card; one with no GPU share
+        runs on the CPU.
 
         Raises:
             ConfigError: models are already loaded, or the share is not in (0, 1].
@@ -213,8 +221,8 @@ class PipelinePool:
         device = placed_device(self.device_request, device, "The diffusers experts")
         self.device_request = device
         self._device = resolve_device(device)
-        if self._device != "cpu":
-            self.memory_budget_gb = self.memory_budget_gb * float(gpu_share)
+        if self._device.startswith("cuda") and gpu_share < 1.0:
+            self.memory_budget_gb = min(self.memory_budget_gb, float(gpu_share) * card_gb(self._device))
 
     def resolve_model(self, model: str) -> str:
         """Where ``model`` is loaded from: a folder under ``model_root`` if present, else as given."""

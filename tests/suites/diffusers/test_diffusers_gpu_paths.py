@@ -130,11 +130,15 @@ def test_auto_device_is_resolved_where_the_pool_runs_and_place_pins_it(monkeypat
     assert copy._device is None and copy.device_request == "auto"
     copy.place("cpu", gpu_share=0.0 + 1.0)
     assert copy.device == "cpu" and copy.memory_budget_gb == 40.0
-    # A replica holding half a GPU plans for half of the budget.
+    # A replica holding a quarter of an 80 GB card keeps at most 20 GB for weights.
     monkeypatch.setattr(pool_mod, "resolve_device", lambda device: device)
-    gpu_half = pickle.loads(pickle.dumps(pool))
-    gpu_half.place("cuda", gpu_share=0.5)
-    assert gpu_half.device == "cuda" and gpu_half.memory_budget_gb == 20.0
+    monkeypatch.setattr(pool_mod, "card_gb", lambda device: 80.0)
+    quarter = pickle.loads(pickle.dumps(pool))
+    quarter.place("cuda", gpu_share=0.25)
+    assert quarter.device == "cuda" and quarter.memory_budget_gb == 20.0
+    whole = pickle.loads(pickle.dumps(pool))
+    whole.place("cuda", gpu_share=1.0)
+    assert whole.memory_budget_gb == 40.0  # the suite's own budget still caps it
     with pytest.raises(ConfigError, match=r"gpu_share must be in \(0, 1\], got 0"):
         pickle.loads(pickle.dumps(pool)).place("cuda", gpu_share=0)
 
