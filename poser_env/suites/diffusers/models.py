@@ -8,8 +8,11 @@ table can be read (and documented) on any machine.
 The numbers in :data:`DEFAULT_POOL` come from the model cards (parameter counts, licences,
 recommended steps and guidance). ``memory_gb`` is the size of the weights at the listed
 dtype, estimated from parameter counts (2 bytes per parameter); it is what the pool's
-memory budget uses before a model has been loaded, and it was **not measured** on a GPU
-for this release. ``cost`` is a nominal relative cost (roughly seconds per call on one
+memory budget uses before a model has been loaded. ``activation_gb`` (one call's peak above
+the weights) and ``offload_gb`` (the largest component, for ``cpu_offload``) are estimates
+too. None of these was **measured** on a GPU for this release; ``scripts/gpu_smoke.py``
+measures them (``memory:<group>`` checks) and the memory plan
+(:mod:`poser_env.suites.diffusers.memory`) is computed from them. ``cost`` is a nominal relative cost (roughly seconds per call on one
 H100 at the listed settings), also an estimate; it only feeds the reward's cost penalty
 and must be deterministic, so it is never a measured latency.
 """
@@ -429,13 +432,15 @@ def default_pool() -> tuple[ExpertSpec, ...]:
 def pool_table(specs: tuple[ExpertSpec, ...] = DEFAULT_POOL) -> str:
     """The specs as a Markdown table (used to write ``docs/real_pool.md``)."""
     rows = [
-        "| name | kind | model | pipeline | steps | guidance | strength | resolution | dtype | weights (GB, est.) | licence |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| name | kind | model | pipeline | steps | guidance | strength | resolution | dtype "
+        "| weights (GB, est.) | activations (GB, est.) | gated | licence |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in specs:
         strength = "" if s.strength is None else f"{s.strength:g}"
         rows.append(
             f"| {s.name} | {s.kind} | `{s.model}` | {s.pipeline} | {s.steps} | {s.guidance:g} | {strength} | "
-            f"{s.resolution[0]}x{s.resolution[1]} | {s.dtype} | {s.memory_gb:g} | {s.licence} |"
+            f"{s.resolution[0]}x{s.resolution[1]} | {s.dtype} | {s.memory_gb:g} | {s.activation_gb:g} | "
+            f"{'yes' if s.gated else ''} | {s.licence} |"
         )
     return "\n".join(rows)
