@@ -27,11 +27,23 @@ import gymnasium as gym
 from poser_agents.error import AgentsConfigError
 from poser_env.error import UnknownNameError
 from poser_env.suites.shapes.policies import (
+    KindRouterPolicy,
+    LookaheadPolicy,
     OraclePolicy,
     PipelinePolicy,
+    PlanOraclePolicy,
     RandomPolicy,
     SingleExpertPolicy,
+    WordRouterPolicy,
 )
+
+#: Reference policies of poser_env built by name alone (the v1 table's rows).
+_NAMED = {
+    "kind-router": KindRouterPolicy,
+    "word-router": WordRouterPolicy,
+    "plan-oracle": PlanOraclePolicy,
+    "lookahead": LookaheadPolicy,
+}
 
 #: command kind -> the ``SkillProfile`` field that measures an image-to-image expert's
 #: skill at it (``None``: the mean of the edit skills, for a generalist).
@@ -189,7 +201,8 @@ def make_baseline(name: str, env: gym.Env, seed: int = 0) -> PolicyAgent:
     """Build a baseline agent by name.
 
     Args:
-        name: ``random``, ``oracle``, ``router``, ``single:<t2i>``, ``always:<expert>`` or
+        name: ``random``, ``oracle``, ``router``, ``kind-router``, ``word-router``,
+            ``plan-oracle``, ``lookahead``, ``single:<t2i>``, ``always:<expert>`` or
             ``pipeline:<t2i>><i2i>`` (``best-single`` is expanded by the benchmark).
         env: The evaluation env (to check expert names).
         seed: Seed of the random baseline.
@@ -204,6 +217,8 @@ def make_baseline(name: str, env: gym.Env, seed: int = 0) -> PolicyAgent:
         return PolicyAgent(OraclePolicy(), "oracle")
     if name == "router":
         return PolicyAgent(RouterPolicy(), "router")
+    if name in _NAMED:
+        return PolicyAgent(_NAMED[name](), name)
     if name.startswith("single:"):
         expert = name.split(":", 1)[1]
         if expert not in names:
@@ -229,7 +244,13 @@ def make_baseline(name: str, env: gym.Env, seed: int = 0) -> PolicyAgent:
             if n not in names:
                 raise UnknownNameError("expert", n, names)
         return PolicyAgent(PipelinePolicy(t2i, i2i))
+    import difflib
+
+    fixed = ["random", "oracle", "router", *_NAMED, "best-single"]
+    close = difflib.get_close_matches(name, fixed, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
     raise AgentsConfigError(
-        f"Unknown baseline {name!r}; known baselines: random, oracle, router, best-single, "
+        f"Unknown baseline {name!r}.{hint} Known baselines: random, oracle, router, kind-router, word-router, "
+        "plan-oracle, lookahead, best-single, "
         "single:<t2i expert>, always:<expert>, pipeline:<t2i>><i2i>."
     )
