@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            loss_value = float(loss)
+            loss_value = loss.item()
 
         if global_step % args.target_network_frequency == 0:
             target_network.load_state_dict(q_network.state_dict())

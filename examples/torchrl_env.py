@@ -102,7 +102,7 @@ def train_dqn(frames: int, env_id: str = "ImagePoser-v0", seed: int = 0) -> dict
     optim = torch.optim.Adam(loss.parameters(), lr=1e-3)
     buffer = ReplayBuffer(storage=LazyTensorStorage(10_000), batch_size=32)
 
-    collector = Collector(env, policy, frames_per_batch=50, total_frames=frames)
+    collector = Collector(env, policy, frames_per_batch=50, total_frames=frames, auto_register_policy_transforms=True)
     collected, last_loss, updates = 0, float("nan"), 0
     for batch in collector:
         collected += batch.numel()

@@ -80,7 +80,7 @@ def test_sb3_dqn_ppo_maskable_ppo():
         assert math.isfinite(number(r"eval return (-?[\d.]+)", line))
 
 
-@pytest.mark.parametrize(("mode", "env_id"), [("sync", "ImagePoser-v0"), ("async", "ImagePoser-Edit-v0")])
+@pytest.mark.parametrize(("mode", "env_id"), [("sync", "ImagePoser-v0"), ("async", "ImagePoser-v1")])
 def test_cleanrl_dqn(mode, env_id):
     need("torch", "pip install torch")
     out = run_recipe(
