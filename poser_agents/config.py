@@ -442,6 +442,8 @@ def read_run(run_dir: str | Path, need_model: bool = True) -> RunInfo:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
         raise RunFolderError(f"{meta_path} is not valid JSON: {e}") from e
+    if not isinstance(meta, dict):
+        raise RunFolderError(f"{meta_path} must hold a JSON object, got {type(meta).__name__}.")
     if meta.get("format") != RUN_FORMAT or meta.get("format_version") != RUN_FORMAT_VERSION:
         raise RunFolderError(
             f"{str(path)!r} has run format {meta.get('format')!r} version {meta.get('format_version')!r} "
@@ -449,6 +451,13 @@ def read_run(run_dir: str | Path, need_model: bool = True) -> RunInfo:
             f"({poser_env.__version__}) reads {RUN_FORMAT!r} version {RUN_FORMAT_VERSION}. Retrain the run "
             "with this version or install the version that wrote it."
         )
+    missing = [k for k in ("algo", "env_id", "seed", "config") if k not in meta]
+    if not missing and isinstance(meta["config"], dict):
+        missing = [f"config.{k}" for k in ("state", "encoder") if k not in meta["config"]]
+    elif not missing:
+        missing = ["config (a mapping)"]
+    if missing:
+        raise RunFolderError(f"{meta_path} lacks {', '.join(missing)}; it was edited or damaged. Retrain the run.")
     if need_model and not (path / "model.zip").is_file():
         checkpoint = latest_checkpoint(path)
         hint = (

@@ -473,6 +473,14 @@ def _bad_meta(p: Path):
 
 
 case("config: meta.json not JSON", RunFolderError, r"meta\.json is not valid JSON")(_bad_meta)
+
+
+def _meta_without_config(p: Path):
+    (p / "meta.json").write_text(json.dumps({"format": "poser-run", "format_version": 1, "algo": "dqn", "env_id": "ImagePoser-v0", "seed": 0}))
+    return _agents("config").read_run(p)
+
+
+case("config: meta.json without config", RunFolderError, r"meta\.json lacks config; it was edited or damaged")(_meta_without_config)
 case("config: run folder is a file", OutputPathError, r"Run folder '.*a-file' is a file, not a folder")(
     lambda p: _agents("config").claim_run_folder(_file(p))
 )
