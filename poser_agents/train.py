@@ -499,7 +499,16 @@ def load_agent(run_dir: str | Path, split: str = "test", threads: int | None = 1
         _check_spaces(model, env, info)
         return SB3Agent(model, name=info.algo, masked=bool(cfg.get("masked_eval", True))), env, info
     if hasattr(target, "load"):
-        return target.load(str(info.model_path), env=env), env, info
+        try:
+            return target.load(str(info.model_path), env=env), env, info
+        except Exception as e:
+            env.close()
+            if isinstance(e, PoserError):
+                raise
+            raise RunFolderError(
+                f"Could not load the model {str(info.model_path)!r} of {info.algo!r}: {type(e).__name__}: {e}. "
+                "The file is damaged or was not written by this algorithm; retrain the run."
+            ) from e
     raise RunFolderError(f"Algorithm {info.algo!r} has no load(); its runs cannot be reloaded.")
 
 
