@@ -28,7 +28,6 @@ from typing import Any
 import yaml
 
 from poser_agents.algos import AlgoSpec, SB3Agent, resolve_algo
-from poser_agents.callbacks import PoserLogger, StopOnFlag
 from poser_agents.config import (
     RUN_FORMAT,
     RUN_FORMAT_VERSION,
@@ -45,7 +44,6 @@ from poser_agents.config import (
     write_meta,
 )
 from poser_agents.error import AgentsConfigError, RunFolderError
-from poser_agents.networks import resolve_policy_kwargs
 from poser_env.error import PoserError
 
 DEFAULTS: dict[str, Any] = {
@@ -123,6 +121,8 @@ def _vec_env(config: dict[str, Any], env_id: str, seed: int):
 def _algo_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     kw = {k: v for k, v in config.items() if k not in DEFAULTS}
     if "policy_kwargs" in kw:
+        from poser_agents.networks import resolve_policy_kwargs
+
         kw["policy_kwargs"] = resolve_policy_kwargs(kw["policy_kwargs"])
     return kw
 
@@ -306,6 +306,8 @@ def _setup(claim: RunClaim, algo, kind, target, env_id, seed, hyperparams, hyper
 
 def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progress_bar: bool, evaluate: bool, reset: bool, extra: list | None = None) -> Path:
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+
+    from poser_agents.callbacks import PoserLogger, StopOnFlag
 
     logger_cb = PoserLogger(path, window=int(config["log_window"]))
     flag = {"stop": False}
