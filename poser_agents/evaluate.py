@@ -90,6 +90,9 @@ def run_episodes(
             "aesthetics": float(final["aesthetics"]),
             "steps": float(final["steps"]),
             "total_cost": float(final["total_cost"]),
+            # what the reward critic believed (differs from success with an imperfect critic)
+            "critic_success": float(final.get("critic_success", final["success"])),
+            "critic_alignment": float(final.get("critic_alignment", final["alignment"])),
             "return": float(total),
             "invalid_actions": float(invalid),
             "usage": {n: float(u / steps) for n, u in zip(names, usage, strict=False)},

@@ -75,6 +75,11 @@ FINAL_FIELDS: tuple[str, ...] = (
     "commands_done",
     "commands_dropped",
     "commands_total",
+    # What the reward critic itself believes of the final image (its last step judgement):
+    # equal to success/alignment with an exact critic; with an imperfect one (Shapes
+    # critic_errors=) the gap shows a policy that pleases a wrong critic.
+    "critic_success",
+    "critic_alignment",
 )
 #: Keys of every ``info`` (reset and step): the same keys with the same types on every call.
 INFO_KEYS: tuple[str, ...] = (
@@ -130,6 +135,8 @@ _NO_FINAL: dict[str, Any] = {
     "commands_done": _ZERO_I,
     "commands_dropped": _ZERO_I,
     "commands_total": _ZERO_I,
+    "critic_success": _FALSE,
+    "critic_alignment": _ZERO_F,
 }
 _NEUTRAL_INFO: dict[str, Any] = {
     "task_kind": "",
@@ -711,10 +718,17 @@ class ImagePoserEnv(gym.Env):
         )
         if not self._has_image:
             return metrics
+        last = self._critique_of_image
+        if last is not None:
+            metrics.update(critic_success=np.bool_(last.prompt_satisfied), critic_alignment=np.float64(last.prompt_alignment))
+        else:  # a source image no step replaced: the critic's reset score
+            metrics.update(critic_alignment=np.float64(self._score))
         try:
             # Without reference constraints the last critique of this very image already
-            # judged the whole prompt: reuse it rather than calling the critic again.
-            reuse = self._task.constraints is None and self._critique_of_image is not None
+            # judged the whole prompt: reuse it rather than calling the critic again,
+            # unless the critic's step judgements are not its reference judgements (a
+            # critic that makes errors at steps, e.g. Shapes critic_errors=).
+            reuse = self._task.constraints is None and last is not None and getattr(self.suite.critic, "exact_steps", True)
             critique = self._critique_of_image if reuse else self._judge_final()
         except Exception as e:
             if not info["error"]:

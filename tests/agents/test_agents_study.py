@@ -163,3 +163,17 @@ def test_the_state_study_presets_are_valid_sb3_observations(state):
         assert set(obs) == {"image", "progress", "action_mask"}
     else:
         assert set(obs) == {"command", "remaining", "action_mask"}
+
+
+def test_final_metrics_carry_the_critics_own_view_next_to_the_independent_judge():
+    import gymnasium as gym
+
+    from poser_agents.baselines import make_baseline
+    from poser_agents.evaluate import run_episodes
+
+    exact = gym.make("ImagePoser-v1")
+    recs, _ = run_episodes(make_baseline("random", exact, 0), exact, 40, seed=0)
+    assert all(r["critic_success"] == r["success"] for r in recs), "an exact critic agrees with the judge"
+    noisy = gym.make("ImagePoser-v1", suite_kwargs={"critic_errors": 0.5})
+    recs_noisy, _ = run_episodes(make_baseline("random", noisy, 0), noisy, 40, seed=0)
+    assert any(r["critic_success"] != r["success"] for r in recs_noisy), "a wrong critic disagrees with the judge somewhere"

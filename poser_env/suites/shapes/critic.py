@@ -172,6 +172,9 @@ class NoisyShapesCritic(ShapesCritic):
     """
 
     name = "shapes-critic-noisy"
+    #: Its step judgements are not its reference judgements (the env then never reuses a
+    #: step's critique as the final metrics).
+    exact_steps = False
 
     def __init__(self, errors: CriticErrors, accept_fidelity: float = 0.5, weights: tuple[float, float, float] = (0.6, 0.2, 0.2)):
         super().__init__(accept_fidelity, weights)
