@@ -36,7 +36,9 @@ def test_example_runs_as_a_script():
     steps = [line for line in lines if line.startswith("step ")]
     assert len(steps) == 8  # two episodes of four steps: registered suite, then a Suite instance
     assert steps[:4] == steps[4:]  # same seed, same episode, whichever way the suite was given
-    assert "kind-aware-img2img on 'restyle the image as a watercolor painting'" in steps[2]
+    # Which command it works on depends on the tiny random critic (under VQAScore's
+    # unnormalised P("Yes") it accepts nothing, so the first command is retried).
+    assert steps[2].startswith("step 2: kind-aware-img2img on '")
     assert steps[1].startswith("step 1: pil-tint")
 
 
