@@ -6,6 +6,8 @@ with or without the ``poser_env:`` prefix. Nothing heavy (torch, diffusers) is i
 observations into vectors for libraries that cannot read ``spaces.Text`` (SB3, Tianshou...).
 """
 
+import warnings
+
 from poser_env.components import (
     CommandExtractor,
     ConstraintCheck,
@@ -26,6 +28,10 @@ from poser_env.wrappers import EncodeObservation
 __version__ = "0.1.0"
 
 register_envs()
+# v1 does not deprecate v0: v0 is the paper's setting, v1 a harder world for comparing
+# algorithms. Gymnasium warns about every id that has a newer version, so that one warning
+# is silenced for our v0 ids (and only for them).
+warnings.filterwarnings("ignore", message=r".*The environment ImagePoser-(\w+-)?v0 is out of date", category=DeprecationWarning)
 
 __all__ = [
     "IDS",

@@ -36,3 +36,14 @@ def test_generator_prompts_parse_to_the_pinned_plans(case):
     want = PINNED_PLANS[key]
     diff = [i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b]
     assert not diff, f"{key}: tasks {diff} (seeds {[case[4] + i for i in diff]}) parse to other plans than the v0 pin"
+
+
+def test_making_v0_gives_no_out_of_date_warning_although_v1_exists(recwarn):
+    import warnings
+
+    import gymnasium as gym
+
+    warnings.simplefilter("always")
+    for env_id in ("ImagePoser-v0", "ImagePoser-Hard-v0"):
+        gym.make(env_id).close()
+    assert not [w for w in recwarn if "out of date" in str(w.message)]
