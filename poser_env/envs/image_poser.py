@@ -288,6 +288,10 @@ class ImagePoserEnv(gym.Env):
 
     ## Version History
     * v0: initial release.
+    * v1: the Shapes world's v1 skill model (suite ``"shapes-v1"``): an expert's success
+      depends on the command's content and on the current image (background, crowding,
+      object sizes, bystanders close by), 30% editing tasks; same spaces, reward and
+      class (``docs/environment.md``, section ImagePoser-v1).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 1}
