@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from poser_env.components import CommandExtractor, Critic, TaskSource
-from poser_env.error import ConfigError, UnknownNameError
+from poser_env.error import ConfigError, UnknownArgumentError, UnknownNameError
 from poser_env.suites.diffusers.models import DEFAULT_POOL, ExpertSpec, default_pool, pool_table
 from poser_env.suites.registration import Suite
 
@@ -37,10 +37,27 @@ def make_critic(kind: str | Critic, device: str = "auto", **kwargs: Any) -> Crit
         kwargs.setdefault("device", device)
     if kind == "clip":
         kwargs.pop("local_files_only", None)
+    check_kwargs(table[kind], kwargs, f"critic {kind!r} (critic_kwargs)")
     try:
         return table[kind](**kwargs)
     except TypeError as e:
         raise ConfigError(f"Bad critic_kwargs for critic {kind!r}: {e}") from e
+
+
+def check_kwargs(cls: type, kwargs: dict[str, Any], where: str) -> None:
+    """Raise :class:`UnknownArgumentError` for a key ``cls`` does not take (closest key and full list)."""
+    import inspect
+
+    params = dict(inspect.signature(cls.__init__).parameters)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        # The HTTP critic and extractor pass the rest on to their ChatClient.
+        from poser_env.suites.diffusers.openai_client import ChatClient
+
+        params.update(inspect.signature(ChatClient.__init__).parameters)
+    valid = [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    for key in kwargs:
+        if key not in valid:
+            raise UnknownArgumentError(where, key, valid)
 
 
 def make_diffusers_suite(

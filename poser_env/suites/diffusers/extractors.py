@@ -491,6 +491,9 @@ def make_extractor(kind: str | CommandExtractor, **kwargs: Any) -> CommandExtrac
         from poser_env.error import UnknownNameError
 
         raise UnknownNameError("extractor", str(kind), table)
+    from poser_env.suites.diffusers import check_kwargs
+
+    check_kwargs(table[kind], kwargs, f"extractor {kind!r} (extractor_kwargs)")
     try:
         return table[kind](**kwargs)
     except TypeError as e:

@@ -215,3 +215,20 @@ def test_experts_needing_sentencepiece_are_refused_at_build_time_without_it(monk
     t5 = [dict(d, needs=["sentencepiece"]) if d["name"] == "tiny-t2i" else d for d in tiny_suite_kwargs["pool"]]
     with pytest.raises(MissingDependencyError, match=r"tokenizer of expert\(s\) tiny-t2i needs the package 'sentencepiece'.*image-poser\[models\]"):
         make_diffusers_suite(**{**tiny_suite_kwargs, "pool": t5})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"critic_kwargs": {"modle": "x"}}, r"Unknown argument 'modle' for critic 'vlm' \(critic_kwargs\)\. Did you mean 'model'\? Valid arguments: device, dtype, formula"),
+        ({"extractor": "llm", "extractor_kwargs": {"max_new_token": 3}}, r"Unknown argument 'max_new_token' for extractor 'llm' \(extractor_kwargs\)\. Did you mean 'max_new_tokens'\?"),
+        ({"critic": "http", "critic_kwargs": {"base_url": "http://localhost:1/v1", "model": "m", "temprature": 0}}, r"Did you mean 'temperature'\? Valid arguments: api_key, .*max_tokens"),
+        ({"overrides": {"tiny-t2i": {"step": 3}}}, r"Unknown argument 'step' for ExpertSpec 'tiny-t2i' overrides\. Did you mean 'steps'\?"),
+    ],
+)
+def test_component_kwargs_typos_name_the_closest_key_and_list_all(kwargs, message, tiny_suite_kwargs):
+    pytest.importorskip("httpx")
+    from poser_env.suites.diffusers import make_diffusers_suite
+
+    with pytest.raises(ConfigError, match=message):
+        make_diffusers_suite(**{**tiny_suite_kwargs, **kwargs})
