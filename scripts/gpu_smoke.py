@@ -300,7 +300,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not torch.cuda.is_available():
             raise SystemExit("No CUDA device: run with --dry-run to check the script on CPU.")
         preset = PRESETS["80gb"]
-        specs = [s for s in DEFAULT_POOL if not args.experts or s.name in args.experts.split(",")]
+        names = args.experts.split(",") if args.experts else [s.name for s in DEFAULT_POOL]
+        unknown = sorted(set(names) - {s.name for s in DEFAULT_POOL})
+        if unknown:
+            raise SystemExit(f"Unknown expert(s) {unknown}; the default pool has: {', '.join(s.name for s in DEFAULT_POOL)}")
+        specs = [s for s in DEFAULT_POOL if s.name in names]
         device, budget = "cuda", preset_plan(preset).expert_budget_gb
         critic = VLMCritic(preset.critic_model, device="cuda", reflection="template")
         scorer = default_scorer(critic, device="cuda")
@@ -324,9 +328,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         image = make_expert(picture, pool, output_size=None)(Command(MATCH_PROMPT, "generate"), None, 0).image
         pool.clear()
         base = gpu.reset_peak()
-        _, critic_load = timed(gpu, critic.vqa.load)
-        checks.append(Check("load:critic", "pass", "", {"model": critic.vqa.model_name, "load_s": round(critic_load, 2),
-                                                          "peak_reserved_gb": gpu.peak_since(base)}))
+        try:
+            _, critic_load = timed(gpu, critic.vqa.load)
+            peak = gpu.peak_since(base)
+            checks.append(Check("load:critic", "pass", "", {
+                "model": critic.vqa.model_name, "load_s": round(critic_load, 2),
+                "peak_reserved_gb": None if peak is None else round(peak, 2)}))
+        except Exception as e:  # noqa: BLE001 - reported; the preference checks then fail with it too
+            checks.append(Check("load:critic", "fail", f"{type(e).__name__}: {e}"[:600]))
 
         def critic_score(img: np.ndarray, caption: str) -> float:
             return critic.judge(img, Command(caption, "generate"), ()).alignment
@@ -349,7 +358,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if gpu.cuda:
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, EMULATED_GPU_GB * 1e9 / total))
-        extractor.load()
+        try:
+            extractor.load()
+            critic.vqa.load()
+        except Exception as e:  # noqa: BLE001
+            checks.append(Check("eviction:80gb", "fail", f"critic or extractor not loaded: {type(e).__name__}: {e}"[:600]))
+            loadable = []
         torch.cuda.reset_peak_memory_stats()
     if loadable:
         check_eviction(loadable, pool_factory, critic, extractor, gpu, budget, checks)
