@@ -1,7 +1,8 @@
 """Where an ImagePoser step and reset spend their time: cProfile's top functions and the
 microseconds per step (and per reset) of each stage.
 
-Random masked policy, one core (numpy/scipy/OpenCV threads pinned to 1). The stage table
+Random masked policy, one core (numpy/scipy/OpenCV threads pinned to 1). cProfile counts
+CPU time too. The stage table
 times each stage exclusively (a stage nested in another is subtracted from it) by wrapping
 the stage's function, in CPU time of this process (``time.process_time``), which other
 sessions' load on a shared machine inflates far less than wall time; the wrappers add
@@ -45,6 +46,8 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("expert: render", "poser_env.suites.shapes.scene", "render"),
     ("expert: artefacts", "poser_env.suites.shapes.experts", "ShapesExpert._artefacts"),
     ("expert: call (rest)", "poser_env.suites.shapes.experts", "ShapesExpert.__call__"),
+    ("expert: edit scene", "poser_env.suites.shapes.skills", "V1Expert.edit_scene"),  # v1 experts
+    ("expert: call (rest)", "poser_env.suites.shapes.skills", "V1Expert.__call__"),
     ("perception", "poser_env.suites.shapes.perception", "PerceptionCache.__call__"),
     ("critic: constraints", "poser_env.suites.shapes.critic", "ShapesCritic.check"),
     ("critic: judge (rest)", "poser_env.suites.shapes.critic", "ShapesCritic.judge"),
@@ -84,8 +87,9 @@ class StageTimer:
             except ImportError:
                 continue
             owner_name, _, attr = path.rpartition(".")
-            owner = getattr(module, owner_name) if owner_name else module
-            original = getattr(owner, attr, None)
+            owner = getattr(module, owner_name, None) if owner_name else module
+            # Only what the owner itself defines: an inherited method is timed on its class.
+            original = vars(owner).get(attr) if owner is not None else None
             if original is None:
                 continue
             wrapped = self.wrap(label, original)
@@ -130,8 +134,18 @@ def run_resets(env, n: int, seed: int) -> None:
         env.reset(seed=seed + i)
 
 
+def _short_path(file: str, root: str) -> str:
+    """A function's file without machine paths: relative to the repository, to
+    site-packages or to the standard library."""
+    file = file.split("site-packages" + os.sep)[-1].removeprefix(root)
+    _, sep, tail = file.partition(os.sep + "lib" + os.sep + "python")
+    return tail.partition(os.sep)[2] if sep else file
+
+
 def top_functions(fn, k: int) -> tuple[str, list[dict]]:
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(
+        time.process_time
+    )  # CPU time: preemption on a shared machine is not charged
     prof.enable()
     fn()
     prof.disable()
@@ -143,9 +157,7 @@ def top_functions(fn, k: int) -> tuple[str, list[dict]]:
     for (file, line, name), (_, nc, tt, ct, _) in sorted(
         stats.stats.items(), key=lambda kv: -kv[1][2]
     )[:k]:
-        where = file.split("site-packages" + os.sep)[-1].removeprefix(
-            root
-        )  # no machine paths in results
+        where = _short_path(file, root)
         rows.append(
             {
                 "function": f"{where}:{line}({name})",
