@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
+import inspect
 import os
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -169,6 +170,7 @@ class VQAScoreModel:
         if self._yes == self._no:
             raise ConfigError(f"VLM {self.model_name!r}: its tokenizer maps 'Yes' and 'No' to the same token.")
         self._processor, self._model = processor, model
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     def place(self, device: str) -> None:
         """Pin the model to ``device`` (a Ray replica's), before it loads."""
@@ -214,7 +216,10 @@ class VQAScoreModel:
             inputs = self._processor(text=texts, images=[pil] * len(chunk), padding=True, return_tensors="pt")
             inputs = inputs.to(self.device)
             with torch.inference_mode():
-                logits = self._model(**inputs).logits[:, -1, :].float()
+                # Only the answer position's logits: the full (rows x tokens x vocabulary)
+                # tensor is GBs for a 1024 px image's ~1300 visual tokens.
+                extra = {"logits_to_keep": 1} if self._keeps_logits else {}
+                logits = self._model(**inputs, **extra).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)
             yes = probs[:, self._yes]
             p = yes if self.formula == "vqascore" else yes / (yes + probs[:, self._no]).clamp_min(1e-12)
