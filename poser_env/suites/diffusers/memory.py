@@ -26,6 +26,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from poser_env.error import ConfigError, UnknownNameError
@@ -132,6 +133,11 @@ def component_size(model: str | None) -> ComponentSize:
     if model is None:
         return ComponentSize(0.0, 0.0, "none", "")
     size = COMPONENTS.get(model)
+    if size is None and Path(model).is_dir():
+        # A local checkpoint: its weight files say how big it is (an upper bound when they
+        # are float32 and the model runs in bfloat16).
+        weights = sum(f.stat().st_size for f in Path(model).rglob("*") if f.suffix in (".safetensors", ".bin"))
+        return ComponentSize(weights / 1e9, 0.1 * weights / 1e9, model, "local")
     if size is None:
         warnings.warn(
             f"Model {model!r} is not in the memory table (poser_env.suites.diffusers.memory.COMPONENTS); "

@@ -59,6 +59,12 @@ def test_unknown_component_is_planned_with_a_warning():
     assert dict(plan.resident)["critic `someorg/vlm` weights"] == 16.0
 
 
+def test_a_local_checkpoint_is_planned_from_its_weight_files(tiny_vlm, recwarn):
+    plan = memory_plan(80, DEFAULT_POOL, critic_model=tiny_vlm, extractor_model=None)
+    weights = dict(plan.resident)[f"critic `{tiny_vlm}` weights"]
+    assert 0 < weights < 0.01 and not [w for w in recwarn if "memory table" in str(w.message)]
+
+
 def test_pool_plan_command_prints_the_plan(capsys):
     from poser_env.__main__ import main as cli
 
