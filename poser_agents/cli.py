@@ -1,4 +1,4 @@
-"""The ``poser`` command line: ``train``, ``evaluate``, ``benchmark``, ``run``.
+"""The ``poser`` command line: ``train``, ``evaluate``, ``benchmark``, ``run``, ``study``.
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
     poser evaluate runs/dqn_ImagePoser-v0_s0 --episodes 200 --compare random,best-single,oracle
     poser benchmark --algos dqn,qrdqn,ppo,maskable_ppo,random,best-single,oracle --seeds 3
     poser run runs/dqn_ImagePoser-v0_s0 --prompt "Draw two red circles on the left." --out result.png
+    poser study run all --quick --workers 2
 """
 
 from __future__ import annotations
@@ -196,6 +197,12 @@ def seeds_arg(text: str) -> int | list[int]:
     raise argparse.ArgumentTypeError(f"expected a count or a comma-separated list of integers, got {text!r}")
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from poser_agents.study import main as study_main
+
+    return study_main(args=args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="poser", description="Train, evaluate and benchmark ImagePoser orchestration policies.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -245,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=non_negative_int, default=0)
     r.add_argument("--verbose", action="store_true", help="print the traceback of an error")
     r.set_defaults(func=cmd_run)
+
+    from poser_agents.study import build_parser as study_parser
+
+    s = sub.add_parser("study", help="the ablation studies: list, run (resumable), report")
+    study_parser(s)
+    s.set_defaults(func=cmd_study)
     return p
 
 

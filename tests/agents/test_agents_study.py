@@ -177,3 +177,16 @@ def test_final_metrics_carry_the_critics_own_view_next_to_the_independent_judge(
     noisy = gym.make("ImagePoser-v1", suite_kwargs={"critic_errors": 0.5})
     recs_noisy, _ = run_episodes(make_baseline("random", noisy, 0), noisy, 40, seed=0)
     assert any(r["critic_success"] != r["success"] for r in recs_noisy), "a wrong critic disagrees with the judge somewhere"
+
+
+def test_poser_study_command(tmp_path, capsys):
+    from poser_agents.cli import main
+
+    assert main(["study", "list"]) == 0
+    assert "critic:" in capsys.readouterr().out
+    assert main(["study", "run", "critc", "--out", str(tmp_path)]) == 2
+    assert "Did you mean 'critic'" in capsys.readouterr().err
+    path = write(tmp_path, {**TINY, "agents": ["router"], "envs": ["ImagePoser-Easy-v0"]})
+    assert main(["study", "run", str(path), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert (tmp_path / "o" / "tiny" / "report.md").is_file()
+    assert main(["study", "report", str(path), "--out", str(tmp_path / "o")]) == 0
