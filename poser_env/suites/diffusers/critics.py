@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from poser_env.components import ConstraintCheck, Critic, Critique
-from poser_env.constraints import Command, Constraint, ObjectRef, region_phrase
+from poser_env.constraints import Command, Constraint, constraint_text, known_counts
 from poser_env.error import ConfigError, MissingDependencyError
 from poser_env.suites.diffusers.openai_client import ChatClient, extract_json, image_data_url
 from poser_env.suites.diffusers.scorers import CLIPScoreModel, VQAScoreModel
@@ -41,47 +41,6 @@ def command_constraints(command: Command | None) -> tuple[Constraint, ...]:
     if command.constraints:
         return tuple(command.constraints)
     return (Constraint(kind="text", text=f'the image matches the instruction "{command.text}"'),)
-
-
-def known_counts(constraints: Sequence[Constraint]) -> dict[tuple[str, str | None, str | None], int]:
-    """How many of each object the constraints ask for (from their count constraints)."""
-    return {
-        (c.subject.noun, c.subject.color, c.subject.size): int(c.count)
-        for c in constraints
-        if c.kind == "count" and c.subject is not None and c.count
-    }
-
-
-def _how_many(ref: ObjectRef, counts: dict[tuple[str, str | None, str | None], int]) -> int:
-    # The exact object first, then any count of the noun; one when nothing says otherwise
-    # ("a cat to the left of a dog": a region or relation alone is about one object).
-    exact = counts.get((ref.noun, ref.color, ref.size))
-    if exact is not None:
-        return exact
-    same_noun = [n for (noun, _, _), n in counts.items() if noun == ref.noun]
-    return sum(same_noun) if same_noun else 1
-
-
-def constraint_text(constraint: Constraint, counts: dict[tuple[str, str | None, str | None], int], question: bool) -> str:
-    """A statement or yes/no question whose number agrees with how many objects are asked for.
-
-    ``Constraint.statement()`` (shared with the Shapes world, whose regions are about every
-    object of a kind) always says "the cats are on the left"; a VLM asked "Are the cats on
-    the left?" about an image with one cat may rightly answer No. Regions and relations are
-    therefore singular unless a count constraint of the same object says more.
-    """
-    if constraint.kind not in ("region", "relation") or constraint.subject is None:
-        return constraint.question() if question else constraint.statement()
-    n = _how_many(constraint.subject, counts)
-    subject = f"the {constraint.subject.phrase(n)}"
-    if constraint.kind == "region":
-        where = region_phrase(str(constraint.region))
-    else:
-        other = constraint.other
-        where = f"{constraint.relation} the {other.phrase(_how_many(other, counts))}" if other is not None else str(constraint.relation)
-    if question:
-        return f"{'Is' if n == 1 else 'Are'} {subject} {where}?"
-    return f"{subject} {'is' if n == 1 else 'are'} {where}"
 
 
 class _ScoreCritic(Critic):

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from poser_env.constraints import Constraint, ObjectRef
+from poser_env.constraints import Constraint, ObjectRef, constraint_text, known_counts
 from poser_env.error import ConfigError, MissingDependencyError, ModelLoadError
 
 
@@ -400,8 +400,6 @@ class VQAScorer(Scorer):
 
     def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
         # p_yes appends ANSWER_SUFFIX, giving exactly VQASCORE_QUESTION.format(prompt).
-        from poser_env.suites.diffusers.critics import constraint_text, known_counts
-
         counts = known_counts(constraints)
         questions = [
             VQASCORE_QUESTION.format(prompt).removesuffix(ANSWER_SUFFIX),
