@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"seed {t['seed']}: {t['wall_minutes']:.1f} / {t['cpu_minutes']:.1f}" for t in timing)
         + "\n"
     )
+    if overrides:
+        md += f"DQN overrides of the shipped YAML: {overrides}.\n"
     out.with_suffix(".md").write_text(md)
     print(md)
     return 0
