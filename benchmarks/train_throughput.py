@@ -139,6 +139,12 @@ def quality(encoders: list[str], tasks: int) -> dict:
         }
         if vecs.shape == ref.shape:
             row["max_abs_diff"] = float(np.abs(vecs - ref).max())
+        # Batched by plan (as at reset) vs one string per call: must be the same bits.
+        enc = make_encoder(name, shared=False, cache_size=0)
+        plans = [texts[k : k + 4] for k in range(0, len(texts), 4)]
+        batched = np.concatenate([enc.encode(p) for p in plans])
+        single = np.concatenate([enc.encode([t]) for t in texts])
+        row["batched_equals_single"] = bool(np.array_equal(batched, single))
         out[name] = row
     return out
 
@@ -147,6 +153,8 @@ def summarise(runs: list[dict], encoders: list[str]) -> dict:
     table = {}
     for name in encoders:
         mine = [r for r in runs if r["encoder"] == name]
+        if not mine:
+            continue
         table[name] = {
             "steps_per_s_median": statistics.median(r["steps_per_s"] for r in mine),
             "train_wall_s_median": statistics.median(r["train_wall_s"] for r in mine),
@@ -154,7 +162,7 @@ def summarise(runs: list[dict], encoders: list[str]) -> dict:
             "process_wall_s_median": statistics.median(r["process_wall_s"] for r in mine),
             "runs": len(mine),
         }
-    if "hashed" in table:
+    if "hashed" in table and table:
         base = table["hashed"]
         for row in table.values():
             row["train_wall_vs_hashed"] = row["train_wall_s_median"] / base["train_wall_s_median"]
@@ -192,14 +200,15 @@ def markdown(result: dict) -> str:
             "",
             f"Agreement with `minilm` on {q['commands']} distinct train-split commands ({q['pairs']} random pairs):",
             "",
-            "| encoder | dim | Spearman of pairwise cosines | nearest-neighbour agreement | max abs diff |",
-            "|---|---|---|---|---|",
+            "| encoder | dim | Spearman of pairwise cosines | nearest-neighbour agreement | max abs diff | batched = single |",
+            "|---|---|---|---|---|---|",
         ]
         for name, r in q.items():
             if isinstance(r, dict):
                 diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "-"
+                same = {True: "yes", False: "NO"}[r["batched_equals_single"]]
                 lines.append(
-                    f"| {name} | {r['dim']} | {r['spearman_pairwise_cosine']:.3f} | {r['nearest_neighbour_agreement']:.3f} | {diff} |"
+                    f"| {name} | {r['dim']} | {r['spearman_pairwise_cosine']:.3f} | {r['nearest_neighbour_agreement']:.3f} | {diff} | {same} |"
                 )
     return "\n".join(lines) + "\n"
 
@@ -209,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated encoder names")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=8000, help="n_timesteps per run")
-    ap.add_argument("--rounds", type=int, default=1, help="runs per encoder (alternating)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs per encoder (alternating); 0 with --quality: no training",
+    )
     ap.add_argument("--quality", action="store_true", help="also compare embeddings with minilm")
     ap.add_argument(
         "--quality-tasks", type=int, default=1000, help="train-split tasks for --quality"
