@@ -237,7 +237,7 @@ def evaluate_run(
     Returns:
         The summary (see :func:`summarise`) with the evaluation settings.
     """
-    from poser_agents.train import load_agent
+    from poser_agents.loading import load_agent
 
     agent, env, info = load_agent(run_dir, split=split)
     if write:  # before the episodes, which may take long

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from poser_agents.algos import AlgoSpec, SB3Agent, resolve_algo
+from poser_agents.algos import resolve_algo
 from poser_agents.config import (
     RUN_FORMAT,
     RUN_FORMAT_VERSION,
@@ -44,6 +44,7 @@ from poser_agents.config import (
     write_meta,
 )
 from poser_agents.error import AgentsConfigError, RunFolderError
+from poser_agents.loading import check_threads, load_agent, load_model_file, require_sb3  # noqa: F401 (load_agent: public path)
 from poser_env.error import PoserError
 
 DEFAULTS: dict[str, Any] = {
@@ -60,16 +61,6 @@ DEFAULTS: dict[str, Any] = {
     "log_window": 1000,
     "checkpoint_freq": 0,
 }
-
-
-def _require_sb3() -> None:
-    try:
-        import stable_baselines3  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as e:
-        from poser_env.error import MissingDependencyError
-
-        raise MissingDependencyError(e.name or "stable-baselines3", "agents", "Training") from e
 
 
 def default_run_dir(algo: str, env_id: str, seed: int, root: str | Path = "runs") -> Path:
@@ -125,11 +116,6 @@ def _algo_kwargs(config: dict[str, Any]) -> dict[str, Any]:
 
         kw["policy_kwargs"] = resolve_policy_kwargs(kw["policy_kwargs"])
     return kw
-
-
-def _check_threads(threads: Any) -> None:
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise AgentsConfigError(f"threads must be an integer >= 1 (or None to keep torch's setting), got {threads!r}.")
 
 
 def _check_config(config: dict[str, Any], kind: str, algo: str) -> None:
@@ -215,7 +201,7 @@ def train(
         RunFolderError: The run folder holds files (or, with ``resume``, has no model).
         OutputPathError: The run folder cannot be created or written.
     """
-    _check_threads(threads)
+    check_threads(threads)
     if resume is not None:
         return _resume(Path(resume), hyperparams or {}, progress_bar, evaluate, verbose, callbacks, threads)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -258,7 +244,7 @@ def _claim_default_run_dir(algo: str, env_id: str, seed: int) -> RunClaim:
 
 def _setup(claim: RunClaim, algo, kind, target, env_id, seed, hyperparams, hyperparams_file, threads, verbose):
     """Everything between claiming a new run folder and training: config, files, env, model."""
-    _require_sb3()
+    require_sb3()
     import torch
 
     if threads is not None:
@@ -420,7 +406,7 @@ def _truncate_logs(path: Path, steps: int) -> None:
 
 
 def _resume_claimed(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate: bool, verbose: int, extra, threads) -> Path:
-    _require_sb3()
+    require_sb3()
     import torch
 
     if threads is not None:
@@ -450,7 +436,7 @@ def _resume_claimed(path: Path, overrides: dict[str, Any], progress_bar: bool, e
 
     env = _vec_env(config, info.env_id, info.seed + done)  # fresh tasks, still seeded
     try:
-        model = _load_model(target, model_file, env=env)
+        model = load_model_file(target, model_file, env=env)
         buffer = path / "replay_buffer.pkl"
         if model_file == info.model_path and buffer.is_file() and hasattr(model, "load_replay_buffer"):
             model.load_replay_buffer(str(buffer))
@@ -461,76 +447,3 @@ def _resume_claimed(path: Path, overrides: dict[str, Any], progress_bar: bool, e
     return _learn(model, kind, path, meta, config, left, progress_bar, evaluate, False, extra)
 
 
-def _load_model(spec: AlgoSpec, file: Path, env=None):
-    """``spec``'s class ``.load(file)``; a damaged or foreign file becomes a :class:`RunFolderError`."""
-    try:
-        return spec.load().load(str(file), env=env, device="cpu")
-    except Exception as e:
-        if isinstance(e, PoserError):
-            raise
-        raise RunFolderError(
-            f"Could not load the model {str(file)!r}: {type(e).__name__}: {e}. The file is damaged or was not "
-            "written by this algorithm; resume from a checkpoint (delete model.zip and use --resume) or retrain."
-        ) from e
-
-
-def load_agent(run_dir: str | Path, split: str = "test", threads: int | None = 1):
-    """Load a run folder's model as an :class:`~poser_agents.algos.Agent` with its eval env.
-
-    Args:
-        run_dir: A folder written by :func:`train`.
-        split: Task split of the returned env.
-        threads: ``torch.set_num_threads`` (1, as in training, so greedy actions match).
-
-    Returns:
-        ``(agent, env, RunInfo)``; ``env`` is the encoded env on ``split``.
-    """
-    _check_threads(threads)
-    _require_sb3()
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(int(threads))
-    info: RunInfo = read_run(run_dir)
-    cfg = info.config
-    env = make_env(info.env_id, cfg["state"], cfg["encoder"], cfg.get("encoder_kwargs"), cfg.get("env_kwargs"), split=split)
-    kind, target = resolve_algo(info.algo)
-    if kind == "sb3":
-        spec: AlgoSpec = target
-        model = _load_model(spec, info.model_path)
-        _check_spaces(model, env, info)
-        return SB3Agent(model, name=info.algo, masked=bool(cfg.get("masked_eval", True))), env, info
-    if hasattr(target, "load"):
-        try:
-            return target.load(str(info.model_path), env=env), env, info
-        except Exception as e:
-            env.close()
-            if isinstance(e, PoserError):
-                raise
-            raise RunFolderError(
-                f"Could not load the model {str(info.model_path)!r} of {info.algo!r}: {type(e).__name__}: {e}. "
-                "The file is damaged or was not written by this algorithm; retrain the run."
-            ) from e
-    raise RunFolderError(f"Algorithm {info.algo!r} has no load(); its runs cannot be reloaded.")
-
-
-def _check_spaces(model, env, info: RunInfo) -> None:
-    """Refuse a model whose observation space does not match the env rebuilt from its
-    config (SB3 stores images channel-first, the env gives them channel-last)."""
-
-    def same(a, b) -> bool:
-        if a.shape == b.shape:
-            return True
-        return len(a.shape) == 3 and a.shape == (b.shape[2], b.shape[0], b.shape[1])
-
-    expected, got = getattr(model, "observation_space", None), env.observation_space
-    if expected is None:
-        return
-    ok = set(getattr(expected, "spaces", {})) == set(getattr(got, "spaces", {})) and all(
-        same(expected[k], got[k]) for k in got.spaces
-    )
-    if not ok:
-        raise RunFolderError(
-            f"The model in {str(info.path)!r} expects observations {expected}, but the env built from its "
-            f"config gives {got}; the run is incompatible with this version."
-        )
