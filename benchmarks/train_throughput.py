@@ -179,10 +179,13 @@ def markdown(result: dict) -> str:
         f"`poser train --algo dqn --seed {s['seed']} --no-eval --hyperparams n_timesteps={s['steps']} encoder=<encoder>`, "
         f"{s['rounds']} round(s), encoders alternating within each round; machine: {result['machine']['cpus']} CPUs "
         f"(load average {result['load_average_before']} before, {result['load_average_after']} after).",
-        "",
-        "| encoder | env steps/s | train wall s | x hashed (wall) | train CPU s | x hashed (CPU) | process wall s |",
-        "|---|---|---|---|---|---|---|",
     ]
+    if result["table"]:
+        lines += [
+            "",
+            "| encoder | env steps/s | train wall s | x hashed (wall) | train CPU s | x hashed (CPU) | process wall s |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for name, r in result["table"].items():
         lines.append(
             f"| {name} | {r['steps_per_s_median']:.0f} | {r['train_wall_s_median']:.1f} | {r.get('train_wall_vs_hashed', float('nan')):.2f} "
