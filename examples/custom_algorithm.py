@@ -52,7 +52,7 @@ class CommandBandit:
         base = env.unwrapped
         command = base.current_command
         word = command.text.split()[0] if command is not None else ""
-        return word, bool(base.progress_has_image)
+        return word, bool(base.has_image)
 
     def learn(self, total_timesteps: int, callback: Any = None) -> CommandBandit:
         from poser_agents.algos import CallbackDriver

@@ -39,7 +39,7 @@ def demo(args: argparse.Namespace) -> int:
     options = {"prompt": args.prompt} if args.prompt else None
     obs, info = env.reset(seed=args.seed, options=options)
     frames = []
-    if base.progress_has_image:
+    if base.has_image:
         frames.append({"image": base.current_image.copy(), "lines": ["source image"]})
     print(f"Prompt: {info['prompt']}")
     for i, c in enumerate(poser_env.read_details(info)["commands"], 1):
@@ -54,14 +54,14 @@ def demo(args: argparse.Namespace) -> int:
         if info["error"]:
             status = "error: " + info["error"]
         lines = [
-            f"{base._step_count}. {info['command']}",
+            f"{base._ep.step_count}. {info['command']}",
             f"expert: {info['expert']} ({info['expert_kind']})",
             f"{status}; overall {verdict.get('overall', 0.0):.2f}, prompt {info['prompt_score']:.2f}",
         ]
         if verdict.get("reflection"):
             lines.append(verdict["reflection"])
         frames.append({"image": base.current_image.copy(), "lines": lines})
-        print(f"step {base._step_count}: {info['expert']:>16s} -> {status:8s} reward {reward:+.3f}")
+        print(f"step {base._ep.step_count}: {info['expert']:>16s} -> {status:8s} reward {reward:+.3f}")
         if terminated or truncated:
             break
     final = {k: v for k, v in info["final_metrics"].items() if k != "episode_over"}

@@ -6,6 +6,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -16,6 +17,7 @@ from gymnasium.wrappers import TimeLimit
 from PIL import Image
 
 from poser_env._opencv import half_size
+from poser_env.assembly import build_suite
 from poser_env.components import Critique, ExpertResult, Task
 from poser_env.constraints import Command, Plan
 from poser_env.error import (
@@ -27,9 +29,9 @@ from poser_env.error import (
     cap,
     short_repr,
 )
-from poser_env.pools import ExpertPool, make_pool
+from poser_env.pools import ExpertPool
 from poser_env.reward import RewardConfig
-from poser_env.suites.registration import Suite, make_suite
+from poser_env.suites.registration import Suite
 from poser_env.text import CHARSET, PoserText, fit, invalid_chars, normalise
 
 PROGRESS_FIELDS: tuple[str, ...] = (
@@ -164,6 +166,31 @@ _NEUTRAL_INFO: dict[str, Any] = {
     "details": "",
 }
 assert tuple(_NEUTRAL_INFO) == INFO_KEYS and tuple(_NO_VERDICT) == VERDICT_FIELDS and tuple(_NO_FINAL) == FINAL_FIELDS
+
+
+@dataclass(slots=True)
+class _Episode:
+    """Everything an episode changes, created by ``reset()``; the env itself holds the MDP's arguments."""
+
+    task: Task
+    plan: Plan
+    prompt_text: str  # the prompt as observed (fitted to text_max_length)
+    image: np.ndarray  # the current image at the suite's resolution (blank before the first)
+    has_image: bool
+    queue: list[Command]  # commands after the current one
+    command: Command | None  # None once every command is handled
+    step_count: int = 0
+    attempt: int = 0  # failed attempts at the current command
+    done_count: int = 0
+    dropped: int = 0
+    total_cost: float = 0.0
+    feedback: str = ""
+    last_alignment: float = 0.0
+    last_fidelity: float = 0.0
+    score: float = 0.0  # the critic's prompt alignment of the current image
+    critique: Critique | None = None  # the critique of the current image (None: the source image)
+    details: str | None = None  # the episode's part of info["details"], JSON-encoded once
+    over: bool = False
 
 
 def _verdict(critique: Critique) -> dict[str, Any]:
@@ -312,16 +339,6 @@ class ImagePoserEnv(gym.Env):
         pool: str | ExpertPool = "local",
         pool_kwargs: dict[str, Any] | None = None,
     ):
-        if isinstance(suite, Suite):
-            if suite_kwargs:
-                raise ConfigError("suite_kwargs only apply to a suite given by name, got a Suite instance too.")
-            self.suite = suite
-        elif isinstance(suite, str):
-            self.suite = make_suite(suite, **(suite_kwargs or {}))
-        else:
-            raise ConfigError(f"suite must be a registered suite name or a Suite, got {type(suite).__name__}.")
-        if experts is not None:
-            self.suite = self.suite.select_experts(experts)
         for name, value, lo in (("max_steps", max_steps, 1), ("max_attempts", max_attempts, 1), ("text_max_length", text_max_length, 16)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
                 raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}.")
@@ -342,15 +359,7 @@ class ImagePoserEnv(gym.Env):
         self.keep_best = bool(keep_best)
         self.render_mode = render_mode
         self.text_max_length = int(text_max_length)
-        # The pool first, the cache around it: a hit never leaves this process.
-        self.pool = make_pool(pool, **(pool_kwargs or {}))
-        self.suite = self.pool.connect(self.suite)
-        self._cache_counter = None
-        if cache is not None:
-            from poser_env.cache import cached_suite
-
-            self.suite, self._cache_counter = cached_suite(self.suite, cache)
-
+        self.suite, self.pool, self._cache_counter = build_suite(suite, suite_kwargs, experts, pool, pool_kwargs, cache)
         self.experts = self.suite.experts
         self.expert_names = self.suite.expert_names
         self._is_i2i = np.array([e.kind == "i2i" for e in self.experts], bool)
@@ -371,8 +380,7 @@ class ImagePoserEnv(gym.Env):
         )
         ch, cw = self.suite.image_size
         self._blank = np.zeros((ch, cw, 3), np.uint8)
-        self._task: Task | None = None
-        self._episode_over = True
+        self._ep: _Episode | None = None  # created by reset()
         self._resized: tuple[np.ndarray, np.ndarray] | None = None  # (image, its observation)
 
     # ------------------------------------------------------------------ API
@@ -387,41 +395,26 @@ class ImagePoserEnv(gym.Env):
         self.max_steps = self._step_cap()
         task = self._task_from_options(options)
         plan = self._extract(task)
-        self._task = task
-        self._prompt_text = fit(task.prompt, self.text_max_length)
-        self._plan = plan
-        self._details_episode: str | None = None
-        self._queue: list[Command] = list(plan.commands)
-        self._command: Command | None = self._queue.pop(0)
-        self._n_commands = len(plan.commands)
-        self._image = task.image.copy() if task.image is not None else self._blank.copy()
-        self._has_image = task.image is not None
-        self._step_count = 0
-        self._attempt = 0
-        self._done_count = 0
-        self._dropped = 0
-        self._total_cost = 0.0
-        self._feedback = ""
-        self._last_alignment = 0.0
-        self._last_fidelity = 1.0 if self._has_image else 0.0
-        info = self._new_info(self._command)
+        image = task.image.copy() if task.image is not None else self._blank.copy()
+        has_image = task.image is not None
+        fitted = fit(task.prompt, self.text_max_length)
+        ep = self._ep = _Episode(task, plan, fitted, image, has_image, list(plan.commands[1:]), plan.commands[0], last_fidelity=float(has_image))
+        info = self._new_info(ep.command)
         # The same constraints as every step's score (the plan's), so the first change in
         # score is measured against a like-for-like baseline.
-        self._score = 0.0
-        if self._has_image:
+        if ep.has_image:
             try:
-                self._score = self._judge(self._image, None, self._plan.constraints).prompt_alignment
+                ep.score = self._judge(ep.image, None, ep.plan.constraints).prompt_alignment
             except Exception as e:  # reset cannot truncate: start from 0 and report it
                 component = self._component_of(e, "critic")
                 info["error"] = cap(f"{component} {self.suite.critic.name!r} failed on the source image: {type(e).__name__}: {e}")
                 info["error_component"] = component
-        self._critique_of_image: Critique | None = None  # the critique of the current image
-        self._episode_over = False
-        info["prompt_score"] = np.float64(self._score)
+        info["prompt_score"] = np.float64(ep.score)
         return self._obs(), self._close_info(info, {})
 
     def step(self, action):
-        if self._task is None or self._episode_over:
+        ep = self._ep
+        if ep is None or ep.over:
             raise ResetNeeded("Call reset() before step(): the episode has not started or has ended.")
         if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise InvalidAction(
@@ -433,55 +426,55 @@ class ImagePoserEnv(gym.Env):
             self._cache_counter.reset()
         expert = self.experts[a]
         cfg = self.reward_config
-        command = self._command
-        self._step_count += 1
+        command = ep.command
+        ep.step_count += 1
         info = self._new_info(command)
-        info.update(expert=expert.name, expert_kind=expert.kind, attempt=np.int64(self._attempt + 1))
+        info.update(expert=expert.name, expert_kind=expert.kind, attempt=np.int64(ep.attempt + 1))
         details: dict[str, Any] = {}
         reward = -cfg.step_penalty
-        if self._is_i2i[a] and not self._has_image:
+        if self._is_i2i[a] and not ep.has_image:
             info["invalid_action"] = _TRUE
             reward -= cfg.invalid_action_penalty
             return self._finish(reward, terminated=False, info=info, details=details)
 
         seed = int(self.np_random.integers(2**31 - 1))
         try:
-            result = expert(command, self._image if self._has_image else None, seed)
+            result = expert(command, ep.image if ep.has_image else None, seed)
             cost = self._check_result(result, f"expert {expert.name!r}")
         except Exception as e:  # a failing expert must not take down a training run
             return self._fail(reward, info, details, "expert", expert.name, e)
         info["cost"] = np.float64(cost)
         details["expert_meta"] = dict(result.meta)
-        self._total_cost += cost
+        ep.total_cost += cost
         reward -= cfg.cost_weight * cost
         try:
-            critique = self._judge(result.image, command, self._plan.constraints)
+            critique = self._judge(result.image, command, ep.plan.constraints)
         except Exception as e:
             return self._fail(reward, info, details, "critic", self.suite.critic.name, e)
         info["verdict"] = _verdict(critique)
         details["verdict"] = critique.to_dict()
-        self._last_alignment = float(critique.alignment)
-        self._feedback = critique.reflection
+        ep.last_alignment = float(critique.alignment)
+        ep.feedback = critique.reflection
         new_score = float(critique.prompt_alignment)
-        if not (self.keep_best and self._has_image and new_score < self._score):
-            reward += cfg.progress * (new_score - self._score)
-            self._score = new_score
-            self._image = result.image
-            self._has_image = True
-            self._last_fidelity = float(critique.fidelity)
-            self._critique_of_image = critique
-        info["image_kept"] = np.bool_(self._image is result.image)
+        if not (self.keep_best and ep.has_image and new_score < ep.score):
+            reward += cfg.progress * (new_score - ep.score)
+            ep.score = new_score
+            ep.image = result.image
+            ep.has_image = True
+            ep.last_fidelity = float(critique.fidelity)
+            ep.critique = critique
+        info["image_kept"] = np.bool_(ep.image is result.image)
 
         if critique.accepted:
             info["accepted"] = _TRUE
             reward += cfg.command_bonus
-            self._done_count += 1
+            ep.done_count += 1
             self._next_command()
         else:
-            self._attempt += 1
-            if self._attempt >= self.max_attempts:
+            ep.attempt += 1
+            if ep.attempt >= self.max_attempts:
                 reward -= cfg.drop_penalty
-                self._dropped += 1
+                ep.dropped += 1
                 info["dropped"] = _TRUE
                 self._next_command()
             else:
@@ -492,14 +485,14 @@ class ImagePoserEnv(gym.Env):
                 except Exception as e:
                     return self._fail(reward, info, details, "extractor", self.suite.extractor.name, e)
                 if rewritten is not None:
-                    self._command = rewritten
-        return self._finish(reward, terminated=self._command is None, info=info, details=details)
+                    ep.command = rewritten
+        return self._finish(reward, terminated=ep.command is None, info=info, details=details)
 
     def action_masks(self) -> np.ndarray:
         """Valid actions as a boolean array (image-to-image experts need an image)."""
-        if self._task is None:
+        if self._ep is None:
             raise ResetNeeded("Call reset() before action_masks().")
-        return ~self._is_i2i if not self._has_image else np.ones(len(self.experts), bool)
+        return ~self._is_i2i if not self._ep.has_image else np.ones(len(self.experts), bool)
 
     def render(self):
         if self.render_mode is None:
@@ -507,13 +500,14 @@ class ImagePoserEnv(gym.Env):
             return None
         from poser_env.rendering import captioned
 
-        if self._task is None:
+        ep = self._ep
+        if ep is None:
             raise ResetNeeded("Call reset() before render().")
         # The score line first, so that a long command is what gets cut: every frame has
         # the same size (RENDER_CAPTION_LINES lines of caption) for video writers.
-        text = self._command.text if self._command is not None else "(all commands handled)"
-        score = f"step {self._step_count}/{self.max_steps}, prompt score {self._score:.2f}"
-        return captioned(self._image, [score, text], max_lines=RENDER_CAPTION_LINES)
+        text = ep.command.text if ep.command is not None else "(all commands handled)"
+        score = f"step {ep.step_count}/{self.max_steps}, prompt score {ep.score:.2f}"
+        return captioned(ep.image, [score, text], max_lines=RENDER_CAPTION_LINES)
 
     def close(self):
         self.suite.close()
@@ -522,27 +516,33 @@ class ImagePoserEnv(gym.Env):
     # ------------------------------------------------------------------ helpers
     @property
     def task(self) -> Task | None:
-        """The current task."""
-        return self._task
+        """The current task (``None`` before the first reset)."""
+        return self._ep.task if self._ep is not None else None
 
     @property
-    def plan(self) -> Plan:
-        """The extractor's plan for the current task."""
-        return self._plan
+    def plan(self) -> Plan | None:
+        """The extractor's plan for the current task (``None`` before the first reset)."""
+        return self._ep.plan if self._ep is not None else None
 
     @property
     def current_command(self) -> Command | None:
-        return self._command
+        """The command being worked on (``None`` before the first reset and once all are handled)."""
+        return self._ep.command if self._ep is not None else None
+
+    @property
+    def has_image(self) -> bool:
+        """Whether an image exists (a source image or an expert's output); ``False`` before reset."""
+        return self._ep is not None and self._ep.has_image
 
     @property
     def progress_has_image(self) -> bool:
-        """Whether an image exists (a source image or an expert's output)."""
-        return self._has_image
+        """Deprecated alias of :attr:`has_image` (no warning yet: the Shapes policies still read it)."""
+        return self.has_image
 
     @property
-    def current_image(self) -> np.ndarray:
-        """The current image at the suite's resolution (not resized)."""
-        return self._image
+    def current_image(self) -> np.ndarray | None:
+        """The current image at the suite's resolution, not resized (``None`` before the first reset)."""
+        return self._ep.image if self._ep is not None else None
 
     def _task_from_options(self, options: dict[str, Any]) -> Task:
         if "task" in options:
@@ -649,12 +649,13 @@ class ImagePoserEnv(gym.Env):
 
     def _judge_final(self) -> Critique:
         """The current image against the task's reference constraints (the plan's if none)."""
-        constraints = self._task.constraints if self._task.constraints is not None else self._plan.constraints
-        return self._judge(self._image, None, constraints)
+        ep = self._ep
+        constraints = ep.task.constraints if ep.task.constraints is not None else ep.plan.constraints
+        return self._judge(ep.image, None, constraints)
 
     def _next_command(self) -> None:
-        self._attempt = 0
-        self._command = self._queue.pop(0) if self._queue else None
+        ep = self._ep
+        ep.attempt, ep.command = 0, ep.queue.pop(0) if ep.queue else None
 
     @staticmethod
     def _component_of(error: BaseException, component: str) -> str:
@@ -668,10 +669,11 @@ class ImagePoserEnv(gym.Env):
         return self._finish(reward, terminated=False, info=info, details=details, force_truncate=True)
 
     def _finish(self, reward: float, terminated: bool, info: dict, details: dict, force_truncate: bool = False):
-        truncated = (not terminated) and (force_truncate or self._step_count >= self.max_steps)
-        info["prompt_score"] = np.float64(self._score)
+        ep = self._ep
+        truncated = (not terminated) and (force_truncate or ep.step_count >= self.max_steps)
+        info["prompt_score"] = np.float64(ep.score)
         if terminated or truncated:
-            self._episode_over = True
+            ep.over = True
             final = self._final_metrics(info)
             info["final_metrics"] = final
             info["is_success"] = final["success"]
@@ -685,9 +687,9 @@ class ImagePoserEnv(gym.Env):
         info["verdict"] = _NO_VERDICT.copy()
         info["final_metrics"] = _NO_FINAL.copy()
         info["cache"] = {"hits": _ZERO_I, "misses": _ZERO_I}
-        if self._task is not None:
-            info["task_kind"] = self._task.kind
-            info["prompt"] = self._task.prompt
+        if self._ep is not None:
+            info["task_kind"] = self._ep.task.kind
+            info["prompt"] = self._ep.task.prompt
         if command is not None:
             info["command"] = command.text
             info["command_kind"] = command.kind
@@ -695,45 +697,47 @@ class ImagePoserEnv(gym.Env):
 
     def _close_info(self, info: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
         """Fill the per-episode counters, the cache counts and the JSON details."""
-        info["commands_done"] = np.int64(self._done_count)
-        info["commands_dropped"] = np.int64(self._dropped)
-        info["commands_total"] = np.int64(self._n_commands)
+        ep = self._ep
+        info["commands_done"] = np.int64(ep.done_count)
+        info["commands_dropped"] = np.int64(ep.dropped)
+        info["commands_total"] = np.int64(len(ep.plan.commands))
         if self._cache_counter is not None:
             counts = self._cache_counter.snapshot()
             info["cache"] = {"hits": np.int64(counts["hits"]), "misses": np.int64(counts["misses"])}
         # The episode's part is encoded once per reset; a step adds its verdict and meta.
-        if self._details_episode is None:
-            commands = _to_json([c.text for c in self._plan.commands])
-            self._details_episode = f'{{"commands":{commands},"task_meta":{_to_json(self._task.meta)}'
+        if ep.details is None:
+            commands = _to_json([c.text for c in ep.plan.commands])
+            ep.details = f'{{"commands":{commands},"task_meta":{_to_json(ep.task.meta)}'
         verdict = _to_json(details["verdict"]) if "verdict" in details else "{}"
         meta = _to_json(details["expert_meta"]) if details.get("expert_meta") else "{}"
-        info["details"] = f'{self._details_episode},"verdict":{verdict},"expert_meta":{meta}}}'
+        info["details"] = f'{ep.details},"verdict":{verdict},"expert_meta":{meta}}}'
         return info
 
     def _final_metrics(self, info: dict) -> dict[str, Any]:
+        ep = self._ep
         metrics = _NO_FINAL.copy()
         metrics.update(
             episode_over=_TRUE,
-            steps=np.int64(self._step_count),
-            total_cost=np.float64(self._total_cost),
-            commands_done=np.int64(self._done_count),
-            commands_dropped=np.int64(self._dropped),
-            commands_total=np.int64(self._n_commands),
+            steps=np.int64(ep.step_count),
+            total_cost=np.float64(ep.total_cost),
+            commands_done=np.int64(ep.done_count),
+            commands_dropped=np.int64(ep.dropped),
+            commands_total=np.int64(len(ep.plan.commands)),
         )
-        if not self._has_image:
+        if not ep.has_image:
             return metrics
-        last = self._critique_of_image
+        last = ep.critique
         if last is not None:
             metrics.update(critic_success=np.bool_(last.prompt_satisfied), critic_alignment=np.float64(last.prompt_alignment))
         else:  # a source image no step replaced: the critic's reset score
-            metrics.update(critic_alignment=np.float64(self._score))
+            metrics.update(critic_alignment=np.float64(ep.score))
         try:
             # Without reference constraints the last critique of this very image already
             # judged the whole prompt: reuse it rather than calling the critic again,
             # unless the critic's step judgements are not its reference judgements (a
             # critic that makes errors at steps, e.g. Shapes critic_errors=).
-            reuse = self._task.constraints is None and last is not None and getattr(self.suite.critic, "exact_steps", True)
-            critique = self._critique_of_image if reuse else self._judge_final()
+            reuse = ep.task.constraints is None and last is not None and getattr(self.suite.critic, "exact_steps", True)
+            critique = ep.critique if reuse else self._judge_final()
         except Exception as e:
             if not info["error"]:
                 component = self._component_of(e, "critic")
@@ -749,31 +753,32 @@ class ImagePoserEnv(gym.Env):
         return metrics
 
     def _obs(self) -> dict[str, Any]:
+        ep = self._ep
         L = self.text_max_length
-        total = max(1, self._n_commands)
-        left = len(self._queue) + (self._command is not None)
-        cmd = self._command
+        total = max(1, len(ep.plan.commands))
+        left = len(ep.queue) + (ep.command is not None)
+        cmd = ep.command
         progress = np.array(
             [
-                self._step_count / self.max_steps,
-                self._attempt / self.max_attempts,
-                self._done_count / total,
-                self._dropped / total,
+                ep.step_count / self.max_steps,
+                ep.attempt / self.max_attempts,
+                ep.done_count / total,
+                ep.dropped / total,
                 left / total,
                 float(cmd is not None and cmd.is_edit),
-                float(self._has_image),
-                self._last_alignment,
-                self._score,
-                self._last_fidelity,
+                float(ep.has_image),
+                ep.last_alignment,
+                ep.score,
+                ep.last_fidelity,
             ],
             np.float32,
         )
         return {
-            "prompt": self._prompt_text,
+            "prompt": ep.prompt_text,
             "command": fit(cmd.text, L) if cmd is not None else "",
-            "remaining": fit(" | ".join(c.text for c in self._queue), L),
-            "feedback": fit(self._feedback, L),
-            "image": self._resize(self._image),
+            "remaining": fit(" | ".join(c.text for c in ep.queue), L),
+            "feedback": fit(ep.feedback, L),
+            "image": self._resize(ep.image),
             "progress": np.clip(progress, 0.0, 1.0),
             "action_mask": self.action_masks().astype(np.int8),
         }
