@@ -59,7 +59,7 @@ TEXT_FIELDS: tuple[str, ...] = ("prompt", "command", "remaining", "feedback")
 
 #: Encoder names :class:`EncodeObservation` accepts. ``"hashed"`` is built here; the
 #: others are torch models from ``poser_agents.wrappers`` (imported only when asked for).
-ENCODER_NAMES: tuple[str, ...] = ("hashed", "minilm", "open_clip", "sentence-transformers")
+ENCODER_NAMES: tuple[str, ...] = ("hashed", "minilm", "minilm-static", "minilm-onnx", "open_clip", "sentence-transformers")
 
 
 @runtime_checkable

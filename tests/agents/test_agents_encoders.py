@@ -223,3 +223,11 @@ def test_same_seed_training_runs_in_fresh_processes_give_identical_episode_logs(
     assert first == second
     meta = json.loads((tmp_path / "a" / "meta.json").read_text())
     assert meta["config"]["encoder"] == "minilm-static"
+
+
+def test_every_agents_encoder_is_known_to_the_env_package():
+    # poser_env names them in its "needs pip install image-poser[agents]" error.
+    from poser_agents.wrappers import ENCODERS
+    from poser_env.wrappers import ENCODER_NAMES
+
+    assert set(ENCODERS) <= set(ENCODER_NAMES)
