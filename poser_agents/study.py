@@ -621,6 +621,10 @@ def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick:
 
     done, failed = _read_cells(folder)
     rows = summarise_rows(done)
+    # rows in the study file's order: env, then variant, then agent
+    order = {"env": list(study.envs), "variant": [v.label for v in study.variants], "agent": list(study.agents)}
+    rank = lambda r: tuple(order[k].index(r[k2]) if r[k2] in order[k] else len(order[k]) for k, k2 in (("env", "env_id"), ("variant", "variant"), ("agent", "agent")))  # noqa: E731
+    rows = dict(sorted(rows.items(), key=lambda kv: rank(kv[1])))
     lines = [f"# Study: {study.name}{' (quick)' if quick else ''}", "", study.description, ""]
     lines.append(
         f"image-poser {__version__}. Test split `{study.split}`, {study.episodes} episodes per cell (reset seeds from "
@@ -637,7 +641,10 @@ def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick:
         env_rows = [r for r in rows.values() if r["env_id"] == env_id]
         if not env_rows:
             continue
-        metrics = list(TABLE_METRICS) + sorted({m for r in env_rows for m in r["metrics"] if m.startswith("critic_")})
+        # The critic's own view only where it differs from the judge's somewhere (an
+        # imperfect critic); with an exact critic the columns would repeat success/alignment.
+        differs = any(r["metrics"][f"critic_{m}"]["mean"] != r["metrics"][m]["mean"] for r in env_rows for m in ("success", "alignment") if f"critic_{m}" in r["metrics"])
+        metrics = list(TABLE_METRICS) + (["critic_success", "critic_alignment"] if differs else [])
         lines += ["", f"## {env_id}", "", _table(env_rows, metrics, variants=len(study.variants) > 1)]
         stem = _slug(env_id)
         if "success_vs_x" in study.plots:
