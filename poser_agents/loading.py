@@ -13,18 +13,14 @@ from typing import Any
 from poser_agents.algos import AlgoSpec, SB3Agent, resolve_algo
 from poser_agents.config import RunInfo, make_env, read_run
 from poser_agents.error import AgentsConfigError, RunFolderError
+from poser_env._imports import require
 from poser_env.error import PoserError
 
 
 def require_sb3() -> None:
     """Raise :class:`~poser_env.error.MissingDependencyError` unless SB3 and torch import."""
-    try:
-        import stable_baselines3  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as e:
-        from poser_env.error import MissingDependencyError
-
-        raise MissingDependencyError(e.name or "stable-baselines3", "agents", "Training") from e
+    require("stable_baselines3", "agents", "Training", package="stable-baselines3")
+    require("torch", "agents", "Training")
 
 
 def check_threads(threads: Any) -> None:

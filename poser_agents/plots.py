@@ -21,12 +21,9 @@ import numpy as np
 
 
 def _plt():
-    try:
-        import matplotlib
-    except ImportError as e:
-        from poser_env.error import MissingDependencyError
+    from poser_env._imports import require
 
-        raise MissingDependencyError("matplotlib", "agents", "Plotting") from e
+    matplotlib = require("matplotlib", "agents", "Plotting")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 

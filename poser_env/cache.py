@@ -51,9 +51,10 @@ from typing import Any
 
 import numpy as np
 
+from poser_env._imports import require
 from poser_env.components import CommandExtractor, Critic, Critique, Expert, ExpertResult
 from poser_env.constraints import Command, Constraint, Plan
-from poser_env.error import CacheError, ConfigError, MissingDependencyError
+from poser_env.error import CacheError, ConfigError
 
 #: Bumped whenever keys or stored values change meaning; older entries are then unreachable.
 CACHE_FORMAT = 1
@@ -695,11 +696,8 @@ def _transition_columns(store: GenerationCache) -> dict[str, list[Any]]:
 
 
 def _write_parquet(store: GenerationCache, out: Path) -> int:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as e:
-        raise MissingDependencyError("pyarrow", "cache", "Exporting cached transitions as Parquet") from e
+    pa = require("pyarrow", "cache", "Exporting cached transitions as Parquet")
+    pq = require("pyarrow.parquet", "cache", "Exporting cached transitions as Parquet")
     schema = pa.schema(
         [
             ("key", pa.string()), ("task_prompt", pa.string()), ("task_kind", pa.string()),
@@ -716,12 +714,7 @@ def _write_parquet(store: GenerationCache, out: Path) -> int:
 
 
 def _write_datasets(store: GenerationCache, out: Path) -> int:
-    try:
-        import datasets
-    except ImportError as e:
-        raise MissingDependencyError(
-            "datasets", "cache", "Exporting cached transitions as a Hugging Face dataset"
-        ) from e
+    datasets = require("datasets", "cache", "Exporting cached transitions as a Hugging Face dataset")
     text = datasets.Value("string")
     features = datasets.Features(
         {

@@ -9,6 +9,8 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
+from gymnasium.error import DependencyNotInstalled
+
 #: Longest error message kept (characters). A user value can be huge (a 10 MB prompt);
 #: the message must stay readable on one screen and cheap to log.
 MAX_MESSAGE_CHARS = 2000
@@ -127,8 +129,8 @@ class OutputPathError(ConfigError):
     before the work that would produce the output starts."""
 
 
-class MissingDependencyError(PoserError, ImportError):
-    """An optional dependency (an extra) is needed but not installed."""
+class MissingDependencyError(PoserError, ImportError, DependencyNotInstalled):
+    """An optional dependency (an extra) is needed but not installed (raised by ``poser_env._imports.require``)."""
 
     def __init__(self, package: str, extra: str, feature: str):
         self.message = (

@@ -42,16 +42,15 @@ from typing import Any
 
 import numpy as np
 
+from poser_env._imports import require
 from poser_env.components import Critic, Critique, Expert, ExpertResult
 from poser_env.constraints import Command, Constraint
-from poser_env.error import ConfigError, MissingDependencyError, PoolError
+from poser_env.error import ConfigError, PoolError
 from poser_env.pools.base import ExpertPool
 
-try:
-    import ray
-    from ray import cloudpickle, serve
-except ImportError as e:  # pragma: no cover - exercised through make_pool without ray
-    raise MissingDependencyError("ray", "ray", "The shared expert pool (pool='ray')") from e
+ray = require("ray", "ray", "The shared expert pool (pool='ray')")
+serve = require("ray.serve", "ray", "The shared expert pool (pool='ray')")
+cloudpickle = require("ray.cloudpickle", "ray", "The shared expert pool (pool='ray')")
 
 NAMESPACE = "image-poser"
 DEPLOYER_NAME = "image-poser-deployer"

@@ -24,9 +24,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from poser_env._imports import require
 from poser_env.components import ConstraintCheck, Critic, Critique
 from poser_env.constraints import Command, Constraint, constraint_text, known_counts
-from poser_env.error import ConfigError, MissingDependencyError
+from poser_env.error import ConfigError
 from poser_env.suites.diffusers.openai_client import ChatClient, extract_json, image_data_url
 from poser_env.suites.diffusers.scorers import CLIPScoreModel, VQAScoreModel
 
@@ -256,10 +257,8 @@ Give exactly one check per statement, indices 0..N-1, scores in [0, 1]."""
 
 
 def _critic_schema() -> Any:
-    try:
-        from pydantic import BaseModel, Field
-    except ImportError:
-        raise MissingDependencyError("pydantic", "models", "The HTTP critic") from None
+    pydantic = require("pydantic", "models", "The HTTP critic")
+    BaseModel, Field = pydantic.BaseModel, pydantic.Field
 
     class Check(BaseModel):
         index: int = Field(ge=0)

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from poser_env._imports import require
 from poser_env.components import CommandExtractor, Critique
 from poser_env.constraints import COMMAND_KINDS, Command, Constraint, ObjectRef, Plan
-from poser_env.error import ConfigError, MissingDependencyError, PromptParseError
+from poser_env.error import ConfigError, PromptParseError
 from poser_env.suites.diffusers.openai_client import ChatClient, HTTPComponentError, extract_json
 
 _NUMBERS = {
@@ -256,10 +257,8 @@ Reply with only JSON: {"text": "new instruction", "kind": "same kind as before"}
 
 
 def _schemas() -> tuple[Any, Any]:
-    try:
-        from pydantic import BaseModel, ConfigDict, Field
-    except ImportError:
-        raise MissingDependencyError("pydantic", "models", "The LLM/HTTP command extractor") from None
+    pydantic = require("pydantic", "models", "The LLM/HTTP command extractor")
+    BaseModel, ConfigDict, Field = pydantic.BaseModel, pydantic.ConfigDict, pydantic.Field
 
     class Obj(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -418,15 +417,10 @@ class LLMExtractor(_JSONExtractor):
         if self._model is not None:
             return
         from poser_env.suites.diffusers.pool import resolve_device
-        from poser_env.suites.diffusers.scorers import (
-            _load_error,
-            _local_only,
-            _model_dtype,
-            _require,
-        )
+        from poser_env.suites.diffusers.scorers import _load_error, _local_only, _model_dtype
 
-        torch = _require("torch", "The LLM command extractor")
-        transformers = _require("transformers", "The LLM command extractor")
+        torch = require("torch", "models", "The LLM command extractor")
+        transformers = require("transformers", "models", "The LLM command extractor")
         self.device = resolve_device(self.device)
         dtype = _model_dtype(torch, self.dtype, self.device)
         local = _local_only(self.local_files_only)

@@ -30,7 +30,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from poser_env.error import ConfigError, MissingDependencyError, PoserError
+from poser_env._imports import require
+from poser_env.error import ConfigError, PoserError
 
 T = TypeVar("T")
 
@@ -119,10 +120,7 @@ class ChatClient:
         max_tokens: int | None = 2048,
         max_retry_after: float = 120.0,
     ):
-        try:
-            import httpx
-        except ImportError:
-            raise MissingDependencyError("httpx", "models", "The OpenAI-compatible HTTP client") from None
+        httpx = require("httpx", "models", "The OpenAI-compatible HTTP client")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}.")
         if timeout <= 0 or max_retries < 0 or backoff < 0 or max_retry_after < 0:

@@ -32,21 +32,14 @@ from pathlib import Path
 from typing import Any
 
 # ModelLoadError lived here first; it is re-exported so that old imports keep working.
+from poser_env._imports import require
 from poser_env.error import ConfigError, MissingDependencyError, ModelLoadError, closest, short_repr
 from poser_env.suites.diffusers.models import ExpertSpec
 
 
 def require_torch_diffusers(feature: str) -> tuple[Any, Any]:
     """Import torch and diffusers, or raise :class:`MissingDependencyError` naming the extra."""
-    try:
-        import torch
-    except ImportError:
-        raise MissingDependencyError("torch", "models", feature) from None
-    try:
-        import diffusers
-    except ImportError:
-        raise MissingDependencyError("diffusers", "models", feature) from None
-    return torch, diffusers
+    return require("torch", "models", feature), require("diffusers", "models", feature)
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

@@ -31,17 +31,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from poser_env._imports import require
 from poser_env.constraints import Constraint, ObjectRef, constraint_text, known_counts
-from poser_env.error import ConfigError, MissingDependencyError, ModelLoadError
-
-
-def _require(package: str, feature: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(package)
-    except ImportError:
-        raise MissingDependencyError(package.split(".")[0], "models", feature) from None
+from poser_env.error import ConfigError, ModelLoadError
 
 
 def _model_dtype(torch: Any, name: str | None, device: str) -> Any:
@@ -148,8 +140,8 @@ class VQAScoreModel:
         """Load the processor and model now (otherwise done on first use)."""
         if self._model is not None:
             return
-        torch = _require("torch", "The VLM critic")
-        transformers = _require("transformers", "The VLM critic")
+        torch = require("torch", "models", "The VLM critic")
+        transformers = require("transformers", "models", "The VLM critic")
         from poser_env.suites.diffusers.pool import resolve_device
 
         self.device = resolve_device(self.device)
@@ -295,7 +287,7 @@ class CLIPScoreModel:
     def load(self) -> None:
         if self._model is not None:
             return
-        open_clip = _require("open_clip", "The CLIP critic and scorer")
+        open_clip = require("open_clip", "models", "The CLIP critic and scorer", package="open_clip_torch")
         from poser_env.suites.diffusers.pool import resolve_device
 
         self.device = resolve_device(self.device)
@@ -536,7 +528,7 @@ def owl_detector(model: str = "google/owlv2-base-patch16-ensemble", device: str 
 
     def detect(image: np.ndarray, nouns: Sequence[str]) -> list[Detection]:
         if "pipe" not in state:
-            transformers = _require("transformers", "The GenEval scorer")
+            transformers = require("transformers", "models", "The GenEval scorer")
             from poser_env.suites.diffusers.pool import resolve_device
 
             dev = resolve_device(device)
