@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -217,12 +216,6 @@ class SB3Agent:
                 logits = getattr(dist, "logits", None)
                 return None if logits is None else logits[0].cpu().numpy()
         return None
-
-
-def load_model(spec: AlgoSpec, path: str | Path, env: Any = None, device: str = "cpu") -> Any:
-    """Load an SB3 model zip with the class of ``spec``."""
-    cls = spec.load()
-    return cls.load(str(path), env=env, device=device)
 
 
 # ---------------------------------------------------------------------------- plug-in helper

@@ -20,15 +20,10 @@ class RunLockedError(RunFolderError):
     """Another ``poser`` process is writing this run folder (training or resuming it)."""
 
 
-def unknown(what: str, name: str, known: Iterable[str]) -> UnknownNameError:
-    """An :class:`UnknownNameError` naming ``name`` and listing ``known`` (with a suggestion)."""
-    return UnknownNameError(what, name, known)
-
-
 def close_hint(name: str, known: Iterable[str]) -> str:
     """`` Did you mean 'x'?`` or an empty string."""
     close = difflib.get_close_matches(str(name), list(known), n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-__all__ = ["AgentsConfigError", "RunFolderError", "RunLockedError", "UnknownNameError", "close_hint", "unknown"]
+__all__ = ["AgentsConfigError", "RunFolderError", "RunLockedError", "UnknownNameError", "close_hint"]

@@ -35,7 +35,6 @@ Command line::
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import io
 import json
@@ -54,7 +53,7 @@ import numpy as np
 from poser_env._imports import require
 from poser_env.components import CommandExtractor, Critic, Critique, Expert, ExpertResult
 from poser_env.constraints import Command, Constraint, Plan
-from poser_env.error import CacheError, ConfigError
+from poser_env.error import CacheError, ConfigError, closest
 
 #: Bumped whenever keys or stored values change meaning; older entries are then unreachable.
 CACHE_FORMAT = 1
@@ -136,16 +135,6 @@ def _checksum(*parts: bytes | None) -> str:
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
     return h.hexdigest()
-
-
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """JSON-ready form of a :class:`Plan`."""
-    return plan.to_dict()
-
-
-def plan_from_dict(d: dict[str, Any]) -> Plan:
-    """Inverse of :meth:`Plan.to_dict` (kept for compatibility; use ``Plan.from_dict``)."""
-    return Plan.from_dict(d)
 
 
 @contextlib.contextmanager
@@ -624,7 +613,7 @@ class CachedExtractor(_Proxy, CommandExtractor):
         key, entry = self._lookup("extract", {"prompt": prompt, "image": pixels_digest(image)})
         if entry is not None:
             try:
-                return plan_from_dict(entry.meta)
+                return Plan.from_dict(entry.meta)
             except (KeyError, TypeError, ValueError):
                 pass
         plan = self.inner.extract(prompt, image)
@@ -773,11 +762,8 @@ def export_transitions(
             not installed (the ``cache`` extra).
     """
     if format not in EXPORT_FORMATS:
-        close = difflib.get_close_matches(str(format), EXPORT_FORMATS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"Unknown export format {format!r}, expected one of: {', '.join(EXPORT_FORMATS)}.{hint}"
-        )
+        hint = f" Did you mean {close!r}?" if (close := closest(format, EXPORT_FORMATS)) else ""
+        raise ConfigError(f"Unknown export format {format!r}, expected one of: {', '.join(EXPORT_FORMATS)}.{hint}")
     from poser_env.error import OutputPathError
     from poser_env.paths import check_output_dir, check_output_file
 
@@ -807,5 +793,4 @@ __all__ = [
     "export_transitions",
     "make_key",
     "pixels_digest",
-    "plan_from_dict",
 ]

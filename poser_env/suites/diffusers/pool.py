@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# ModelLoadError lived here first; it is re-exported so that old imports keep working.
 from poser_env._imports import require
 from poser_env.error import ConfigError, MissingDependencyError, ModelLoadError, closest, short_repr
 from poser_env.suites.diffusers.models import ExpertSpec
