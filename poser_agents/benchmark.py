@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from poser_agents.algos import is_baseline, resolve_algo
-from poser_agents.baselines import make_baseline, t2i_experts
+from poser_agents.baselines import make_baseline
 from poser_agents.config import (
     EVAL_SEED,
     check_env_id,
@@ -33,7 +33,14 @@ from poser_agents.config import (
     versions,
 )
 from poser_agents.error import AgentsConfigError
-from poser_agents.evaluate import format_table, run_episodes, summarise
+from poser_agents.evaluate import (
+    BEST_OF,
+    best_candidates,
+    format_table,
+    pick_best,
+    run_episodes,
+    summarise,
+)
 
 #: Baselines whose result does not depend on the seed (evaluated once).
 DETERMINISTIC = ("oracle", "router", "best-single", "best-always")
@@ -90,7 +97,7 @@ def benchmark(
         raise AgentsConfigError("algos must name at least one algorithm or baseline.")
     seed_list = _parse_seeds(seeds)
     for name in algos:  # fail before any training on a typo
-        if name not in ("best-single", "best-always"):
+        if name not in BEST_OF:
             resolve_algo(name)
     log = log or (lambda *a, **k: None)
     from poser_env.paths import check_output_dir
@@ -126,18 +133,17 @@ def benchmark(
         results_path.write_text(json.dumps(state, indent=2))
 
     for name in algos:
-        if name in ("best-single", "best-always"):
-            cands = [f"single:{n}" for n in t2i_experts(raw_env)] if name == "best-single" else [
-                f"always:{n}" for n in raw_env.unwrapped.expert_names
-            ]
+        if name in BEST_OF:
+            cands = best_candidates(name, raw_env)
             for cand in cands:
                 key = f"{cand}|0"
                 if key not in state["cells"]:
                     recs, _ = run_episodes(make_baseline(cand, raw_env), raw_env, episodes, eval_seed)
                     state["cells"][key] = recs
                     save()
-            best = max(cands, key=lambda c: summarise(state["cells"][f"{c}|0"])["metrics"]["success"]["mean"])
-            summ = summarise(state["cells"][f"{best}|0"])
+            summaries = {c: summarise(state["cells"][f"{c}|0"]) for c in cands}
+            best = pick_best(summaries)
+            summ = summaries[best]
             summ["picked"] = best
             state["rows"][f"{name} ({best})"] = summ
             log(f"{name}: {best} success {summ['metrics']['success']['mean']:.3f}")

@@ -26,20 +26,21 @@ import poser_env
 from poser_agents.error import AgentsConfigError, RunFolderError, RunLockedError, close_hint
 from poser_agents.wrappers import EncodeObservation
 
-#: Keys of a hyperparameter entry that configure poser_agents rather than the algorithm.
-POSER_KEYS: dict[str, str] = {
-    "n_timesteps": "total env steps to train",
-    "policy": "SB3 policy name (MultiInputPolicy)",
-    "state": "state preset: text or text+image",
-    "encoder": "text encoder: minilm, hashed, open_clip, sentence-transformers",
-    "encoder_kwargs": "keyword arguments of the encoder",
-    "env_kwargs": "keyword arguments of gym.make (merged with the id's own)",
-    "n_envs": "parallel envs",
-    "vec_env": "dummy (the n_envs envs in this process) or subproc (one spawned process each, SubprocVecEnv)",
-    "eval_episodes": "test-split episodes evaluated at the end of training",
-    "masked_eval": "restrict greedy evaluation actions to valid ones",
-    "log_window": "steps per block of experts.csv",
-    "checkpoint_freq": "save model.zip every this many steps (0: only at the end)",
+#: Keys of a hyperparameter entry that configure poser_agents rather than the algorithm:
+#: ``key: (default, meaning)``.
+POSER_KEYS: dict[str, tuple[Any, str]] = {
+    "n_timesteps": (100_000, "total env steps to train"),
+    "policy": ("MultiInputPolicy", "SB3 policy name (MultiInputPolicy)"),
+    "state": ("text", "state preset: text or text+image"),
+    "encoder": ("minilm", "text encoder: minilm, hashed, open_clip, sentence-transformers"),
+    "encoder_kwargs": ({}, "keyword arguments of the encoder"),
+    "env_kwargs": ({}, "keyword arguments of gym.make (merged with the id's own)"),
+    "n_envs": (1, "parallel envs"),
+    "vec_env": ("dummy", "dummy (the n_envs envs in this process) or subproc (one spawned process each, SubprocVecEnv)"),
+    "eval_episodes": (200, "test-split episodes evaluated at the end of training"),
+    "masked_eval": (True, "restrict greedy evaluation actions to valid ones"),
+    "log_window": (1000, "steps per block of experts.csv"),
+    "checkpoint_freq": (0, "save model.zip every this many steps (0: only at the end)"),
 }
 #: Constructor arguments poser_agents sets itself.
 RESERVED = ("self", "policy", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model")

@@ -21,7 +21,13 @@ import gymnasium as gym
 import numpy as np
 from scipy import stats
 
-from poser_agents.config import EVAL_SEED
+from poser_agents.algos import BASELINE_NAMES, BASELINE_PREFIXES, is_baseline
+from poser_agents.baselines import make_baseline, t2i_experts
+from poser_agents.config import EVAL_SEED, make_raw_env, read_run
+from poser_agents.error import AgentsConfigError, close_hint
+from poser_agents.loading import load_agent
+from poser_agents.plots import trajectory_figure
+from poser_env.paths import check_output_file
 
 METRICS: tuple[str, ...] = ("success", "alignment", "fidelity", "aesthetics", "steps", "total_cost", "return", "invalid_actions")
 
@@ -49,8 +55,6 @@ def run_episodes(
         ``(records, trajectories)``: one dict per episode, and the recorded trajectories.
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        from poser_agents.error import AgentsConfigError
-
         raise AgentsConfigError(f"episodes must be an integer >= 1, got {episodes!r}.")
     names = list(env.unwrapped.expert_names)
     records, trajs = [], []
@@ -121,8 +125,6 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "usage": {expert: {"mean", "ci95"}}}``.
     """
     if not records:
-        from poser_agents.error import AgentsConfigError
-
         raise AgentsConfigError("summarise() needs at least one episode record, got none.")
     seeds = sorted({r["train_seed"] for r in records})
     out: dict[str, Any] = {"episodes": len(records), "seeds": len(seeds), "metrics": {}, "usage": {}}
@@ -154,15 +156,26 @@ def format_table(rows: dict[str, dict[str, Any]], metrics: Sequence[str] = ("suc
     return "\n".join(lines)
 
 
+#: Baselines that pick, on the evaluation episodes, the best of several candidates.
+BEST_OF = ("best-single", "best-always")
+
+
+def best_candidates(name: str, env: gym.Env) -> list[str]:
+    """What ``best-single`` (every ``single:<t2i expert>``) or ``best-always`` (every ``always:<expert>``) picks from."""
+    return [f"single:{n}" for n in t2i_experts(env)] if name == "best-single" else [f"always:{n}" for n in env.unwrapped.expert_names]
+
+
+def pick_best(summaries: dict[str, dict[str, Any]]) -> str:
+    """The candidate whose summary has the highest mean success (the first of equals)."""
+    return max(summaries, key=lambda c: summaries[c]["metrics"]["success"]["mean"])
+
+
 def check_baselines(names: Sequence[str]) -> None:
     """Refuse a name that is not a baseline (before any episode runs).
 
     Raises:
         AgentsConfigError: Naming the bad name, the closest baseline and the known ones.
     """
-    from poser_agents.algos import BASELINE_NAMES, BASELINE_PREFIXES, is_baseline
-    from poser_agents.error import AgentsConfigError, close_hint
-
     known = [*BASELINE_NAMES, *(p + "<expert>" for p in BASELINE_PREFIXES)]
     for name in names:
         if not is_baseline(name):
@@ -174,8 +187,6 @@ def baseline_env(run_dir: str | Path, split: str = "test") -> gym.Env:
     env configuration (env id, ``env_kwargs`` with its ``suite_kwargs``), exactly as the
     agent's own evaluation env is, without the observation encoder.
     """
-    from poser_agents.config import make_raw_env, read_run
-
     info = read_run(run_dir, need_model=False)
     return make_raw_env(info.env_id, info.config.get("env_kwargs"), split=split)
 
@@ -201,21 +212,15 @@ def evaluate_baselines(
     Returns:
         ``{row name: summary}`` (see :func:`summarise`).
     """
-    from poser_agents.baselines import make_baseline, t2i_experts
-    from poser_agents.config import read_run
-
     check_baselines(names)
     info = read_run(run_dir, need_model=False)
     rows: dict[str, dict[str, Any]] = {}
     env = baseline_env(run_dir, split)
     try:
         for name in names:
-            if name in ("best-single", "best-always"):
-                pool = [f"single:{n}" for n in t2i_experts(env)] if name == "best-single" else [
-                    f"always:{n}" for n in env.unwrapped.expert_names
-                ]
-                cands = {c: summarise(run_episodes(make_baseline(c, env), env, episodes, seed)[0]) for c in pool}
-                best = max(cands, key=lambda c: cands[c]["metrics"]["success"]["mean"])
+            if name in BEST_OF:
+                cands = {c: summarise(run_episodes(make_baseline(c, env), env, episodes, seed)[0]) for c in best_candidates(name, env)}
+                best = pick_best(cands)
                 rows[f"{name} ({best})"] = cands[best]
             else:
                 rows[name] = summarise(run_episodes(make_baseline(name, env, info.seed), env, episodes, seed)[0])
@@ -237,12 +242,8 @@ def evaluate_run(
     Returns:
         The summary (see :func:`summarise`) with the evaluation settings.
     """
-    from poser_agents.loading import load_agent
-
     agent, env, info = load_agent(run_dir, split=split)
     if write:  # before the episodes, which may take long
-        from poser_env.paths import check_output_file
-
         try:
             check_output_file(info.path / "eval.json", "the run folder's eval.json")
         except BaseException:
@@ -259,7 +260,5 @@ def evaluate_run(
     if write:
         (info.path / "eval.json").write_text(json.dumps(summary, indent=2))
         if trajs:
-            from poser_agents.plots import trajectory_figure
-
             trajectory_figure(trajs, info.path / "trajectories.png", title=f"{info.algo} on {info.env_id} ({split} split)")
     return summary

@@ -29,6 +29,7 @@ import yaml
 
 from poser_agents.algos import resolve_algo
 from poser_agents.config import (
+    POSER_KEYS,
     RUN_FORMAT,
     RUN_FORMAT_VERSION,
     RunClaim,
@@ -44,23 +45,13 @@ from poser_agents.config import (
     write_meta,
 )
 from poser_agents.error import AgentsConfigError, RunFolderError
+from poser_agents.evaluate import evaluate_run
 from poser_agents.loading import check_threads, load_agent, load_model_file, require_sb3  # noqa: F401 (load_agent: public path)
+from poser_agents.plots import expert_figure, training_figure
 from poser_env.error import PoserError
+from poser_env.suites.registration import check_kwargs
 
-DEFAULTS: dict[str, Any] = {
-    "n_timesteps": 100_000,
-    "policy": "MultiInputPolicy",
-    "state": "text",
-    "encoder": "minilm",
-    "encoder_kwargs": {},
-    "env_kwargs": {},
-    "n_envs": 1,
-    "vec_env": "dummy",
-    "eval_episodes": 200,
-    "masked_eval": True,
-    "log_window": 1000,
-    "checkpoint_freq": 0,
-}
+DEFAULTS: dict[str, Any] = {key: default for key, (default, _) in POSER_KEYS.items()}
 
 
 def default_run_dir(algo: str, env_id: str, seed: int, root: str | Path = "runs") -> Path:
@@ -254,8 +245,6 @@ def _setup(claim: RunClaim, algo, kind, target, env_id, seed, hyperparams, hyper
     params = load_hyperparams(algo, env_id, cls, hyperparams_file, hyperparams)
     config = {**DEFAULTS, **params}
     _check_config(config, kind, algo)
-    from poser_env.suites.registration import check_kwargs
-
     # Types against the constructor's annotations, before SB3's asserts (learning_rate=fast).
     check_kwargs(f"{algo} ({getattr(cls, '__name__', cls)})", cls, {k: v for k, v in config.items() if k not in DEFAULTS})
     meta = {
@@ -327,13 +316,9 @@ def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progre
         model.get_env().close()  # stop the worker processes
     meta.update(timesteps_done=done, interrupted=flag["stop"], finished=not flag["stop"])
     write_meta(path, meta)
-    from poser_agents.plots import expert_figure, training_figure
-
     training_figure(path, path / "training_curves.png", title=f"{meta['algo']} on {meta['env_id']} (seed {meta['seed']})")
     expert_figure(path, path / "expert_rewards.png", title=f"{meta['algo']} on {meta['env_id']} (seed {meta['seed']})")
     if evaluate and not flag["stop"]:
-        from poser_agents.evaluate import evaluate_run
-
         evaluate_run(path, episodes=int(config["eval_episodes"]))
     return path
 
