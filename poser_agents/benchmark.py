@@ -28,6 +28,7 @@ from poser_agents.config import (
     EVAL_SEED,
     check_env_id,
     command_line,
+    load_hyperparams,
     make_raw_env,
     read_run,
     versions,
@@ -41,6 +42,9 @@ from poser_agents.evaluate import (
     run_episodes,
     summarise,
 )
+from poser_agents.plots import learning_curves
+from poser_agents.train import load_agent, train
+from poser_env.paths import check_output_dir
 
 #: Baselines whose result does not depend on the seed (evaluated once).
 DETERMINISTIC = ("oracle", "router", "best-single", "best-always")
@@ -100,8 +104,6 @@ def benchmark(
         if name not in BEST_OF:
             resolve_algo(name)
     log = log or (lambda *a, **k: None)
-    from poser_env.paths import check_output_dir
-
     out = check_output_dir(out_dir, "benchmark output folder")
     env_kwargs = _shared_env_kwargs(algos, env_id, hyperparams)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,8 +171,6 @@ def benchmark(
     raw_env.close()
     _write_tables(out, state)
     if run_folders:
-        from poser_agents.plots import learning_curves
-
         learning_curves(run_folders, out / "learning_curves.png", title=f"{env_id}: training success")
     save()
     return state
@@ -183,8 +183,6 @@ def _shared_env_kwargs(algos: Sequence[str], env_id: str, hyperparams: dict[str,
         AgentsConfigError: Two learners configure the env differently: their results
             would not be comparable, nor comparable with one set of baselines.
     """
-    from poser_agents.config import load_hyperparams
-
     found: dict[str, dict[str, Any]] = {}
     for name in algos:
         if is_baseline(name):
@@ -208,8 +206,6 @@ def _run_dir(out: Path, name: str, seed: int) -> Path:
 
 
 def _train_and_eval(name, env_id, seed, out, n_timesteps, hyperparams, episodes, eval_seed, split, progress_bar, log):
-    from poser_agents.train import load_agent, train
-
     run = _run_dir(out, name, seed)
     overrides = dict(hyperparams or {})
     if n_timesteps is not None:

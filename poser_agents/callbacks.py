@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from poser_agents.error import AgentsConfigError
+
 EPISODE_FIELDS = ("timestep", "episode", "return", "length", "success", "alignment", "total_cost")
 LOSS_FIELDS = ("timestep", "loss")
 EXPERT_FIELDS = ("timestep", "expert", "calls", "mean_reward", "mean_alignment", "accept_rate")
@@ -42,8 +44,6 @@ class PoserLogger(BaseCallback):
     def __init__(self, run_dir: str | Path, window: int = 1000, verbose: int = 0):
         super().__init__(verbose)
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            from poser_agents.error import AgentsConfigError
-
             raise AgentsConfigError(f"window must be an integer >= 1, got {window!r}.")
         self.run_dir = Path(run_dir)
         self.window = window

@@ -23,8 +23,11 @@ import gymnasium as gym
 import yaml
 
 import poser_env
+from poser_agents.algos import ALGOS
 from poser_agents.error import AgentsConfigError, RunFolderError, RunLockedError, close_hint
 from poser_agents.wrappers import EncodeObservation
+from poser_env.error import OutputPathError
+from poser_env.suites.registration import check_kwargs, load_entry_point, suite_accepts
 
 #: Keys of a hyperparameter entry that configure poser_agents rather than the algorithm:
 #: ``key: (default, meaning)``.
@@ -86,8 +89,6 @@ def load_hyperparams(
     elif path is not None:
         raise AgentsConfigError(f"Hyperparameter file {file} does not exist.")
     else:
-        from poser_agents.algos import ALGOS
-
         if algo in ALGOS:
             raise AgentsConfigError(
                 f"The shipped hyperparameter file {file} of {algo!r} is missing (a broken install?); "
@@ -163,8 +164,6 @@ def env_make_kwargs(env_id: str, env_kwargs: dict[str, Any] | None = None, split
         AgentsConfigError: ``env_kwargs`` or ``suite_kwargs`` is not a mapping.
         UnknownArgumentError: A key the env's constructor does not take.
     """
-    from poser_env.suites.registration import check_kwargs, load_entry_point, suite_accepts
-
     check_env_id(env_id)
     spec = gym.spec(env_id)
     kwargs = dict(spec.kwargs or {})
@@ -360,8 +359,6 @@ def claim_run_folder(run_dir: str | Path, new: bool = True) -> RunClaim:
         RunFolderError: ``new`` and the folder holds files, or not ``new`` and it is missing.
         OutputPathError: The folder cannot be created or written (a file there, no permission).
     """
-    from poser_env.error import OutputPathError
-
     path = Path(run_dir)
     created = False
     if new:

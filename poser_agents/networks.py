@@ -18,6 +18,8 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from poser_agents.error import AgentsConfigError, close_hint
+
 
 class SmallCNN(nn.Module):
     """Three strided conv layers and a linear layer, for channel-first uint8 images
@@ -77,8 +79,6 @@ EXTRACTORS: dict[str, type] = {"poser": PoserExtractor}
 def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """Turn YAML-friendly ``policy_kwargs`` into SB3's (extractor names into classes,
     activation names like ``"relu"`` into ``nn`` modules)."""
-    from poser_agents.error import AgentsConfigError, close_hint
-
     kw = dict(policy_kwargs or {})
     ext = kw.get("features_extractor_class")
     if isinstance(ext, str):

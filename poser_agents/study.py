@@ -45,9 +45,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import yaml
 
+import poser_env  # noqa: F401  (registers the ids)
+from poser_agents import __version__
+from poser_agents.algos import resolve_algo
+from poser_agents.baselines import make_baseline, t2i_experts
+from poser_agents.config import EVAL_SEED, make_raw_env
 from poser_agents.error import AgentsConfigError, close_hint
+from poser_agents.evaluate import ci95, run_episodes, summarise
+from poser_agents.plots import _plt, _save, learning_curves
+from poser_agents.train import load_agent, train
+from poser_env.error import PoserError
 
 #: Keys of a study file, with what they mean (unknown keys are refused).
 STUDY_KEYS: dict[str, str] = {
@@ -223,8 +233,6 @@ def parse_study(data: Any, name: str, quick: bool = False) -> Study:
     split = settings.get("split", "test")
     if split not in ("train", "test", "all"):
         raise StudyError(f"{where}: split must be 'train', 'test' or 'all', got {split!r}.")
-    from poser_agents.config import EVAL_SEED
-
     eval_seed = settings.get("eval_seed", EVAL_SEED)
     if isinstance(eval_seed, bool) or not isinstance(eval_seed, int) or eval_seed < 0:
         raise StudyError(f"{where}: eval_seed must be an integer >= 0, got {eval_seed!r}.")
@@ -277,8 +285,6 @@ def cell_id(env_id: str, variant: str, agent: str, seed: int) -> str:
 
 
 def _is_learned(agent: str) -> bool:
-    from poser_agents.algos import resolve_algo
-
     if agent in ("best-single", "best-pipeline"):
         return False
     kind, _ = resolve_algo(agent)
@@ -291,10 +297,6 @@ def plan_cells(study: Study, registered: Sequence[str] | None = None) -> tuple[l
     Raises:
         StudyError: An agent name that is neither an algorithm nor a baseline.
     """
-    import gymnasium as gym
-
-    import poser_env  # noqa: F401  (registers the ids)
-
     registered = list(gym.registry) if registered is None else list(registered)
     for agent in study.agents:
         try:
@@ -338,10 +340,6 @@ def plan_cells(study: Study, registered: Sequence[str] | None = None) -> tuple[l
 def _select_best(cell: dict[str, Any], candidates: list[str]) -> str:
     """The candidate with the highest success (then the lowest cost) on train-split
     episodes, so the pick is not made on the test episodes it is scored on."""
-    from poser_agents.baselines import make_baseline
-    from poser_agents.config import make_raw_env
-    from poser_agents.evaluate import run_episodes, summarise
-
     env = make_raw_env(cell["env_id"], cell["env_kwargs"], split="train")
     try:
         scores = []
@@ -355,10 +353,6 @@ def _select_best(cell: dict[str, Any], candidates: list[str]) -> str:
 
 
 def _run_baseline(cell: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from poser_agents.baselines import make_baseline, t2i_experts
-    from poser_agents.config import make_raw_env
-    from poser_agents.evaluate import run_episodes
-
     env = make_raw_env(cell["env_id"], cell["env_kwargs"], split=cell["split"])
     try:
         name, extra = cell["agent"], {}
@@ -375,9 +369,6 @@ def _run_baseline(cell: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
 
 
 def _run_learned(cell: dict[str, Any], out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from poser_agents.evaluate import run_episodes
-    from poser_agents.train import load_agent, train
-
     run = out / "runs" / cell["id"]
     if run.exists():  # an interrupted cell: its run is retrained from scratch
         shutil.rmtree(run)
@@ -421,8 +412,6 @@ def _worker_init() -> None:
 
 
 def _manifest(study: Study, quick: bool) -> dict[str, Any]:
-    from poser_agents import __version__
-
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "study": study.name, "version": __version__, "quick": quick, "spec": study.raw}
 
 
@@ -530,8 +519,6 @@ def _metrics_of(records: list[dict[str, Any]]) -> list[str]:
 
 def summarise_rows(done: dict[str, dict]) -> dict[str, dict[str, Any]]:
     """Pool cells over seeds: ``"env|variant|agent"`` -> summary (mean, ci95 per metric)."""
-    from poser_agents.evaluate import ci95
-
     groups: dict[str, list[dict]] = {}
     for data in done.values():
         c = data["cell"]
@@ -577,8 +564,6 @@ def _table(rows: list[dict[str, Any]], metrics: Sequence[str], variants: bool) -
 
 
 def _plot_success_vs_x(env_rows: list[dict], out: Path, title: str, xlabel: str) -> Path | None:
-    from poser_agents.plots import _plt, _save
-
     pts = [r for r in env_rows if r["x"] is not None]
     if not pts:
         return None
@@ -599,8 +584,6 @@ def _plot_success_vs_x(env_rows: list[dict], out: Path, title: str, xlabel: str)
 
 
 def _plot_success_vs_cost(env_rows: list[dict], out: Path, title: str) -> Path:
-    from poser_agents.plots import _plt, _save
-
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for i, agent in enumerate(dict.fromkeys(r["agent"] for r in env_rows)):
@@ -617,8 +600,6 @@ def _plot_success_vs_cost(env_rows: list[dict], out: Path, title: str) -> Path:
 
 def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick: bool = False) -> dict[str, Any]:
     """Write ``report.md``, the plots and ``results.json`` from the finished cells."""
-    from poser_agents import __version__
-
     done, failed = _read_cells(folder)
     rows = summarise_rows(done)
     # rows in the study file's order: env, then variant, then agent
@@ -653,8 +634,6 @@ def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick:
         if "success_vs_cost" in study.plots:
             plots.append(_plot_success_vs_cost(env_rows, folder / f"{stem}_success_vs_cost.png", f"{study.name}: {env_id}"))
         if "learning_curves" in study.plots:
-            from poser_agents.plots import learning_curves
-
             runs = {f"{r['agent']} {r['variant']}": [folder / p for p in r["runs"]] for r in env_rows if r["runs"]}
             if runs:
                 plots.append(learning_curves(runs, folder / f"{stem}_learning_curves.png", title=f"{study.name}: {env_id}"))
@@ -699,8 +678,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def main(argv: Sequence[str] | None = None, args: argparse.Namespace | None = None) -> int:
     """Entry point; returns the exit code (2 with a one-line message for bad input)."""
-    from poser_env.error import PoserError
-
     args = args if args is not None else build_parser().parse_args(argv)
     try:
         if args.study_cmd == "list":
