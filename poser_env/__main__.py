@@ -16,22 +16,24 @@ import json
 import sys
 from pathlib import Path
 
+import gymnasium as gym
+
+import poser_env  # noqa: F401 - registers the ids
+from poser_env.cache import DB_NAME, EXPORT_FORMATS, GenerationCache, export_transitions
+from poser_env.error import PoserError
+from poser_env.paths import check_output_dir, check_output_file, image_suffixes
+from poser_env.rendering import trajectory_sheet
+from poser_env.suites import make_suite, registry
+from poser_env.suites.shapes.policies import OraclePolicy, RandomPolicy, RouterPolicy
+
 POLICIES = ("router", "oracle", "random")
 
 
 def _policy(name: str, seed: int):
-    from poser_env.suites.shapes.policies import OraclePolicy, RandomPolicy, RouterPolicy
-
     return {"router": RouterPolicy, "oracle": OraclePolicy, "random": lambda: RandomPolicy(seed)}[name]()
 
 
 def demo(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
-    import poser_env  # noqa: F401 - registers the ids
-    from poser_env.paths import check_output_file, image_suffixes
-    from poser_env.rendering import trajectory_sheet
-
     out = check_output_file(args.out, "--out", image_suffixes())  # before the episode runs
     env = gym.make(args.env, render_mode="rgb_array")
     base = env.unwrapped
@@ -77,8 +79,6 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def experts(args: argparse.Namespace) -> int:
-    from poser_env.suites import make_suite
-
     suite = make_suite(args.suite)
     print(f"{'index':>5}  {'expert':<18} {'kind':<5} {'cost (s)':>8}  description")
     for i, e in enumerate(suite.experts):
@@ -87,17 +87,12 @@ def experts(args: argparse.Namespace) -> int:
 
 
 def suites(args: argparse.Namespace) -> int:
-    from poser_env.suites import registry
-
     for name, spec in sorted(registry.items()):
         print(f"{name:<12} {spec.description}")
     return 0
 
 
 def cache(args: argparse.Namespace) -> int:
-    from poser_env.cache import DB_NAME, GenerationCache, export_transitions
-    from poser_env.paths import check_output_dir, check_output_file
-
     directory = Path(args.dir)
     if not (directory / DB_NAME).exists():
         print(f"No cache at {directory} (expected {directory / DB_NAME}).", file=sys.stderr)
@@ -161,8 +156,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _report(error: BaseException, verbose: bool) -> int:
     """One line on stderr (and the traceback when ``verbose``); 2 for a user's error, 1 for a bug."""
-    from poser_env.error import PoserError
-
     if verbose:
         import traceback
 
@@ -177,8 +170,6 @@ def _report(error: BaseException, verbose: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from poser_env.cache import EXPORT_FORMATS
-
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["pool", "plan"]:  # the GPU memory plan parses its own options
         from poser_env.suites.diffusers.memory import main as plan_main

@@ -1,8 +1,4 @@
-"""Suite assembly: a suite by name, its expert subset, the pool it runs in, the cache around it.
-
-Above both :mod:`poser_env.suites` and :mod:`poser_env.pools` (the pools import the suites'
-registration), so that neither package imports the other's way.
-"""
+"""Suite assembly, above :mod:`poser_env.suites` and :mod:`poser_env.pools` (which import the suites' registry)."""
 
 from __future__ import annotations
 
@@ -22,11 +18,10 @@ def build_suite(
     pool_kwargs: dict[str, Any] | None = None,
     cache: Any = None,
 ) -> tuple[Suite, ExpertPool, Any]:
-    """The suite an :class:`~poser_env.envs.image_poser.ImagePoserEnv` runs, as a chain of transformations.
+    """The suite an :class:`~poser_env.envs.image_poser.ImagePoserEnv` runs (the arguments are the env's).
 
-    ``make_suite`` (by name) -> ``Suite.select_experts`` -> ``ExpertPool.connect`` ->
-    :func:`~poser_env.cache.cached_suite`: the pool first, the cache around it, so a hit never
-    leaves this process. The arguments are those of the env (see its docstring).
+    ``make_suite`` -> ``Suite.select_experts`` -> ``ExpertPool.connect`` -> ``cache.cached_suite``:
+    the pool first, the cache around it, so a hit never leaves this process.
 
     Returns:
         ``(suite, pool, cache_counter)``; ``cache_counter`` is ``None`` without a cache.

@@ -53,7 +53,8 @@ import numpy as np
 from poser_env._imports import require
 from poser_env.components import CommandExtractor, Critic, Critique, Expert, ExpertResult
 from poser_env.constraints import Command, Constraint, Plan
-from poser_env.error import CacheError, ConfigError, closest
+from poser_env.error import CacheError, ConfigError, OutputPathError, closest
+from poser_env.paths import check_output_dir, check_output_file
 
 #: Bumped whenever keys or stored values change meaning; older entries are then unreachable.
 CACHE_FORMAT = 1
@@ -764,9 +765,6 @@ def export_transitions(
     if format not in EXPORT_FORMATS:
         hint = f" Did you mean {close!r}?" if (close := closest(format, EXPORT_FORMATS)) else ""
         raise ConfigError(f"Unknown export format {format!r}, expected one of: {', '.join(EXPORT_FORMATS)}.{hint}")
-    from poser_env.error import OutputPathError
-    from poser_env.paths import check_output_dir, check_output_file
-
     if format == "parquet":
         out = check_output_file(out, "export path (a Parquet file)")
     else:

@@ -30,6 +30,7 @@ from poser_env.error import (
     short_repr,
 )
 from poser_env.pools import ExpertPool
+from poser_env.rendering import captioned
 from poser_env.reward import RewardConfig
 from poser_env.suites.registration import Suite
 from poser_env.text import CHARSET, PoserText, fit, invalid_chars, normalise
@@ -498,8 +499,6 @@ class ImagePoserEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to make().")
             return None
-        from poser_env.rendering import captioned
-
         ep = self._ep
         if ep is None:
             raise ResetNeeded("Call reset() before render().")

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from poser_env._imports import require
+from poser_env.cache import canonical_json
 from poser_env.components import Critic, Critique, Expert, ExpertResult
 from poser_env.constraints import Command, Constraint
 from poser_env.error import ConfigError, PoolError
@@ -497,8 +498,6 @@ class RayPool(ExpertPool):
 
     def default_app_name(self, suite: Any) -> str:
         """``image-poser-<suite>-<hash>``; the hash covers every identity and batching setting."""
-        from poser_env.cache import canonical_json
-
         described = {
             "experts": [e.cache_identity() for e in suite.experts],
             "critic": suite.critic.cache_identity(),
