@@ -137,6 +137,46 @@ def routes(env_id: str, episodes: int) -> dict[str, str]:
     return out
 
 
+LABELS = {
+    "lookahead": "lookahead planner (simulator copies, oracle rollouts)",
+    "oracle": "oracle (skill model + actual image)",
+    "plan-oracle": "plan oracle (skill model + the scene the text implies)",
+    "word-router": "word-router (command words, plain uncluttered image assumed)",
+    "kind-router": "kind-router (one expert per command kind)",
+    "random": "uniform random (masked)",
+}
+
+
+def markdown(result: dict) -> str:
+    """The table of each split: success ± 95% CI, steps, cost, return, time."""
+    out = []
+    for split in dict.fromkeys(r["split"] for r in result["rows"]):
+        rows = [r for r in result["rows"] if r["split"] == split and not r.get("screening")]
+        screened = [r for r in result["rows"] if r["split"] == split and r.get("screening")]
+        out.append(
+            f"| policy ({split} split, {rows[0]['episodes']} episodes) | success | steps | cost (s) | return |"
+        )
+        out.append("|---|---|---|---|---|")
+        order = ["lookahead", "oracle", "plan-oracle", "word-router", "kind-router"]
+        rows.sort(
+            key=lambda r: (
+                order.index(r["policy"]) if r["policy"] in order else len(order),
+                -r["success"],
+            )
+        )
+        for r in rows:
+            name = LABELS.get(r["policy"], r["policy"])
+            if r["policy"].startswith("pipeline:"):
+                name = f"best of {sum(x['policy'].startswith('pipeline:') for x in screened)} fixed pipelines (`{r['policy'][9:]}`)"
+            elif r["policy"].startswith("always:"):
+                name = f"best of {sum(x['policy'].startswith('always:') for x in screened)} single experts (`{r['policy'][7:]}`)"
+            out.append(
+                f"| {name} | {r['success']:.3f} ± {r['success_ci95']:.3f} | {r['steps']:.2f} | {r['cost']:.1f} | {r['return']:.2f} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", default="ImagePoser-v1")
@@ -153,8 +193,14 @@ def main(argv=None) -> int:
     ap.add_argument("--critic-errors", type=float, default=None)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--routes", action="store_true")
+    ap.add_argument(
+        "--markdown", type=Path, help="print the tables of a result JSON as Markdown and exit"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     if args.routes:
         print(routes(args.env, args.episodes))
         return 0
