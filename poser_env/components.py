@@ -19,13 +19,13 @@ import dataclasses
 import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from poser_env.constraints import Command, Constraint, Plan
-from poser_env.error import ConfigError
+from poser_env.error import ConfigError, UnknownNameError
 
 ExpertKind = Literal["t2i", "i2i"]
 
@@ -352,3 +352,61 @@ class TaskSource(ABC):
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> Task:
         """Draw one task using only ``rng`` for randomness."""
+
+
+@dataclass
+class Suite:
+    """A complete set of components for the environment.
+
+    Attributes:
+        name: Registry name of the suite.
+        experts: The action set, in action-index order.
+        critic: Judges every step and gives the reward signal.
+        extractor: Turns prompts into commands; reflects on failures.
+        tasks: Samples the episode's task.
+        image_size: ``(height, width)`` of the images the experts produce.
+    """
+
+    name: str
+    experts: Sequence[Expert]
+    critic: Critic
+    extractor: CommandExtractor
+    tasks: TaskSource
+    image_size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        self.experts = tuple(self.experts)
+        if not self.experts:
+            raise ConfigError(f"Suite {self.name!r} has no experts; a suite needs at least one.")
+        names = [e.name for e in self.experts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"Expert names must be unique within suite {self.name!r}; repeated: {dupes}.")
+        if not any(e.kind == "t2i" for e in self.experts):
+            raise ConfigError(
+                f"Suite {self.name!r} needs at least one 't2i' expert to start generation tasks; "
+                f"got experts {names}."
+            )
+        for e in self.experts:
+            if e.kind not in ("t2i", "i2i"):
+                raise ConfigError(f"Expert {e.name!r} has kind {e.kind!r}; expected 't2i' or 'i2i'.")
+
+    @property
+    def expert_names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.experts)
+
+    def select_experts(self, names: Sequence[str]) -> Suite:
+        """A copy of this suite with only the named experts, in the order given."""
+        if isinstance(names, str) or not isinstance(names, Sequence):
+            raise ConfigError(f"experts must be a list of expert names, got {names!r}.")
+        by_name = {e.name: e for e in self.experts}
+        chosen = []
+        for n in names:
+            if n not in by_name:
+                raise UnknownNameError("expert", n, by_name)
+            chosen.append(by_name[n])
+        return replace(self, experts=tuple(chosen))
+
+    def close(self) -> None:
+        for component in (*self.experts, self.critic, self.extractor):
+            component.close()
