@@ -19,6 +19,7 @@ def test_require_returns_the_module():
 
 def test_a_missing_module_names_its_package_and_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # what an absent package looks like to import
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # also when an earlier test imported it
     with pytest.raises(DependencyNotInstalled, match=r"Exporting needs the package 'pyarrow', which is not installed\. "
                        r'Install it with: pip install "image-poser\[cache\]"') as info:
         require("pyarrow.parquet", "cache", "Exporting")
