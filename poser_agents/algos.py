@@ -81,7 +81,7 @@ ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec("ppo", "stable_baselines3:PPO"),
     "maskable_ppo": AlgoSpec("maskable_ppo", "sb3_contrib:MaskablePPO", masks=True),
 }
-BASELINE_NAMES: tuple[str, ...] = ("random", "oracle", "router", "best-single", "best-always")
+BASELINE_NAMES: tuple[str, ...] = ("random", "oracle", "router", "kind-router", "word-router", "plan-oracle", "lookahead", "best-single", "best-always")
 BASELINE_PREFIXES: tuple[str, ...] = ("single:", "always:", "pipeline:")
 
 

@@ -82,7 +82,7 @@ PLOTS = ("success_vs_x", "success_vs_cost", "learning_curves")
 #: Metrics of every table (the world's final metrics, judged against the hidden scene).
 TABLE_METRICS = ("success", "alignment", "fidelity", "aesthetics", "steps", "total_cost")
 #: Baselines whose result does not depend on the seed (run once, with the first seed).
-DETERMINISTIC = ("oracle", "router", "best-single", "best-pipeline")
+DETERMINISTIC = ("oracle", "router", "kind-router", "word-router", "plan-oracle", "lookahead", "best-single", "best-pipeline")
 FORMAT = "poser-study"
 FORMAT_VERSION = 1
 
@@ -359,7 +359,9 @@ def _run_baseline(cell: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
         if name in ("best-single", "best-pipeline"):
             t2i = t2i_experts(env)
             i2i = [e.name for e in env.unwrapped.experts if e.kind == "i2i"]
-            cands = [f"single:{t}" for t in t2i] if name == "best-single" else [f"pipeline:{t}>{i}" for t in t2i for i in i2i]
+            # best-single: the same expert at every step (as issue 11's tables define it)
+            experts = [e.name for e in env.unwrapped.experts]
+            cands = [f"always:{e}" for e in experts] if name == "best-single" else [f"pipeline:{t}>{i}" for t in t2i for i in i2i]
             name = _select_best(cell, cands)
             extra["picked"] = name
         records, _ = run_episodes(make_baseline(name, env, cell["seed"]), env, cell["episodes"], cell["eval_seed"], train_seed=cell["seed"])

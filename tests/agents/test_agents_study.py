@@ -104,7 +104,7 @@ def test_a_tiny_study_runs_reports_and_resumes(tmp_path, monkeypatch):
     assert len(res["rows"]) == 2 * 4 and len(res["failed"]) == 4
     assert all("max_steps" in f["error"] for f in res["failed"].values())
     row = res["rows"]["ImagePoser-Easy-v0|steps-3|best-single"]
-    assert row["picked"] and row["picked"][0].startswith("single:") and row["episodes"] == 4
+    assert row["picked"] and row["picked"][0].startswith("always:") and row["episodes"] == 4
     assert res["rows"]["ImagePoser-Easy-v0|steps-3|router"]["metrics"]["steps"]["mean"] <= 3
     assert res["rows"]["ImagePoser-Easy-v0|steps-4|dqn"]["runs"], "learned cells keep their run folder"
     report = (folder / "report.md").read_text()
