@@ -7,6 +7,7 @@ plots to ``docs/study/``. The reading around the blocks is written by people.
 
     python -m poser_agents.study run all --quick --out study
     python scripts/study_docs.py --results study --quick
+    python scripts/study_docs.py --results study --tag study-full   # blocks of full runs
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BLOCK = re.compile(r"(<!-- study:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /study:(?P=name) -->)", re.S)
+def block_pattern(tag: str) -> re.Pattern:
+    """``<!-- TAG:NAME -->`` ... ``<!-- /TAG:NAME -->``."""
+    t = re.escape(tag)
+    return re.compile(rf"(<!-- {t}:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /{t}:(?P=name) -->)", re.S)
 
 
 def render_block(report: Path, images: Path, name: str) -> str:
@@ -35,6 +39,7 @@ def main() -> int:
     p.add_argument("--results", default="study", help="the --out folder of poser study")
     p.add_argument("--quick", action="store_true", help="read the -quick result folders")
     p.add_argument("--doc", default=str(ROOT / "docs" / "study.md"))
+    p.add_argument("--tag", default="study", help="fill the blocks <!-- TAG:NAME --> (e.g. study-full for full runs)")
     args = p.parse_args()
     doc = Path(args.doc)
     images = doc.parent / "study"
@@ -48,9 +53,9 @@ def main() -> int:
         if not report.is_file():
             missing.append(name)
             return m.group(0)
-        return m.group(1) + render_block(report, images, name) + m.group(4)
+        return m.group(1) + render_block(report, images, f"{args.tag}_{name}") + m.group(4)
 
-    doc.write_text(BLOCK.sub(fill, text))
+    doc.write_text(block_pattern(args.tag).sub(fill, text))
     if missing:
         print(f"no report for {missing} under {args.results}; their blocks are unchanged")
     return 0
