@@ -618,7 +618,11 @@ def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick:
     for env_id in skipped:
         lines.append(f"\n**{env_id} is not registered in this version: this report covers the other envs only.**")
     total = sum(d["wall_s"] for d in done.values()) + sum(d["wall_s"] for d in failed.values())
+    planned = {c["id"] for c in plan_cells(study)[0]}
+    missing = sorted(planned - set(done) - set(failed))
     lines.append(f"\nCompute: {total:.0f} s of cell wall time ({len(done)} cells done, {len(failed)} failed).")
+    if missing:
+        lines.append(f"\n**Partial: {len(missing)} of {len(planned)} cells not run yet** (run the same command again to continue): {', '.join(missing)}.")
     plots = []
     for env_id in study.envs:
         env_rows = [r for r in rows.values() if r["env_id"] == env_id]
@@ -649,6 +653,7 @@ def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick:
     results = {
         **_manifest(study, quick),
         "skipped_envs": list(skipped),
+        "not_run": missing,
         "compute_s": total,
         "rows": rows,
         "cells": {cid: {k: v for k, v in d.items() if k != "records"} | {"n_records": len(d["records"])} for cid, d in done.items()},

@@ -190,3 +190,16 @@ def test_poser_study_command(tmp_path, capsys):
     assert main(["study", "run", str(path), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     assert (tmp_path / "o" / "tiny" / "report.md").is_file()
     assert main(["study", "report", str(path), "--out", str(tmp_path / "o")]) == 0
+
+
+def test_a_report_of_an_unfinished_study_says_which_cells_are_missing(tmp_path):
+    data = {**TINY, "agents": ["router", "random"], "envs": ["ImagePoser-Easy-v0"], "seeds": [0, 1]}
+    path = write(tmp_path, data)
+    study = load_study(path)
+    folder = tmp_path / "tiny"
+    st._claim_folder(folder, study, False)
+    cells, _ = plan_cells(study)
+    st.run_cell(cells[0], folder)  # one cell of six, as after an interruption
+    res = st.write_report(study, folder)
+    assert len(res["not_run"]) == len(cells) - 1
+    assert f"Partial: {len(cells) - 1} of {len(cells)} cells not run yet" in (folder / "report.md").read_text()
