@@ -41,12 +41,17 @@ def env_fingerprint() -> dict:
 
     root = Path(poser_env.__file__).parent
     digest = hashlib.sha256()
-    for f in sorted((root / "suites" / "shapes").glob("*.py")) + [root / "envs" / "image_poser.py", root / "reward.py"]:
+    for f in sorted((root / "suites" / "shapes").glob("*.py")) + [
+        root / "envs" / "image_poser.py",
+        root / "reward.py",
+    ]:
         digest.update(f.read_bytes())
 
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root.parent, check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, cwd=root.parent, check=True
+            ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return "?"
 
@@ -64,13 +69,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/dqn_bar")
     ap.add_argument("--result", default="benchmarks/results/dqn_bar.json")
     ap.add_argument("--minutes", type=float, default=15.0, help="time limit per seed in the bar")
-    ap.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY=VALUE", help="DQN overrides, e.g. encoder=minilm-static")
+    ap.add_argument(
+        "--hyperparams",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="DQN overrides, e.g. encoder=minilm-static",
+    )
     args = ap.parse_args(argv)
     overrides = dict(parse_override(o) for o in args.hyperparams)
     seeds = [int(s) for s in args.seeds.split(",")]
     fingerprint = env_fingerprint()
-    state = benchmark(["dqn", *BASELINES], "ImagePoser-v0", seeds=seeds, episodes=args.episodes, out_dir=args.out,
-                      hyperparams=overrides or None)
+    state = benchmark(
+        ["dqn", *BASELINES],
+        "ImagePoser-v0",
+        seeds=seeds,
+        episodes=args.episodes,
+        out_dir=args.out,
+        hyperparams=overrides or None,
+    )
     rows = state["rows"]
 
     def success(prefix: str) -> tuple[str, float]:
@@ -84,25 +101,44 @@ def main(argv: list[str] | None = None) -> int:
     timing = []
     for s in seeds:
         meta = json.loads((_run_dir(Path(args.out), "dqn", s) / "meta.json").read_text())
-        timing.append({"seed": s, "encoder": meta["config"]["encoder"], "wall_minutes": meta["train_wall_seconds"] / 60, "cpu_minutes": meta["train_cpu_seconds"] / 60,
-                       "timesteps": meta["timesteps_done"]})
+        timing.append(
+            {
+                "seed": s,
+                "encoder": meta["config"]["encoder"],
+                "wall_minutes": meta["train_wall_seconds"] / 60,
+                "cpu_minutes": meta["train_cpu_seconds"] / 60,
+                "timesteps": meta["timesteps_done"],
+            }
+        )
     within_time = all(t["wall_minutes"] <= args.minutes for t in timing)
     bar = {
         "dqn_success": dqn,
         "oracle_success": oracle,
         "ratio_to_oracle": dqn / oracle if oracle else None,
         "meets_90pct_of_oracle": dqn >= 0.9 * oracle,
-        "best_single_t2i_then_matching_i2i": {"name": single_name, "success": single, "dqn_margin": dqn - single,
-                                              "meets_20_points": dqn - single >= 0.20},
-        "best_always_same_expert": {"name": always_name, "success": always, "dqn_margin": dqn - always,
-                                    "meets_20_points": dqn - always >= 0.20},
+        "best_single_t2i_then_matching_i2i": {
+            "name": single_name,
+            "success": single,
+            "dqn_margin": dqn - single,
+            "meets_20_points": dqn - single >= 0.20,
+        },
+        "best_always_same_expert": {
+            "name": always_name,
+            "success": always,
+            "dqn_margin": dqn - always,
+            "meets_20_points": dqn - always >= 0.20,
+        },
         "training_time": timing,
         "within_time_limit": within_time,
     }
     result = {
         "command": "python " + " ".join(sys.argv if argv is None else [sys.argv[0], *argv]),
         "env_source": fingerprint,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "bar": bar,
         "settings": state["settings"],
         "rows": rows,
@@ -116,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         f"({'meets' if bar['meets_90pct_of_oracle'] else 'misses'} the 90% bar). "
         f"DQN - {single_name}: {dqn - single:+.3f}; DQN - {always_name}: {dqn - always:+.3f} (bar: +0.20). "
         "Training time per seed (wall / CPU minutes): "
-        + ", ".join(f"seed {t['seed']}: {t['wall_minutes']:.1f} / {t['cpu_minutes']:.1f}" for t in timing)
+        + ", ".join(
+            f"seed {t['seed']}: {t['wall_minutes']:.1f} / {t['cpu_minutes']:.1f}" for t in timing
+        )
         + "\n"
     )
     if overrides:

@@ -42,12 +42,25 @@ import gymnasium as gym  # noqa: E402
 import poser_env  # noqa: E402
 from poser_env.error import PromptParseError  # noqa: E402
 
-CORPUS = Path(__file__).resolve().parents[1] / "tests" / "suites" / "shapes" / "data" / "prompts_corpus.txt"
+CORPUS = (
+    Path(__file__).resolve().parents[1]
+    / "tests"
+    / "suites"
+    / "shapes"
+    / "data"
+    / "prompts_corpus.txt"
+)
 
 
 def _commit(package_dir: Path) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=package_dir, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=package_dir,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -115,12 +128,26 @@ def corpus_prompts() -> list[tuple[str, None]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--resets", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5, help="passes over the drawn prompts when timing extract() alone")
-    parser.add_argument("--corpus", action="store_true", help="also time the hand-phrased corpus prompts")
-    parser.add_argument("--compare-with", type=Path, default=None, help="another checkout whose extractor to time alongside")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="passes over the drawn prompts when timing extract() alone",
+    )
+    parser.add_argument(
+        "--corpus", action="store_true", help="also time the hand-phrased corpus prompts"
+    )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        default=None,
+        help="another checkout whose extractor to time alongside",
+    )
     parser.add_argument("--label", default="after")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -140,8 +167,12 @@ def main() -> None:
         alone_us.append(1e6 * parse_round(ShapesExtractor(), seen, args.repeats))
         if args.corpus:
             corpus_us.append(1e6 * parse_round(ShapesExtractor(), corpus_prompts(), args.repeats))
-        print(f"round {r}: reset {reset_ms[-1]:.2f} ms, extract {extract_ms[-1]:.3f} ms ({100 * shares[-1]:.2f}%), "
-              f"extract alone {alone_us[-1]:.0f} us/prompt" + (f" (other {other_us[-1]:.0f})" if other_us else "") + (f", corpus {corpus_us[-1]:.0f} us/prompt" if corpus_us else ""))
+        print(
+            f"round {r}: reset {reset_ms[-1]:.2f} ms, extract {extract_ms[-1]:.3f} ms ({100 * shares[-1]:.2f}%), "
+            f"extract alone {alone_us[-1]:.0f} us/prompt"
+            + (f" (other {other_us[-1]:.0f})" if other_us else "")
+            + (f", corpus {corpus_us[-1]:.0f} us/prompt" if corpus_us else "")
+        )
     result = {
         "label": args.label,
         "commit": _commit(package_dir),
@@ -152,9 +183,15 @@ def main() -> None:
         "extract_in_reset_ms_median": round(statistics.median(extract_ms), 4),
         "extractor_share_of_reset_median": round(statistics.median(shares), 5),
         "extract_alone_us_per_prompt_median": round(statistics.median(alone_us), 1),
-        "compare_with_commit": _commit(args.compare_with) if args.compare_with is not None else None,
-        "compare_with_extract_alone_us_per_prompt_median": round(statistics.median(other_us), 1) if other_us else None,
-        "corpus_us_per_prompt_median": round(statistics.median(corpus_us), 1) if corpus_us else None,
+        "compare_with_commit": _commit(args.compare_with)
+        if args.compare_with is not None
+        else None,
+        "compare_with_extract_alone_us_per_prompt_median": round(statistics.median(other_us), 1)
+        if other_us
+        else None,
+        "corpus_us_per_prompt_median": round(statistics.median(corpus_us), 1)
+        if corpus_us
+        else None,
         "clock": "process_time (CPU seconds of this process)",
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -68,7 +68,9 @@ class Recorder:
             if recorder.events is not None:
                 assert not args, "experts call pipelines with keyword arguments only"
                 seed = kwargs["generator"].initial_seed()
-                recorder.events.append(("pipe", pipe, {k: v for k, v in kwargs.items() if k != "generator"}, seed))
+                recorder.events.append(
+                    ("pipe", pipe, {k: v for k, v in kwargs.items() if k != "generator"}, seed)
+                )
             return original(pipe, *args, **kwargs)
 
         call._recorded = True
@@ -172,9 +174,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
-    parser.add_argument("--out", default="benchmarks/results/overhead.json", help="JSON result ('' to skip)")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="profile the env steps with cProfile and print the top N functions (no JSON)")
+    parser.add_argument(
+        "--out", default="benchmarks/results/overhead.json", help="JSON result ('' to skip)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="profile the env steps with cProfile and print the top N functions (no JSON)",
+    )
     args = parser.parse_args()
 
     import diffusers
@@ -321,14 +330,19 @@ def main() -> None:
         "reset": summary(reset_times) | {"count": len(reset_times)} if reset_times else None,
         "machine": {
             "cpu_count": os.cpu_count(),
-            "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+            "load_average_1min_before_after": [
+                round(load_before[0], 2),
+                round(os.getloadavg()[0], 2),
+            ],
             "python": platform.python_version(),
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,
             "transformers": transformers.__version__,
         },
     }
-    result["target_met"] = {k: v < result["target_percent"] for k, v in result["overhead_percent"].items()}
+    result["target_met"] = {
+        k: v < result["target_percent"] for k, v in result["overhead_percent"].items()
+    }
     text = json.dumps(result, indent=2)
     if args.out:
         out = Path(args.out)

@@ -44,7 +44,12 @@ class SlowExpert(Expert):
 
     def __init__(self, inner: Expert, latency: float):
         self.inner, self.latency = inner, float(latency)
-        self.name, self.kind, self.cost, self.description = inner.name, inner.kind, inner.cost, inner.description
+        self.name, self.kind, self.cost, self.description = (
+            inner.name,
+            inner.kind,
+            inner.cost,
+            inner.description,
+        )
 
     def __call__(self, command, image, seed) -> ExpertResult:
         time.sleep(self.latency * self.cost)
@@ -83,7 +88,12 @@ def vector_rate(num_envs: int, steps: int, seed: int = 0, **env_kwargs) -> dict:
         obs, *_ = venv.step(act(obs))
     dt = time.perf_counter() - t0
     venv.close()
-    return {"workers": num_envs, "env_steps": n_steps * num_envs, "seconds": round(dt, 3), "steps_per_s": round(n_steps * num_envs / dt, 1)}
+    return {
+        "workers": num_envs,
+        "env_steps": n_steps * num_envs,
+        "seconds": round(dt, 3),
+        "steps_per_s": round(n_steps * num_envs / dt, 1),
+    }
 
 
 def single_rate(steps: int, seed: int = 0, **env_kwargs) -> dict:
@@ -96,7 +106,12 @@ def single_rate(steps: int, seed: int = 0, **env_kwargs) -> dict:
         if term or trunc:
             obs, _ = env.reset()
     dt = time.perf_counter() - t0
-    return {"workers": "in-process", "env_steps": steps, "seconds": round(dt, 3), "steps_per_s": round(steps / dt, 1)}
+    return {
+        "workers": "in-process",
+        "env_steps": steps,
+        "seconds": round(dt, 3),
+        "steps_per_s": round(steps / dt, 1),
+    }
 
 
 def episodes(suite, cache, n: int) -> tuple[float, int, int, list]:
@@ -111,7 +126,9 @@ def episodes(suite, cache, n: int) -> tuple[float, int, int, list]:
         c = info.get("cache", {})
         hits, misses = hits + c.get("hits", 0), misses + c.get("misses", 0)
         while True:
-            obs, r, term, trunc, info = env.step(int(rng.choice(np.flatnonzero(obs["action_mask"]))))
+            obs, r, term, trunc, info = env.step(
+                int(rng.choice(np.flatnonzero(obs["action_mask"])))
+            )
             c = info.get("cache", {})
             hits, misses = hits + c.get("hits", 0), misses + c.get("misses", 0)
             trace.append(round(float(r), 9))
@@ -151,7 +168,11 @@ def call_latency(fn, n: int) -> dict:
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return {"calls": n, "median_ms": round(float(np.median(times)), 3), "p90_ms": round(float(np.percentile(times, 90)), 3)}
+    return {
+        "calls": n,
+        "median_ms": round(float(np.median(times)), 3),
+        "p90_ms": round(float(np.percentile(times, 90)), 3),
+    }
 
 
 def ray_overhead(address: str, n: int) -> dict:
@@ -171,22 +192,35 @@ def ray_overhead(address: str, n: int) -> dict:
         expert = suite.experts[0]
         rows[label] = {
             "expert": call_latency(lambda e=expert: e(command, None, 1), n),
-            "critic": call_latency(lambda c=suite.critic: c.judge(image, command, plan.constraints), n),
+            "critic": call_latency(
+                lambda c=suite.critic: c.judge(image, command, plan.constraints), n
+            ),
         }
     for part in ("expert", "critic"):
-        rows[f"{part}_overhead_ms"] = round(rows["ray"][part]["median_ms"] - rows["local"][part]["median_ms"], 3)
-        rows[f"{part}_overhead_no_batch_wait_ms"] = round(rows["ray_no_batch_wait"][part]["median_ms"] - rows["local"][part]["median_ms"], 3)
+        rows[f"{part}_overhead_ms"] = round(
+            rows["ray"][part]["median_ms"] - rows["local"][part]["median_ms"], 3
+        )
+        rows[f"{part}_overhead_no_batch_wait_ms"] = round(
+            rows["ray_no_batch_wait"][part]["median_ms"] - rows["local"][part]["median_ms"], 3
+        )
     return rows
 
 
 def ray_rates(workers: list[int], steps: int) -> tuple[list, dict]:
     import ray
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, namespace="image-poser")
+    ray.init(
+        num_cpus=os.cpu_count(),
+        include_dashboard=False,
+        log_to_driver=False,
+        namespace="image-poser",
+    )
     address = ray.get_runtime_context().gcs_address
     pool_kwargs = {"address": address, "timeout_s": 60}
     t0 = time.perf_counter()
-    gym.make("ImagePoser-v0", pool="ray", pool_kwargs=pool_kwargs).close()  # deploys the 13 deployments
+    gym.make(
+        "ImagePoser-v0", pool="ray", pool_kwargs=pool_kwargs
+    ).close()  # deploys the 13 deployments
     deploy_s = time.perf_counter() - t0
     try:
         rates = [single_rate(steps, pool="ray", pool_kwargs=pool_kwargs)]
@@ -203,7 +237,11 @@ def ray_rates(workers: list[int], steps: int) -> tuple[list, dict]:
 def register_slow_suite(latency: float) -> str:
     from poser_env.suites import register_suite
 
-    register_suite("shapes-slow", lambda **kw: slow_suite(latency, **kw), description="Shapes experts that sleep like GPU models")
+    register_suite(
+        "shapes-slow",
+        lambda **kw: slow_suite(latency, **kw),
+        description="Shapes experts that sleep like GPU models",
+    )
     return "shapes-slow"
 
 
@@ -220,7 +258,11 @@ def training_speedup(latency: float, timesteps: int) -> dict:
             self.episodes = []
 
         def _on_step(self) -> bool:
-            self.episodes += [(round(i["episode"]["r"], 6), i["episode"]["l"]) for i in self.locals["infos"] if "episode" in i]
+            self.episodes += [
+                (round(i["episode"]["r"], 6), i["episode"]["l"])
+                for i in self.locals["infos"]
+                if "episode" in i
+            ]
             return True
 
     suite = register_slow_suite(latency)
@@ -229,12 +271,30 @@ def training_speedup(latency: float, timesteps: int) -> dict:
     rows, logs = [], []
     try:
         for label in ("cold", "warm"):
-            hp = {"n_timesteps": timesteps, "env_kwargs": {"suite": suite, "cache": directory}, "learning_starts": 200}
+            hp = {
+                "n_timesteps": timesteps,
+                "env_kwargs": {"suite": suite, "cache": directory},
+                "learning_starts": 200,
+            }
             log = Episodes()
             t0 = time.perf_counter()
-            train("dqn", seed=0, run_dir=Path(runs) / label, hyperparams=hp, evaluate=False, callbacks=[log])
+            train(
+                "dqn",
+                seed=0,
+                run_dir=Path(runs) / label,
+                hyperparams=hp,
+                evaluate=False,
+                callbacks=[log],
+            )
             seconds = time.perf_counter() - t0
-            rows.append({"run": label, "seconds": round(seconds, 1), "episodes": len(log.episodes), "cache_entries_after": GenerationCache(directory).stats()["entries"]})
+            rows.append(
+                {
+                    "run": label,
+                    "seconds": round(seconds, 1),
+                    "episodes": len(log.episodes),
+                    "cache_entries_after": GenerationCache(directory).stats()["entries"],
+                }
+            )
             logs.append(log.episodes)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -244,7 +304,8 @@ def training_speedup(latency: float, timesteps: int) -> dict:
         "timesteps": timesteps,
         "runs": rows,
         "warm_speedup": round(rows[0]["seconds"] / rows[1]["seconds"], 2),
-        "warm_run_added_no_entries": rows[0]["cache_entries_after"] == rows[1]["cache_entries_after"],
+        "warm_run_added_no_entries": rows[0]["cache_entries_after"]
+        == rows[1]["cache_entries_after"],
         "same_episode_rewards_and_lengths": logs[0] == logs[1],
     }
 
@@ -254,8 +315,18 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--steps", type=int, default=800, help="env steps per worker count")
     p.add_argument("--episodes", type=int, default=40, help="episodes per cache run")
-    p.add_argument("--latency", type=float, default=0.02, help="simulated seconds slept per nominal cost second")
-    p.add_argument("--train-steps", type=int, default=1500, help="DQN timesteps per training run (cache part 4)")
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=0.02,
+        help="simulated seconds slept per nominal cost second",
+    )
+    p.add_argument(
+        "--train-steps",
+        type=int,
+        default=1500,
+        help="DQN timesteps per training run (cache part 4)",
+    )
     p.add_argument("--no-ray", action="store_true", help="skip the Ray pool columns")
     p.add_argument("--result", default="benchmarks/results/scaling.json")
     args = p.parse_args(argv)
@@ -267,21 +338,34 @@ def main(argv=None) -> int:
     for row in ray_vector:
         print(f"ray pool,   workers {row['workers']!s:>10}: {row['steps_per_s']:8.1f} steps/s")
     if overhead:
-        print(f"ray pool per-call overhead (median): expert {overhead['expert_overhead_ms']} ms, critic {overhead['critic_overhead_ms']} ms; "
-              f"without the batch wait: expert {overhead['expert_overhead_no_batch_wait_ms']} ms, critic {overhead['critic_overhead_no_batch_wait_ms']} ms")
+        print(
+            f"ray pool per-call overhead (median): expert {overhead['expert_overhead_ms']} ms, critic {overhead['critic_overhead_ms']} ms; "
+            f"without the batch wait: expert {overhead['expert_overhead_no_batch_wait_ms']} ms, critic {overhead['critic_overhead_no_batch_wait_ms']} ms"
+        )
     caches = [
         cache_speedup("shapes", lambda: "shapes", args.episodes),
-        cache_speedup(f"shapes+{args.latency}s/cost-second", lambda: slow_suite(args.latency), args.episodes),
+        cache_speedup(
+            f"shapes+{args.latency}s/cost-second", lambda: slow_suite(args.latency), args.episodes
+        ),
     ]
     for row in caches:
-        print(f"{row['suite']}: no cache {row['no_cache_s']}s, cold {row['cold_s']}s, warm {row['warm_s']}s "
-              f"(x{row['warm_speedup_vs_no_cache']} vs no cache), same rewards: {row['same_rewards']}")
+        print(
+            f"{row['suite']}: no cache {row['no_cache_s']}s, cold {row['cold_s']}s, warm {row['warm_s']}s "
+            f"(x{row['warm_speedup_vs_no_cache']} vs no cache), same rewards: {row['same_rewards']}"
+        )
     training = training_speedup(args.latency, args.train_steps)
-    print(f"DQN training run, {training['timesteps']} steps: cold {training['runs'][0]['seconds']}s, warm {training['runs'][1]['seconds']}s "
-          f"(x{training['warm_speedup']}), same episodes: {training['same_episode_rewards_and_lengths']}")
+    print(
+        f"DQN training run, {training['timesteps']} steps: cold {training['runs'][0]['seconds']}s, warm {training['runs'][1]['seconds']}s "
+        f"(x{training['warm_speedup']}), same episodes: {training['same_episode_rewards_and_lengths']}"
+    )
     result = {
-        "command": "nice python benchmarks/scaling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "command": "nice python benchmarks/scaling.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "vector_async_local_pool": vector,
         "vector_async_ray_pool": ray_vector or "skipped (--no-ray)",
         "ray_pool_per_call": overhead or "skipped (--no-ray)",

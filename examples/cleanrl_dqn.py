@@ -52,7 +52,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class QNetwork(nn.Module):
     def __init__(self, obs_dim: int, n_actions: int):
         super().__init__()
-        self.network = nn.Sequential(nn.Linear(obs_dim, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, n_actions))
+        self.network = nn.Sequential(
+            nn.Linear(obs_dim, 128),
+            nn.ReLU(),
+            nn.Linear(128, 128),
+            nn.ReLU(),
+            nn.Linear(128, n_actions),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -78,10 +84,15 @@ def main(argv: list[str] | None = None) -> dict:
         args.env,
         num_envs=args.num_envs,
         vectorization_mode=args.vectorization_mode,
-        wrappers=[functools.partial(EncodeObservation, state="text", encoder="hashed"), gym.wrappers.FlattenObservation],
+        wrappers=[
+            functools.partial(EncodeObservation, state="text", encoder="hashed"),
+            gym.wrappers.FlattenObservation,
+        ],
     )
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
-    assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
+    assert isinstance(envs.single_action_space, gym.spaces.Discrete), (
+        "only discrete action space is supported"
+    )
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     n_actions = int(envs.single_action_space.n)
 
@@ -108,7 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
     autoreset = np.zeros(args.num_envs, bool)
     num_iterations = args.total_timesteps // args.num_envs
     for global_step in range(num_iterations):
-        epsilon = linear_schedule(args.start_e, args.end_e, int(args.exploration_fraction * num_iterations), global_step)
+        epsilon = linear_schedule(
+            args.start_e, args.end_e, int(args.exploration_fraction * num_iterations), global_step
+        )
         if random.random() < epsilon:
             actions = np.array([np.random.choice(np.flatnonzero(m)) for m in masks])
         else:
@@ -125,20 +138,36 @@ def main(argv: list[str] | None = None) -> dict:
 
         for i in np.flatnonzero(~autoreset):
             buf_obs[pos], buf_next[pos], buf_act[pos] = obs[i], next_obs[i], actions[i]
-            buf_rew[pos], buf_done[pos], buf_next_mask[pos] = rewards[i], terminations[i], next_masks[i]
+            buf_rew[pos], buf_done[pos], buf_next_mask[pos] = (
+                rewards[i],
+                terminations[i],
+                next_masks[i],
+            )
             pos = (pos + 1) % size
             full = full or pos == 0
         autoreset = np.logical_or(terminations, truncations)
         obs, masks = next_obs, next_masks
 
-        if global_step > args.learning_starts // args.num_envs and global_step % args.train_frequency == 0:
+        if (
+            global_step > args.learning_starts // args.num_envs
+            and global_step % args.train_frequency == 0
+        ):
             idx = np.random.randint(0, size if full else pos, args.batch_size)
             with torch.no_grad():
-                target_q = masked(target_network(torch.as_tensor(buf_next[idx])), torch.as_tensor(buf_next_mask[idx]))
+                target_q = masked(
+                    target_network(torch.as_tensor(buf_next[idx])),
+                    torch.as_tensor(buf_next_mask[idx]),
+                )
                 # A terminal next state has no valid continuation; (1 - done) zeroes it.
                 target_max = torch.nan_to_num(target_q.max(dim=1).values, neginf=0.0)
-                td_target = torch.as_tensor(buf_rew[idx]) + args.gamma * target_max * (1 - torch.as_tensor(buf_done[idx]))
-            old_val = q_network(torch.as_tensor(buf_obs[idx])).gather(1, torch.as_tensor(buf_act[idx])[:, None]).squeeze(1)
+                td_target = torch.as_tensor(buf_rew[idx]) + args.gamma * target_max * (
+                    1 - torch.as_tensor(buf_done[idx])
+                )
+            old_val = (
+                q_network(torch.as_tensor(buf_obs[idx]))
+                .gather(1, torch.as_tensor(buf_act[idx])[:, None])
+                .squeeze(1)
+            )
             loss = F.mse_loss(td_target, old_val)
             optimizer.zero_grad()
             loss.backward()
@@ -155,7 +184,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"{len(returns)} episodes finished, mean return {mean_return:.3f}, success rate {success:.2f}, "
         f"last td_loss {loss_value:.4f}"
     )
-    return {"episodes": len(returns), "mean_return": mean_return, "success_rate": success, "td_loss": loss_value}
+    return {
+        "episodes": len(returns),
+        "mean_return": mean_return,
+        "success_rate": success,
+        "td_loss": loss_value,
+    }
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ class CommandBandit:
         import pickle
 
         with open(path, "wb") as f:
-            pickle.dump({"value": dict(self.value), "count": dict(self.count), "seed": self.seed}, f)
+            pickle.dump(
+                {"value": dict(self.value), "count": dict(self.count), "seed": self.seed}, f
+            )
 
     @classmethod
     def load(cls, path: str, env: gym.Env) -> CommandBandit:

@@ -81,7 +81,9 @@ class TintExpert(Expert):
         else:
             out = Image.blend(pil, Image.new("RGB", pil.size, COLOURS[colour]), self.amount)
         # The env checks that experts return (H, W, 3) uint8 arrays of the suite's size.
-        return ExpertResult(image=np.asarray(out, dtype=np.uint8).copy(), cost=self.cost, meta={"colour": colour})
+        return ExpertResult(
+            image=np.asarray(out, dtype=np.uint8).copy(), cost=self.cost, meta={"colour": colour}
+        )
 
 
 def kind_aware_img2img_class() -> type:
@@ -152,7 +154,9 @@ def run_episode(env: gym.Env, seed: int) -> list[str]:
         obs, reward, terminated, truncated, info = env.step(action)
         if info["error"]:
             raise RuntimeError(info["error"])
-        log.append(f"step {step}: {name:<18} on {info['command']!r:<50} reward {reward:+.3f} accepted={info['accepted']}")
+        log.append(
+            f"step {step}: {name:<18} on {info['command']!r:<50} reward {reward:+.3f} accepted={info['accepted']}"
+        )
         if terminated or truncated:
             break
     return log
@@ -164,8 +168,12 @@ def main() -> None:
 
         # 1. Register the factory under a name: gym.make and vector envs can then build it
         #    from keyword arguments alone.
-        register_suite("diffusers-custom", make_custom_suite, description="diffusers suite + custom experts")
-        env = gym.make("ImagePoser-v0", suite="diffusers-custom", suite_kwargs=kwargs, image_size=(32, 32))
+        register_suite(
+            "diffusers-custom", make_custom_suite, description="diffusers suite + custom experts"
+        )
+        env = gym.make(
+            "ImagePoser-v0", suite="diffusers-custom", suite_kwargs=kwargs, image_size=(32, 32)
+        )
         print("actions:", env.unwrapped.expert_names)
         print("\n".join(run_episode(env, seed=0)))
         env.close()

@@ -24,7 +24,9 @@ def main() -> None:
         action = int(rng.choice(np.flatnonzero(obs["action_mask"])))  # only valid experts
         obs, reward, terminated, truncated, info = env.step(action)
         total += reward
-        print(f"  {info['expert']:>16s}: {'accepted' if info['accepted'] else 'rejected'} ({reward:+.2f})")
+        print(
+            f"  {info['expert']:>16s}: {'accepted' if info['accepted'] else 'rejected'} ({reward:+.2f})"
+        )
         if terminated or truncated:
             break
     print("random policy:", bool(info["is_success"]), f"return {total:.2f}")
@@ -34,7 +36,9 @@ def main() -> None:
     oracle = OraclePolicy()
     while True:
         obs, reward, terminated, truncated, info = env.step(oracle(env))
-        print(f"  {info['command']!r:50s} -> {info['expert']}: {'accepted' if info['accepted'] else 'rejected'}")
+        print(
+            f"  {info['command']!r:50s} -> {info['expert']}: {'accepted' if info['accepted'] else 'rejected'}"
+        )
         if terminated or truncated:
             break
     # info's numbers are numpy scalars (TorchRL reads their dtype); .item() prints them plainly.

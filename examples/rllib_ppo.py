@@ -34,7 +34,9 @@ ENV_NAME = "ImagePoser-v0-encoded"
 def make_env(config: dict) -> gym.Env:
     """RLlib's env creator: ``config`` is ``env_config``: ``id`` and keyword arguments of ``gym.make``."""
     kwargs = dict(config)
-    return EncodeObservation(gym.make(kwargs.pop("id", "ImagePoser-v0"), **kwargs), state="text", encoder="hashed")
+    return EncodeObservation(
+        gym.make(kwargs.pop("id", "ImagePoser-v0"), **kwargs), state="text", encoder="hashed"
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -42,7 +44,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--env", default="ImagePoser-v0", help="any registered ImagePoser id")
     p.add_argument("--iterations", type=int, default=1)
     p.add_argument("--batch", type=int, default=200, help="train_batch_size_per_learner")
-    p.add_argument("--envs", type=int, default=2, help="envs per env runner (a Gymnasium vector env)")
+    p.add_argument(
+        "--envs", type=int, default=2, help="envs per env runner (a Gymnasium vector env)"
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 

@@ -37,24 +37,43 @@ def make_env(env_id: str = "ImagePoser-v0") -> gym.Env:
 
 def train(algo: str, steps: int, seed: int = 0, n_envs: int = 2, env_id: str = "ImagePoser-v0"):
     """Train ``algo`` for ``steps`` env steps on ``n_envs`` encoded envs; return the model."""
-    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=EncodeObservation, wrapper_kwargs=WRAPPER_KWARGS)
+    venv = make_vec_env(
+        env_id,
+        n_envs=n_envs,
+        seed=seed,
+        wrapper_class=EncodeObservation,
+        wrapper_kwargs=WRAPPER_KWARGS,
+    )
     if algo == "dqn":
         model = DQN(
-            "MultiInputPolicy", venv, learning_starts=min(100, steps // 2), buffer_size=10_000, batch_size=32,
-            train_freq=4, target_update_interval=100, seed=seed, verbose=0,
+            "MultiInputPolicy",
+            venv,
+            learning_starts=min(100, steps // 2),
+            buffer_size=10_000,
+            batch_size=32,
+            train_freq=4,
+            target_update_interval=100,
+            seed=seed,
+            verbose=0,
         )
     elif algo == "ppo":
-        model = PPO("MultiInputPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=seed, verbose=0)
+        model = PPO(
+            "MultiInputPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=seed, verbose=0
+        )
     elif algo == "maskable_ppo":
         from sb3_contrib import MaskablePPO
 
-        model = MaskablePPO("MultiInputPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=seed, verbose=0)
+        model = MaskablePPO(
+            "MultiInputPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=seed, verbose=0
+        )
     else:
         raise ValueError(f"Unknown algo {algo!r}; choose one of {', '.join(ALGOS)}.")
     return model.learn(total_timesteps=steps)
 
 
-def evaluate(model, algo: str, episodes: int, seed: int = 1000, env_id: str = "ImagePoser-v0") -> tuple[float, float]:
+def evaluate(
+    model, algo: str, episodes: int, seed: int = 1000, env_id: str = "ImagePoser-v0"
+) -> tuple[float, float]:
     """Mean and std of the deterministic return over ``episodes`` episodes."""
     env = make_vec_env(make_env, n_envs=1, seed=seed, env_kwargs={"env_id": env_id})
     if algo == "maskable_ppo":
@@ -78,7 +97,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         model = train(algo, args.steps, seed=args.seed, env_id=args.env)
         # SB3 fills ep_success_buffer from info["is_success"] of every finished episode.
         finished = len(model.ep_info_buffer)
-        success = float(np.mean(model.ep_success_buffer)) if model.ep_success_buffer else float("nan")
+        success = (
+            float(np.mean(model.ep_success_buffer)) if model.ep_success_buffer else float("nan")
+        )
         mean, std = evaluate(model, algo, args.episodes, env_id=args.env)
         print(
             f"{algo}: trained {model.num_timesteps} steps, {finished} episodes finished "

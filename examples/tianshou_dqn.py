@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="ImagePoser-v0", help="any registered ImagePoser id")
     p.add_argument("--envs", type=int, default=2, help="training envs (Tianshou DummyVectorEnv)")
-    p.add_argument("--collect", type=int, default=300, help="random steps collected before training")
+    p.add_argument(
+        "--collect", type=int, default=300, help="random steps collected before training"
+    )
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--epoch-steps", type=int, default=200, help="env steps per epoch")
     p.add_argument("--seed", type=int, default=0)
@@ -57,12 +59,24 @@ def main(argv: list[str] | None = None) -> dict:
     test_envs.seed(args.seed + 1000)
 
     env = make_env(args.env)
-    net = Net(state_shape=env.observation_space.shape, action_shape=int(env.action_space.n), hidden_sizes=[128, 128])
+    net = Net(
+        state_shape=env.observation_space.shape,
+        action_shape=int(env.action_space.n),
+        hidden_sizes=[128, 128],
+    )
     policy = DiscreteQLearningPolicy(
-        model=net, action_space=env.action_space, observation_space=env.observation_space, eps_training=0.2, eps_inference=0.0
+        model=net,
+        action_space=env.action_space,
+        observation_space=env.observation_space,
+        eps_training=0.2,
+        eps_inference=0.0,
     )
     algorithm = DQN(
-        policy=policy, optim=AdamOptimizerFactory(lr=1e-3), gamma=0.99, n_step_return_horizon=1, target_update_freq=100
+        policy=policy,
+        optim=AdamOptimizerFactory(lr=1e-3),
+        gamma=0.99,
+        n_step_return_horizon=1,
+        target_update_freq=100,
     )
 
     buffer = VectorReplayBuffer(10_000, buffer_num=args.envs)
@@ -71,7 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Warm-up: random actions straight from the env's action space.
     warm = train_collector.collect(n_step=args.collect, random=True, reset_before_collect=True)
-    print(f"collected {warm.n_collected_steps} steps, {warm.n_collected_episodes} episodes into a buffer of {len(buffer)}")
+    print(
+        f"collected {warm.n_collected_steps} steps, {warm.n_collected_episodes} episodes into a buffer of {len(buffer)}"
+    )
 
     result = algorithm.run_training(
         OffPolicyTrainerParams(
@@ -92,7 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
     test_collector.reset()
     stats = test_collector.collect(n_episode=4)
     mean_return = float(np.mean(stats.returns))
-    print(f"greedy evaluation: {stats.n_collected_episodes} episodes, mean return {mean_return:.3f}")
+    print(
+        f"greedy evaluation: {stats.n_collected_episodes} episodes, mean return {mean_return:.3f}"
+    )
     train_envs.close()
     test_envs.close()
     return {

@@ -45,7 +45,9 @@ from poser_env.wrappers import EncodeObservation
 
 def mask_transforms() -> Compose:
     """Boolean ``action_mask`` and an action spec restricted to it."""
-    return Compose(DTypeCastTransform(torch.int8, torch.bool, in_keys=["action_mask"]), ActionMask())
+    return Compose(
+        DTypeCastTransform(torch.int8, torch.bool, in_keys=["action_mask"]), ActionMask()
+    )
 
 
 def make_raw_env(env_id: str = "ImagePoser-v0", seed: int = 0) -> TransformedEnv:
@@ -65,7 +67,9 @@ def make_encoded_env(env_id: str = "ImagePoser-v0", seed: int = 0) -> Transforme
         Compose(
             DTypeCastTransform(torch.float32, torch.bool, in_keys=["action_mask"]),
             ActionMask(),
-            CatTensors(in_keys=["command", "remaining", "progress"], out_key="observation", del_keys=False),
+            CatTensors(
+                in_keys=["command", "remaining", "progress"], out_key="observation", del_keys=False
+            ),
         ),
     )
     env.set_seed(seed)
@@ -81,7 +85,12 @@ def random_rollout(steps: int, env_id: str = "ImagePoser-v0", seed: int = 0) -> 
     episodes = int(td["next", "done"].sum())
     successes = int(td["next", "is_success"].sum())
     env.close()
-    return {"steps": int(td.numel()), "invalid": int((~valid).sum()), "episodes": episodes, "successes": successes}
+    return {
+        "steps": int(td.numel()),
+        "invalid": int((~valid).sum()),
+        "episodes": episodes,
+        "successes": successes,
+    }
 
 
 def train_dqn(frames: int, env_id: str = "ImagePoser-v0", seed: int = 0) -> dict:
@@ -92,9 +101,17 @@ def train_dqn(frames: int, env_id: str = "ImagePoser-v0", seed: int = 0) -> dict
     obs_dim = env.observation_spec["observation"].shape[-1]
     actor = QValueActor(
         MLP(in_features=obs_dim, out_features=n_actions, num_cells=[128, 128]),
-        in_keys=["observation"], spec=env.action_spec, action_mask_key="action_mask",
+        in_keys=["observation"],
+        spec=env.action_spec,
+        action_mask_key="action_mask",
     )
-    explore = EGreedyModule(env.action_spec, eps_init=1.0, eps_end=0.1, annealing_num_steps=frames, action_mask_key="action_mask")
+    explore = EGreedyModule(
+        env.action_spec,
+        eps_init=1.0,
+        eps_end=0.1,
+        annealing_num_steps=frames,
+        action_mask_key="action_mask",
+    )
     policy = TensorDictSequential(actor, explore)
     loss = DQNLoss(actor, action_space=env.action_spec, delay_value=True)
     loss.make_value_estimator(gamma=0.99)
@@ -102,7 +119,9 @@ def train_dqn(frames: int, env_id: str = "ImagePoser-v0", seed: int = 0) -> dict
     optim = torch.optim.Adam(loss.parameters(), lr=1e-3)
     buffer = ReplayBuffer(storage=LazyTensorStorage(10_000), batch_size=32)
 
-    collector = Collector(env, policy, frames_per_batch=50, total_frames=frames, auto_register_policy_transforms=True)
+    collector = Collector(
+        env, policy, frames_per_batch=50, total_frames=frames, auto_register_policy_transforms=True
+    )
     collected, last_loss, updates = 0, float("nan"), 0
     for batch in collector:
         collected += batch.numel()
@@ -128,7 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     r = random_rollout(args.rollout, args.env, args.seed)
-    print(f"rollout: {r['steps']} steps, {r['episodes']} episodes ({r['successes']} successful), {r['invalid']} invalid actions")
+    print(
+        f"rollout: {r['steps']} steps, {r['episodes']} episodes ({r['successes']} successful), {r['invalid']} invalid actions"
+    )
     t = train_dqn(args.frames, args.env, args.seed)
     print(f"dqn: collected {t['frames']} frames, {t['updates']} updates, last loss {t['loss']:.4f}")
     return {"rollout": r, "dqn": t}

@@ -29,14 +29,25 @@ def main() -> None:
     # Text observations -> fixed-size vectors (the paper's "text" state).
     env = EncodeObservation(gym.make("ImagePoser-v0"), state="text", encoder=encoder)
     model = DQN(
-        "MultiInputPolicy", env, learning_rate=1e-4, buffer_size=30_000, learning_starts=1_000, batch_size=128,
-        gamma=0.95, target_update_interval=500, exploration_fraction=0.25, exploration_final_eps=0.02,
-        policy_kwargs={"net_arch": [256, 256]}, seed=0,
+        "MultiInputPolicy",
+        env,
+        learning_rate=1e-4,
+        buffer_size=30_000,
+        learning_starts=1_000,
+        batch_size=128,
+        gamma=0.95,
+        target_update_interval=500,
+        exploration_fraction=0.25,
+        exploration_final_eps=0.02,
+        policy_kwargs={"net_arch": [256, 256]},
+        seed=0,
     )
     model.learn(steps, progress_bar=True)
 
     # Greedy evaluation on held-out (test split) tasks.
-    test_env = EncodeObservation(gym.make("ImagePoser-v0", suite_kwargs={"split": "test"}), state="text", encoder=encoder)
+    test_env = EncodeObservation(
+        gym.make("ImagePoser-v0", suite_kwargs={"split": "test"}), state="text", encoder=encoder
+    )
     successes = []
     for ep in range(100):
         obs, _ = test_env.reset(seed=10_000 + ep)

@@ -81,7 +81,17 @@ ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec("ppo", "stable_baselines3:PPO"),
     "maskable_ppo": AlgoSpec("maskable_ppo", "sb3_contrib:MaskablePPO", masks=True),
 }
-BASELINE_NAMES: tuple[str, ...] = ("random", "oracle", "router", "kind-router", "word-router", "plan-oracle", "lookahead", "best-single", "best-always")
+BASELINE_NAMES: tuple[str, ...] = (
+    "random",
+    "oracle",
+    "router",
+    "kind-router",
+    "word-router",
+    "plan-oracle",
+    "lookahead",
+    "best-single",
+    "best-always",
+)
 BASELINE_PREFIXES: tuple[str, ...] = ("single:", "always:", "pipeline:")
 
 
@@ -100,7 +110,9 @@ def load_entry_point(entry_point: str, what: str = "entry point", extra: str = "
             attribute.
     """
     if not isinstance(entry_point, str) or entry_point.count(":") != 1:
-        raise AgentsConfigError(f"{what}: expected an import path 'package.module:Class', got {entry_point!r}.")
+        raise AgentsConfigError(
+            f"{what}: expected an import path 'package.module:Class', got {entry_point!r}."
+        )
     mod_name, attr = entry_point.split(":")
     try:
         module = importlib.import_module(mod_name)
@@ -269,7 +281,9 @@ class CallbackDriver:
         """Report one env step; returns False when training should stop."""
         if self.callback is None:
             return True
-        self.callback.update_locals({"infos": [info], "rewards": np.array([reward], float), "dones": np.array([done])})
+        self.callback.update_locals(
+            {"infos": [info], "rewards": np.array([reward], float), "dones": np.array([done])}
+        )
         return bool(self.callback.on_step())
 
     def end(self) -> None:

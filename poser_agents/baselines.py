@@ -105,7 +105,9 @@ class SingleT2IPolicy:
         i = _index(env, self.t2i)
         if base.experts[i].kind != "t2i":
             t2i = [e.name for e in base.experts if e.kind == "t2i"]
-            raise AgentsConfigError(f"single:<expert> needs a text-to-image expert; {self.t2i!r} is not one of {t2i}.")
+            raise AgentsConfigError(
+                f"single:<expert> needs a text-to-image expert; {self.t2i!r} is not one of {t2i}."
+            )
         return i if _first_generation_command(base) else matching_i2i(env)
 
 
@@ -174,7 +176,9 @@ def _best_by_profile(base: Any, kind: str, skill: str | None, overall: Any) -> i
             best, best_score = i, score
     if best is None:
         what = {"t2i": "text-to-image", "i2i": "image-to-image"}[kind]
-        raise AgentsConfigError(f"The env has no {what} expert; experts: {list(base.expert_names)}.")
+        raise AgentsConfigError(
+            f"The env has no {what} expert; experts: {list(base.expert_names)}."
+        )
     return best
 
 
@@ -238,7 +242,9 @@ def make_baseline(name: str, env: gym.Env, seed: int = 0) -> PolicyAgent:
     if name.startswith("pipeline:"):
         spec = name.split(":", 1)[1]
         if ">" not in spec:
-            raise AgentsConfigError(f"pipeline baseline must be 'pipeline:<t2i>><i2i>', got {name!r}.")
+            raise AgentsConfigError(
+                f"pipeline baseline must be 'pipeline:<t2i>><i2i>', got {name!r}."
+            )
         t2i, i2i = spec.split(">", 1)
         for n in (t2i, i2i):
             if n not in names:

@@ -140,7 +140,9 @@ def benchmark(
             for cand in cands:
                 key = f"{cand}|0"
                 if key not in state["cells"]:
-                    recs, _ = run_episodes(make_baseline(cand, raw_env), raw_env, episodes, eval_seed)
+                    recs, _ = run_episodes(
+                        make_baseline(cand, raw_env), raw_env, episodes, eval_seed
+                    )
                     state["cells"][key] = recs
                     save()
             summaries = {c: summarise(state["cells"][f"{c}|0"]) for c in cands}
@@ -156,9 +158,27 @@ def benchmark(
             key = f"{name}|{seed}"
             if key not in state["cells"]:
                 if is_baseline(name):
-                    recs, _ = run_episodes(make_baseline(name, raw_env, seed), raw_env, episodes, eval_seed, train_seed=seed)
+                    recs, _ = run_episodes(
+                        make_baseline(name, raw_env, seed),
+                        raw_env,
+                        episodes,
+                        eval_seed,
+                        train_seed=seed,
+                    )
                 else:
-                    recs = _train_and_eval(name, env_id, seed, out, n_timesteps, hyperparams, episodes, eval_seed, split, progress_bar, log)
+                    recs = _train_and_eval(
+                        name,
+                        env_id,
+                        seed,
+                        out,
+                        n_timesteps,
+                        hyperparams,
+                        episodes,
+                        eval_seed,
+                        split,
+                        progress_bar,
+                        log,
+                    )
                 state["cells"][key] = recs
                 save()
             records += state["cells"][key]
@@ -166,17 +186,23 @@ def benchmark(
                 run_folders.setdefault(name, []).append(_run_dir(out, name, seed))
         summ = summarise(records)
         state["rows"][name] = summ
-        log(f"{name}: success {summ['metrics']['success']['mean']:.3f} ± {summ['metrics']['success']['ci95']:.3f} ({summ['seeds']} seeds)")
+        log(
+            f"{name}: success {summ['metrics']['success']['mean']:.3f} ± {summ['metrics']['success']['ci95']:.3f} ({summ['seeds']} seeds)"
+        )
         save()
     raw_env.close()
     _write_tables(out, state)
     if run_folders:
-        learning_curves(run_folders, out / "learning_curves.png", title=f"{env_id}: training success")
+        learning_curves(
+            run_folders, out / "learning_curves.png", title=f"{env_id}: training success"
+        )
     save()
     return state
 
 
-def _shared_env_kwargs(algos: Sequence[str], env_id: str, hyperparams: dict[str, Any] | None) -> dict[str, Any]:
+def _shared_env_kwargs(
+    algos: Sequence[str], env_id: str, hyperparams: dict[str, Any] | None
+) -> dict[str, Any]:
     """The ``env_kwargs`` every learner trains with (from its YAML and the overrides).
 
     Raises:
@@ -205,7 +231,9 @@ def _run_dir(out: Path, name: str, seed: int) -> Path:
     return out / "runs" / f"{name.replace(':', '_').replace('/', '_')}_s{seed}"
 
 
-def _train_and_eval(name, env_id, seed, out, n_timesteps, hyperparams, episodes, eval_seed, split, progress_bar, log):
+def _train_and_eval(
+    name, env_id, seed, out, n_timesteps, hyperparams, episodes, eval_seed, split, progress_bar, log
+):
     run = _run_dir(out, name, seed)
     overrides = dict(hyperparams or {})
     if n_timesteps is not None:
@@ -222,7 +250,15 @@ def _train_and_eval(name, env_id, seed, out, n_timesteps, hyperparams, episodes,
             )
     else:
         log(f"training {name} seed {seed} -> {run}")
-        train(name, env_id, seed, run_dir=run, hyperparams=overrides, evaluate=False, progress_bar=progress_bar)
+        train(
+            name,
+            env_id,
+            seed,
+            run_dir=run,
+            hyperparams=overrides,
+            evaluate=False,
+            progress_bar=progress_bar,
+        )
     agent, env, info = load_agent(run, split=split)
     try:
         recs, _ = run_episodes(agent, env, episodes, eval_seed, train_seed=seed)
@@ -244,7 +280,14 @@ def _write_tables(out: Path, state: dict[str, Any]) -> None:
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
         metrics = list(next(iter(rows.values()))["metrics"]) if rows else []
-        w.writerow(["agent", "episodes", "seeds", *[f"{m}{suf}" for m in metrics for suf in ("", "_ci95", "_seed_std")]])
+        w.writerow(
+            [
+                "agent",
+                "episodes",
+                "seeds",
+                *[f"{m}{suf}" for m in metrics for suf in ("", "_ci95", "_seed_std")],
+            ]
+        )
         for name, summ in rows.items():
             cells = []
             for m in metrics:

@@ -86,7 +86,9 @@ class PoserLogger(BaseCallback):
         values = self.model.logger.name_to_value
         for key in LOSS_KEYS:
             if key in values and self.num_timesteps != self._last_loss_step:
-                self._writer("losses.csv", LOSS_FIELDS).writerow([self.num_timesteps, f"{float(values[key]):.6g}"])
+                self._writer("losses.csv", LOSS_FIELDS).writerow(
+                    [self.num_timesteps, f"{float(values[key]):.6g}"]
+                )
                 self._last_loss_step = self.num_timesteps
                 break
 
@@ -134,7 +136,16 @@ class PoserLogger(BaseCallback):
         for name in sorted(self._expert):
             calls, rew, align, acc = self._expert[name]
             if calls:
-                w.writerow([self.num_timesteps, name, int(calls), f"{rew / calls:.6g}", f"{align / calls:.6g}", f"{acc / calls:.6g}"])
+                w.writerow(
+                    [
+                        self.num_timesteps,
+                        name,
+                        int(calls),
+                        f"{rew / calls:.6g}",
+                        f"{align / calls:.6g}",
+                        f"{acc / calls:.6g}",
+                    ]
+                )
         self._expert.clear()
         self._window_start = self.num_timesteps
 

@@ -63,13 +63,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     names = [n.strip() for n in (args.compare or "").split(",") if n.strip()]
     check_baselines(names)  # a typo fails before the agent's episodes run
-    summary = evaluate_run(args.run, episodes=args.episodes, seed=args.seed, split=args.split, trajectories=args.trajectories)
+    summary = evaluate_run(
+        args.run,
+        episodes=args.episodes,
+        seed=args.seed,
+        split=args.split,
+        trajectories=args.trajectories,
+    )
     rows = {summary["agent"]: summary}
     if names:
-        rows.update(evaluate_baselines(args.run, names, episodes=args.episodes, seed=args.seed, split=args.split))
-    print(f"{summary['env_id']}, {args.split} split, {args.episodes} episodes from reset seed {args.seed}; mean ± 95% CI")
+        rows.update(
+            evaluate_baselines(
+                args.run, names, episodes=args.episodes, seed=args.seed, split=args.split
+            )
+        )
+    print(
+        f"{summary['env_id']}, {args.split} split, {args.episodes} episodes from reset seed {args.seed}; mean ± 95% CI"
+    )
     print(format_table(rows))
-    usage = ", ".join(f"{k} {v['mean']:.2f}" for k, v in sorted(summary["usage"].items(), key=lambda kv: -kv[1]["mean"]) if v["mean"] > 0)
+    usage = ", ".join(
+        f"{k} {v['mean']:.2f}"
+        for k, v in sorted(summary["usage"].items(), key=lambda kv: -kv[1]["mean"])
+        if v["mean"] > 0
+    )
     print(f"expert usage (share of steps): {usage}")
     print(f"wrote {Path(summary['run']) / 'eval.json'} and trajectories.png")
     return 0
@@ -92,7 +108,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         progress_bar=not args.no_progress,
     )
     print((Path(args.out) / "results.md").read_text())
-    print(f"wrote {args.out}/results.md, results.csv, results.json" + (", learning_curves.png" if (Path(args.out) / "learning_curves.png").exists() else ""))
+    print(
+        f"wrote {args.out}/results.md, results.csv, results.json"
+        + (", learning_curves.png" if (Path(args.out) / "learning_curves.png").exists() else "")
+    )
     return 0 if state["rows"] else 1
 
 
@@ -149,7 +168,9 @@ def _read_image(path: str, what: str):
     except IsADirectoryError as e:
         raise ConfigError(f"{what} {path!r} is a folder; give an image file (PNG, JPEG...).") from e
     except UnidentifiedImageError as e:
-        raise ConfigError(f"{what} {path!r} is not an image Pillow can read; give a PNG, JPEG or WebP file.") from e
+        raise ConfigError(
+            f"{what} {path!r} is not an image Pillow can read; give a PNG, JPEG or WebP file."
+        ) from e
     except (OSError, ValueError) as e:  # truncated or unreadable
         raise ConfigError(f"{what} {path!r} could not be read as an image: {e}.") from e
 
@@ -191,7 +212,9 @@ def seeds_arg(text: str) -> int | list[int]:
             return int(text)
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(f"expected a count or a comma-separated list of integers, got {text!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected a count or a comma-separated list of integers, got {text!r}"
+    )
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -201,42 +224,92 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="poser", description="Train, evaluate and benchmark ImagePoser orchestration policies.")
+    p = Parser(
+        prog="poser", description="Train, evaluate and benchmark ImagePoser orchestration policies."
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     t = sub.add_parser("train", help="train a policy and write a run folder")
-    t.add_argument("--algo", default="dqn", help="dqn, qrdqn, a2c, ppo, maskable_ppo, or pkg.module:Class (default dqn)")
+    t.add_argument(
+        "--algo",
+        default="dqn",
+        help="dqn, qrdqn, a2c, ppo, maskable_ppo, or pkg.module:Class (default dqn)",
+    )
     t.add_argument("--env", default="ImagePoser-v0", help="env id (default ImagePoser-v0)")
     t.add_argument("--seed", type=non_negative_int, default=0)
     t.add_argument("--run-dir", help="output folder (default runs/<algo>_<env>_s<seed>)")
-    t.add_argument("--hyperparams", nargs="*", metavar="KEY=VALUE", help="override YAML settings, e.g. n_timesteps=20000 encoder=hashed")
-    t.add_argument("--hyperparams-file", help="YAML file in the RL Zoo format instead of the shipped one")
+    t.add_argument(
+        "--hyperparams",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="override YAML settings, e.g. n_timesteps=20000 encoder=hashed",
+    )
+    t.add_argument(
+        "--hyperparams-file", help="YAML file in the RL Zoo format instead of the shipped one"
+    )
     t.add_argument("--resume", metavar="RUN", help="continue a run folder (e.g. after Ctrl-C)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation at the end")
+    t.add_argument(
+        "--no-eval", action="store_true", help="skip the test-split evaluation at the end"
+    )
     t.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
-    t.add_argument("--verbose", type=non_negative_int, nargs="?", const=1, default=0,
-                   help="SB3 verbosity (1 or 2); any value also prints the traceback of an error")
+    t.add_argument(
+        "--verbose",
+        type=non_negative_int,
+        nargs="?",
+        const=1,
+        default=0,
+        help="SB3 verbosity (1 or 2); any value also prints the traceback of an error",
+    )
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a run folder on held-out tasks")
     e.add_argument("run", help="run folder written by poser train")
     e.add_argument("--episodes", type=positive_int, default=200)
-    e.add_argument("--seed", type=non_negative_int, default=10_000, help="first reset seed of the test episodes")
+    e.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=10_000,
+        help="first reset seed of the test episodes",
+    )
     e.add_argument("--split", default="test", help="task split: test (default), train or all")
-    e.add_argument("--trajectories", type=non_negative_int, default=4, help="episodes drawn in trajectories.png")
-    e.add_argument("--compare", help="baselines evaluated on the same episodes, e.g. random,best-single,router,oracle")
+    e.add_argument(
+        "--trajectories",
+        type=non_negative_int,
+        default=4,
+        help="episodes drawn in trajectories.png",
+    )
+    e.add_argument(
+        "--compare",
+        help="baselines evaluated on the same episodes, e.g. random,best-single,router,oracle",
+    )
     e.add_argument("--verbose", action="store_true", help="print the traceback of an error")
     e.set_defaults(func=cmd_evaluate)
 
-    b = sub.add_parser("benchmark", help="several algorithms x seeds, same budget, same test episodes")
-    b.add_argument("--algos", required=True, help="comma-separated names, e.g. dqn,ppo,random,best-single,oracle")
+    b = sub.add_parser(
+        "benchmark", help="several algorithms x seeds, same budget, same test episodes"
+    )
+    b.add_argument(
+        "--algos",
+        required=True,
+        help="comma-separated names, e.g. dqn,ppo,random,best-single,oracle",
+    )
     b.add_argument("--env", default="ImagePoser-v0")
-    b.add_argument("--seeds", type=seeds_arg, default=3, help="a count (0..n-1) or a comma-separated list")
-    b.add_argument("--timesteps", type=positive_int, help="training budget of every learner (default: each YAML's n_timesteps)")
-    b.add_argument("--episodes", type=positive_int, default=200, help="test episodes per algorithm and seed")
+    b.add_argument(
+        "--seeds", type=seeds_arg, default=3, help="a count (0..n-1) or a comma-separated list"
+    )
+    b.add_argument(
+        "--timesteps",
+        type=positive_int,
+        help="training budget of every learner (default: each YAML's n_timesteps)",
+    )
+    b.add_argument(
+        "--episodes", type=positive_int, default=200, help="test episodes per algorithm and seed"
+    )
     b.add_argument("--out", default="benchmark", help="output folder (default ./benchmark)")
-    b.add_argument("--hyperparams", nargs="*", metavar="KEY=VALUE", help="overrides applied to every learner")
+    b.add_argument(
+        "--hyperparams", nargs="*", metavar="KEY=VALUE", help="overrides applied to every learner"
+    )
     b.add_argument("--no-progress", action="store_true")
     b.add_argument("--verbose", action="store_true", help="print the traceback of an error")
     b.set_defaults(func=cmd_benchmark)

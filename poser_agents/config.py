@@ -39,14 +39,26 @@ POSER_KEYS: dict[str, tuple[Any, str]] = {
     "encoder_kwargs": ({}, "keyword arguments of the encoder"),
     "env_kwargs": ({}, "keyword arguments of gym.make (merged with the id's own)"),
     "n_envs": (1, "parallel envs"),
-    "vec_env": ("dummy", "dummy (the n_envs envs in this process) or subproc (one spawned process each, SubprocVecEnv)"),
+    "vec_env": (
+        "dummy",
+        "dummy (the n_envs envs in this process) or subproc (one spawned process each, SubprocVecEnv)",
+    ),
     "eval_episodes": (200, "test-split episodes evaluated at the end of training"),
     "masked_eval": (True, "restrict greedy evaluation actions to valid ones"),
     "log_window": (1000, "steps per block of experts.csv"),
     "checkpoint_freq": (0, "save model.zip every this many steps (0: only at the end)"),
 }
 #: Constructor arguments poser_agents sets itself.
-RESERVED = ("self", "policy", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model")
+RESERVED = (
+    "self",
+    "policy",
+    "env",
+    "seed",
+    "tensorboard_log",
+    "verbose",
+    "device",
+    "_init_setup_model",
+)
 RUN_FORMAT = "poser-run"
 RUN_FORMAT_VERSION = 1
 EVAL_SEED = 10_000  # first reset seed of evaluation episodes (as scripts/shapes_table.py)
@@ -77,7 +89,11 @@ def load_hyperparams(
         AgentsConfigError: Missing file, malformed YAML, or keys that are neither in
             :data:`POSER_KEYS` nor accepted by the algorithm (the message lists both).
     """
-    file = Path(path) if path is not None else hyperparams_path(algo.replace(".", "_").replace(":", "_"))
+    file = (
+        Path(path)
+        if path is not None
+        else hyperparams_path(algo.replace(".", "_").replace(":", "_"))
+    )
     data: dict[str, Any] = {}
     if file.is_file():
         try:
@@ -85,7 +101,9 @@ def load_hyperparams(
         except yaml.YAMLError as e:
             raise AgentsConfigError(f"Could not parse hyperparameter file {file}: {e}") from e
         if not isinstance(data, dict):
-            raise AgentsConfigError(f"{file} must map env ids (and 'default') to settings, got {type(data).__name__}.")
+            raise AgentsConfigError(
+                f"{file} must map env ids (and 'default') to settings, got {type(data).__name__}."
+            )
     elif path is not None:
         raise AgentsConfigError(f"Hyperparameter file {file} does not exist.")
     else:
@@ -96,7 +114,9 @@ def load_hyperparams(
             )
     for key, value in data.items():
         if not isinstance(value, dict):
-            raise AgentsConfigError(f"{file}: entry {key!r} must be a mapping of settings, got {value!r}.")
+            raise AgentsConfigError(
+                f"{file}: entry {key!r} must be a mapping of settings, got {value!r}."
+            )
     params = {**data.get("default", {}), **data.get(env_id, {}), **(overrides or {})}
     validate_keys(params, algo_class, where=str(file) if file.is_file() else "hyperparameters")
     return params
@@ -107,10 +127,16 @@ def algo_arguments(algo_class: type | None) -> list[str]:
     if algo_class is None:
         return []
     sig = inspect.signature(algo_class.__init__)
-    return [n for n, p in sig.parameters.items() if n not in RESERVED and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return [
+        n
+        for n, p in sig.parameters.items()
+        if n not in RESERVED and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
 
 
-def validate_keys(params: dict[str, Any], algo_class: type | None, where: str = "hyperparameters") -> None:
+def validate_keys(
+    params: dict[str, Any], algo_class: type | None, where: str = "hyperparameters"
+) -> None:
     """Refuse unknown keys, naming them and listing the valid ones."""
     if algo_class is not None and any(
         p.kind == p.VAR_KEYWORD for p in inspect.signature(algo_class.__init__).parameters.values()
@@ -149,10 +175,14 @@ def check_env_id(env_id: str) -> None:
     """Refuse an env id that is not registered, listing the ImagePoser ids."""
     if env_id not in gym.registry:
         ids = sorted(poser_env.IDS)
-        raise AgentsConfigError(f"Unknown env id {env_id!r}.{close_hint(env_id, ids)} Known ImagePoser ids: {', '.join(ids)}.")
+        raise AgentsConfigError(
+            f"Unknown env id {env_id!r}.{close_hint(env_id, ids)} Known ImagePoser ids: {', '.join(ids)}."
+        )
 
 
-def env_make_kwargs(env_id: str, env_kwargs: dict[str, Any] | None = None, split: str | None = None, **extra: Any) -> dict[str, Any]:
+def env_make_kwargs(
+    env_id: str, env_kwargs: dict[str, Any] | None = None, split: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """The keyword arguments :func:`make_raw_env` passes to ``gym.make(env_id, ...)``.
 
     ``env_kwargs`` are merged over the id's own keyword arguments (``suite_kwargs`` key by
@@ -168,17 +198,25 @@ def env_make_kwargs(env_id: str, env_kwargs: dict[str, Any] | None = None, split
     spec = gym.spec(env_id)
     kwargs = dict(spec.kwargs or {})
     if env_kwargs is not None and not isinstance(env_kwargs, dict):
-        raise AgentsConfigError(f"env_kwargs must be a mapping of gym.make keyword arguments, got {type(env_kwargs).__name__} {env_kwargs!r}.")
+        raise AgentsConfigError(
+            f"env_kwargs must be a mapping of gym.make keyword arguments, got {type(env_kwargs).__name__} {env_kwargs!r}."
+        )
     env_kwargs = dict(env_kwargs or {})
     extra_suite = env_kwargs.pop("suite_kwargs", None) or {}
     if not isinstance(extra_suite, dict):
-        raise AgentsConfigError(f"env_kwargs.suite_kwargs must be a mapping, got {type(extra_suite).__name__} {extra_suite!r}.")
+        raise AgentsConfigError(
+            f"env_kwargs.suite_kwargs must be a mapping, got {type(extra_suite).__name__} {extra_suite!r}."
+        )
     suite_kwargs = {**kwargs.get("suite_kwargs", {}), **extra_suite}
     kwargs.update(env_kwargs)
     kwargs.update(extra)
     entry = spec.entry_point
     env_class = load_entry_point(entry) if isinstance(entry, str) else entry
-    check_kwargs(f"env {env_id!r} (env_kwargs)", env_class, {k: v for k, v in kwargs.items() if k != "suite_kwargs"})
+    check_kwargs(
+        f"env {env_id!r} (env_kwargs)",
+        env_class,
+        {k: v for k, v in kwargs.items() if k != "suite_kwargs"},
+    )
     suite = kwargs.get("suite", _default_argument(env_class, "suite"))
     if split is not None and isinstance(suite, str) and suite_accepts(suite, "split"):
         suite_kwargs["split"] = split
@@ -192,9 +230,13 @@ def _default_argument(func: Any, name: str) -> Any:
     return None if param is None or param.default is param.empty else param.default
 
 
-def make_raw_env(env_id: str, env_kwargs: dict[str, Any] | None = None, split: str | None = None, **extra: Any) -> gym.Env:
+def make_raw_env(
+    env_id: str, env_kwargs: dict[str, Any] | None = None, split: str | None = None, **extra: Any
+) -> gym.Env:
     """``gym.make(env_id)`` with the keyword arguments of :func:`env_make_kwargs`."""
-    return gym.make(env_id, disable_env_checker=True, **env_make_kwargs(env_id, env_kwargs, split, **extra))
+    return gym.make(
+        env_id, disable_env_checker=True, **env_make_kwargs(env_id, env_kwargs, split, **extra)
+    )
 
 
 def make_env(
@@ -207,7 +249,12 @@ def make_env(
     **extra: Any,
 ) -> EncodeObservation:
     """The encoded env every ``poser`` command trains and evaluates on."""
-    return EncodeObservation(make_raw_env(env_id, env_kwargs, split, **extra), state=state, encoder=encoder, encoder_kwargs=encoder_kwargs)
+    return EncodeObservation(
+        make_raw_env(env_id, env_kwargs, split, **extra),
+        state=state,
+        encoder=encoder,
+        encoder_kwargs=encoder_kwargs,
+    )
 
 
 # ---------------------------------------------------------------------------- run folders
@@ -233,7 +280,14 @@ def env_source_fingerprint() -> dict[str, Any]:
 
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root.parent, check=True, timeout=10).stdout.strip()
+            return subprocess.run(
+                ["git", *args],
+                capture_output=True,
+                text=True,
+                cwd=root.parent,
+                check=True,
+                timeout=10,
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -246,9 +300,19 @@ def env_source_fingerprint() -> dict[str, Any]:
 
 def versions() -> dict[str, Any]:
     """Versions of the packages that determine a run's result, and the env's source."""
-    out: dict[str, Any] = {"python": platform.python_version(), "image-poser": poser_env.__version__}
+    out: dict[str, Any] = {
+        "python": platform.python_version(),
+        "image-poser": poser_env.__version__,
+    }
     out["poser_env_source"] = env_source_fingerprint()
-    for mod in ("numpy", "gymnasium", "torch", "stable_baselines3", "sb3_contrib", "sentence_transformers"):
+    for mod in (
+        "numpy",
+        "gymnasium",
+        "torch",
+        "stable_baselines3",
+        "sb3_contrib",
+        "sentence_transformers",
+    ):
         m = sys.modules.get(mod)
         if m is None:
             try:
@@ -363,22 +427,30 @@ def claim_run_folder(run_dir: str | Path, new: bool = True) -> RunClaim:
     created = False
     if new:
         if path.exists() and not path.is_dir():
-            raise OutputPathError(f"Run folder {str(path)!r} is a file, not a folder; pick another --run-dir.")
+            raise OutputPathError(
+                f"Run folder {str(path)!r} is a file, not a folder; pick another --run-dir."
+            )
         try:
             path.mkdir(parents=True)
             created = True
         except FileExistsError:
             pass
         except OSError as e:
-            raise OutputPathError(f"Cannot create run folder {str(path)!r}: {e.strerror or e}; pick another --run-dir.") from e
+            raise OutputPathError(
+                f"Cannot create run folder {str(path)!r}: {e.strerror or e}; pick another --run-dir."
+            ) from e
     elif not path.is_dir():
-        raise RunFolderError(f"Run folder {str(path)!r} does not exist; pass a folder written by 'poser train'.")
+        raise RunFolderError(
+            f"Run folder {str(path)!r} does not exist; pass a folder written by 'poser train'."
+        )
     try:
         fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         if created:
             shutil.rmtree(path, ignore_errors=True)
-        raise OutputPathError(f"Cannot write in run folder {str(path)!r}: {e.strerror or e}.") from e
+        raise OutputPathError(
+            f"Cannot write in run folder {str(path)!r}: {e.strerror or e}."
+        ) from e
     if not _lock(fd):
         try:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
@@ -432,10 +504,14 @@ def read_run(run_dir: str | Path, need_model: bool = True) -> RunInfo:
     """
     path = Path(run_dir)
     if not path.is_dir():
-        raise RunFolderError(f"Run folder {str(path)!r} does not exist; pass a folder written by 'poser train'.")
+        raise RunFolderError(
+            f"Run folder {str(path)!r} does not exist; pass a folder written by 'poser train'."
+        )
     meta_path = path / "meta.json"
     if not meta_path.is_file():
-        raise RunFolderError(f"{str(path)!r} is not a poser run folder: it has no meta.json (written by 'poser train').")
+        raise RunFolderError(
+            f"{str(path)!r} is not a poser run folder: it has no meta.json (written by 'poser train')."
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
@@ -455,7 +531,9 @@ def read_run(run_dir: str | Path, need_model: bool = True) -> RunInfo:
     elif not missing:
         missing = ["config (a mapping)"]
     if missing:
-        raise RunFolderError(f"{meta_path} lacks {', '.join(missing)}; it was edited or damaged. Retrain the run.")
+        raise RunFolderError(
+            f"{meta_path} lacks {', '.join(missing)}; it was edited or damaged. Retrain the run."
+        )
     if need_model and not (path / "model.zip").is_file():
         checkpoint = latest_checkpoint(path)
         hint = (
@@ -464,5 +542,7 @@ def read_run(run_dir: str | Path, need_model: bool = True) -> RunInfo:
             if checkpoint
             else ""
         )
-        raise RunFolderError(f"{str(path)!r} has no model.zip (training did not save a model yet).{hint}")
+        raise RunFolderError(
+            f"{str(path)!r} has no model.zip (training did not save a model yet).{hint}"
+        )
     return RunInfo(path, meta["algo"], meta["env_id"], int(meta["seed"]), meta["config"], meta)

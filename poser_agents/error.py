@@ -26,4 +26,10 @@ def close_hint(name: str, known: Iterable[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-__all__ = ["AgentsConfigError", "RunFolderError", "RunLockedError", "UnknownNameError", "close_hint"]
+__all__ = [
+    "AgentsConfigError",
+    "RunFolderError",
+    "RunLockedError",
+    "UnknownNameError",
+    "close_hint",
+]

@@ -29,7 +29,16 @@ from poser_agents.loading import load_agent
 from poser_agents.plots import trajectory_figure
 from poser_env.paths import check_output_file
 
-METRICS: tuple[str, ...] = ("success", "alignment", "fidelity", "aesthetics", "steps", "total_cost", "return", "invalid_actions")
+METRICS: tuple[str, ...] = (
+    "success",
+    "alignment",
+    "fidelity",
+    "aesthetics",
+    "steps",
+    "total_cost",
+    "return",
+    "invalid_actions",
+)
 
 
 def run_episodes(
@@ -60,7 +69,11 @@ def run_episodes(
     records, trajs = [], []
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
-        traj = {"prompt": info["prompt"], "task_kind": info["task_kind"], "steps": []} if ep < trajectories else None
+        traj = (
+            {"prompt": info["prompt"], "task_kind": info["task_kind"], "steps": []}
+            if ep < trajectories
+            else None
+        )
         usage = np.zeros(len(names))
         total, invalid = 0.0, 0
         while True:
@@ -127,7 +140,12 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not records:
         raise AgentsConfigError("summarise() needs at least one episode record, got none.")
     seeds = sorted({r["train_seed"] for r in records})
-    out: dict[str, Any] = {"episodes": len(records), "seeds": len(seeds), "metrics": {}, "usage": {}}
+    out: dict[str, Any] = {
+        "episodes": len(records),
+        "seeds": len(seeds),
+        "metrics": {},
+        "usage": {},
+    }
     for m in METRICS:
         vals = [r[m] for r in records]
         per_seed = [np.mean([r[m] for r in records if r["train_seed"] == s]) for s in seeds]
@@ -142,7 +160,17 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def format_table(rows: dict[str, dict[str, Any]], metrics: Sequence[str] = ("success", "alignment", "fidelity", "aesthetics", "steps", "total_cost")) -> str:
+def format_table(
+    rows: dict[str, dict[str, Any]],
+    metrics: Sequence[str] = (
+        "success",
+        "alignment",
+        "fidelity",
+        "aesthetics",
+        "steps",
+        "total_cost",
+    ),
+) -> str:
     """A Markdown table: one row per agent, ``mean ± ci95`` per metric."""
     head = "| agent | " + " | ".join(metrics) + " |"
     sep = "|---|" + "---|" * len(metrics)
@@ -162,7 +190,11 @@ BEST_OF = ("best-single", "best-always")
 
 def best_candidates(name: str, env: gym.Env) -> list[str]:
     """What ``best-single`` (every ``single:<t2i expert>``) or ``best-always`` (every ``always:<expert>``) picks from."""
-    return [f"single:{n}" for n in t2i_experts(env)] if name == "best-single" else [f"always:{n}" for n in env.unwrapped.expert_names]
+    return (
+        [f"single:{n}" for n in t2i_experts(env)]
+        if name == "best-single"
+        else [f"always:{n}" for n in env.unwrapped.expert_names]
+    )
 
 
 def pick_best(summaries: dict[str, dict[str, Any]]) -> str:
@@ -179,7 +211,9 @@ def check_baselines(names: Sequence[str]) -> None:
     known = [*BASELINE_NAMES, *(p + "<expert>" for p in BASELINE_PREFIXES)]
     for name in names:
         if not is_baseline(name):
-            raise AgentsConfigError(f"Unknown baseline {name!r} in --compare.{close_hint(name, known)} Known baselines: {', '.join(known)}.")
+            raise AgentsConfigError(
+                f"Unknown baseline {name!r} in --compare.{close_hint(name, known)} Known baselines: {', '.join(known)}."
+            )
 
 
 def baseline_env(run_dir: str | Path, split: str = "test") -> gym.Env:
@@ -219,11 +253,16 @@ def evaluate_baselines(
     try:
         for name in names:
             if name in BEST_OF:
-                cands = {c: summarise(run_episodes(make_baseline(c, env), env, episodes, seed)[0]) for c in best_candidates(name, env)}
+                cands = {
+                    c: summarise(run_episodes(make_baseline(c, env), env, episodes, seed)[0])
+                    for c in best_candidates(name, env)
+                }
                 best = pick_best(cands)
                 rows[f"{name} ({best})"] = cands[best]
             else:
-                rows[name] = summarise(run_episodes(make_baseline(name, env, info.seed), env, episodes, seed)[0])
+                rows[name] = summarise(
+                    run_episodes(make_baseline(name, env, info.seed), env, episodes, seed)[0]
+                )
     finally:
         env.close()
     return rows
@@ -250,15 +289,28 @@ def evaluate_run(
             env.close()
             raise
     try:
-        records, trajs = run_episodes(agent, env, episodes, seed=seed, trajectories=trajectories, train_seed=info.seed)
+        records, trajs = run_episodes(
+            agent, env, episodes, seed=seed, trajectories=trajectories, train_seed=info.seed
+        )
     finally:
         env.close()
     summary = summarise(records)
     summary.update(
-        {"agent": info.algo, "run": str(info.path), "env_id": info.env_id, "split": split, "eval_seed": seed, "train_seed": info.seed}
+        {
+            "agent": info.algo,
+            "run": str(info.path),
+            "env_id": info.env_id,
+            "split": split,
+            "eval_seed": seed,
+            "train_seed": info.seed,
+        }
     )
     if write:
         (info.path / "eval.json").write_text(json.dumps(summary, indent=2))
         if trajs:
-            trajectory_figure(trajs, info.path / "trajectories.png", title=f"{info.algo} on {info.env_id} ({split} split)")
+            trajectory_figure(
+                trajs,
+                info.path / "trajectories.png",
+                title=f"{info.algo} on {info.env_id} ({split} split)",
+            )
     return summary

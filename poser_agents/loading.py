@@ -25,8 +25,12 @@ def require_sb3() -> None:
 
 def check_threads(threads: Any) -> None:
     """Refuse a ``threads`` value that is not ``None`` or an integer >= 1."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise AgentsConfigError(f"threads must be an integer >= 1 (or None to keep torch's setting), got {threads!r}.")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise AgentsConfigError(
+            f"threads must be an integer >= 1 (or None to keep torch's setting), got {threads!r}."
+        )
 
 
 def load_model_file(spec: AlgoSpec, file: Path, env=None):
@@ -61,7 +65,14 @@ def load_agent(run_dir: str | Path, split: str = "test", threads: int | None = 1
         torch.set_num_threads(int(threads))
     info: RunInfo = read_run(run_dir)
     cfg = info.config
-    env = make_env(info.env_id, cfg["state"], cfg["encoder"], cfg.get("encoder_kwargs"), cfg.get("env_kwargs"), split=split)
+    env = make_env(
+        info.env_id,
+        cfg["state"],
+        cfg["encoder"],
+        cfg.get("encoder_kwargs"),
+        cfg.get("env_kwargs"),
+        split=split,
+    )
     kind, target = resolve_algo(info.algo)
     if kind == "sb3":
         spec: AlgoSpec = target

@@ -30,7 +30,9 @@ def _plt():
     return plt
 
 
-def _save(plt: Any, fig: Any, out: Path, title: str = "", dpi: int = 100, rect: tuple | None = None) -> Path:
+def _save(
+    plt: Any, fig: Any, out: Path, title: str = "", dpi: int = 100, rect: tuple | None = None
+) -> Path:
     """Title, lay out, write (creating the folder) and close ``fig``; returns ``out``."""
     if title:
         fig.suptitle(title)
@@ -80,7 +82,12 @@ def training_figure(run_dir: str | Path, out: str | Path, title: str = "") -> Pa
     ax = axes[0]
     if losses:
         ax.plot(losses["timestep"], losses["loss"], lw=0.5, alpha=0.4, color="C0")
-        ax.plot(losses["timestep"], rolling(losses["loss"], 50), color="C0", label="rolling mean (50 updates)")
+        ax.plot(
+            losses["timestep"],
+            rolling(losses["loss"], 50),
+            color="C0",
+            label="rolling mean (50 updates)",
+        )
         ax.set_yscale("log") if np.all(losses["loss"] > 0) else None
         ax.legend()
     else:
@@ -89,15 +96,28 @@ def training_figure(run_dir: str | Path, out: str | Path, title: str = "") -> Pa
     ax = axes[1]
     if eps:
         ret = eps["return"]
-        ax.plot(eps["timestep"], np.cumsum(ret) / np.arange(1, ret.size + 1), color="C1", label="cumulative average")
-        ax.plot(eps["timestep"], rolling(ret, 200), color="C2", alpha=0.7, label="rolling mean (200 episodes)")
+        ax.plot(
+            eps["timestep"],
+            np.cumsum(ret) / np.arange(1, ret.size + 1),
+            color="C1",
+            label="cumulative average",
+        )
+        ax.plot(
+            eps["timestep"],
+            rolling(ret, 200),
+            color="C2",
+            alpha=0.7,
+            label="rolling mean (200 episodes)",
+        )
         ax.legend()
     ax.set(title="episode reward", xlabel="env steps", ylabel="return")
     ax = axes[2]
     if eps:
         ax.plot(eps["timestep"], rolling(eps["success"], 200), color="C3")
         ax.set_ylim(0, 1)
-    ax.set(title="training success rate (rolling 200 episodes)", xlabel="env steps", ylabel="success")
+    ax.set(
+        title="training success rate (rolling 200 episodes)", xlabel="env steps", ylabel="success"
+    )
     return _save(plt, fig, out, title)
 
 
@@ -117,14 +137,24 @@ def expert_figure(run_dir: str | Path, out: str | Path, title: str = "") -> Path
             color = f"C{i % 10}"
             ls = "-" if i < 10 else "--"
             axes[0].plot(t, data["mean_reward"][sel], color=color, ls=ls, label=name)
-            axes[1].plot(t, calls / np.array([calls_per_step[s] for s in t]), color=color, ls=ls, label=name)
+            axes[1].plot(
+                t, calls / np.array([calls_per_step[s] for s in t]), color=color, ls=ls, label=name
+            )
         axes[1].legend(fontsize=7, ncol=2)
-    axes[0].set(title="average step reward per expert", xlabel="env steps", ylabel="mean reward of its calls")
-    axes[1].set(title="how often each expert is chosen", xlabel="env steps", ylabel="share of calls")
+    axes[0].set(
+        title="average step reward per expert",
+        xlabel="env steps",
+        ylabel="mean reward of its calls",
+    )
+    axes[1].set(
+        title="how often each expert is chosen", xlabel="env steps", ylabel="share of calls"
+    )
     return _save(plt, fig, out, title)
 
 
-def trajectory_figure(trajectories: Sequence[dict[str, Any]], out: str | Path, title: str = "") -> Path:
+def trajectory_figure(
+    trajectories: Sequence[dict[str, Any]], out: str | Path, title: str = ""
+) -> Path:
     """One row per episode: the prompt, then each step's image with command, expert and verdict."""
     plt = _plt()
     out = Path(out)
@@ -141,17 +171,32 @@ def trajectory_figure(trajectories: Sequence[dict[str, Any]], out: str | Path, t
             ax.imshow(s["image"])
             verdict = "accepted" if s["accepted"] else f"rejected ({s['alignment']:.2f})"
             caption = "\n".join(textwrap.wrap(s["command"], 30)[:3])
-            ax.set_title(f"{s['expert']}: {verdict}\n{caption}", fontsize=7, color="green" if s["accepted"] else "red")
+            ax.set_title(
+                f"{s['expert']}: {verdict}\n{caption}",
+                fontsize=7,
+                color="green" if s["accepted"] else "red",
+            )
         final = traj["final"]
         prompt = "\n".join(textwrap.wrap(traj["prompt"], 38)[:4])
         axes[r][0].text(
-            -0.08, 0.5, f"{prompt}\n\nsuccess={bool(final['success'])}\ncost={final['total_cost']:.1f}",
-            transform=axes[r][0].transAxes, ha="right", va="center", fontsize=7,
+            -0.08,
+            0.5,
+            f"{prompt}\n\nsuccess={bool(final['success'])}\ncost={final['total_cost']:.1f}",
+            transform=axes[r][0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=7,
         )
     return _save(plt, fig, out, title, dpi=90, rect=(0.18, 0, 1, 1))
 
 
-def learning_curves(runs: dict[str, list[Path]], out: str | Path, points: int = 50, window: int = 200, title: str = "") -> Path:
+def learning_curves(
+    runs: dict[str, list[Path]],
+    out: str | Path,
+    points: int = 50,
+    window: int = 200,
+    title: str = "",
+) -> Path:
     """Training success rate over steps per algorithm: mean over seeds with a band (the
     95% Student-t interval of the mean with 3 or more seeds, the min-max range with 2).
 
@@ -182,13 +227,29 @@ def learning_curves(runs: dict[str, list[Path]], out: str | Path, points: int = 
         mean = ys.mean(axis=0)
         n = len(curves)
         band = "95% CI" if n >= 3 else ("min-max" if n == 2 else "")
-        ax.plot(grid, mean, color=f"C{i}", label=f"{name} ({n} seed{'s' if n > 1 else ''}{', band ' + band if band else ''})")
+        ax.plot(
+            grid,
+            mean,
+            color=f"C{i}",
+            label=f"{name} ({n} seed{'s' if n > 1 else ''}{', band ' + band if band else ''})",
+        )
         if n >= 3:
             half = stats.t.ppf(0.975, n - 1) * ys.std(axis=0, ddof=1) / np.sqrt(n)
-            ax.fill_between(grid, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), color=f"C{i}", alpha=0.2)
+            ax.fill_between(
+                grid,
+                np.clip(mean - half, 0, 1),
+                np.clip(mean + half, 0, 1),
+                color=f"C{i}",
+                alpha=0.2,
+            )
         elif n == 2:  # a t-interval from two seeds is uninformatively wide; show the range
             ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), color=f"C{i}", alpha=0.2)
-    ax.set(xlabel="env steps", ylabel=f"training success (rolling {window} episodes)", ylim=(0, 1), title=title or "learning curves")
+    ax.set(
+        xlabel="env steps",
+        ylabel=f"training success (rolling {window} episodes)",
+        ylim=(0, 1),
+        title=title or "learning curves",
+    )
     ax.legend(fontsize=8)
     return _save(plt, fig, out)
 
@@ -200,8 +261,13 @@ def bar_with_ci(rows: dict[str, dict[str, Any]], metric: str, out: str | Path) -
     means = [rows[n]["metrics"][metric]["mean"] for n in names]
     cis = [rows[n]["metrics"][metric]["ci95"] for n in names]
     fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(names)), 4))
-    ax.bar(range(len(names)), means, yerr=cis, capsize=3, color=[f"C{i % 10}" for i in range(len(names))])
+    ax.bar(
+        range(len(names)),
+        means,
+        yerr=cis,
+        capsize=3,
+        color=[f"C{i % 10}" for i in range(len(names))],
+    )
     ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
     ax.set_ylabel(metric)
     return _save(plt, fig, Path(out))
-

@@ -82,7 +82,16 @@ PLOTS = ("success_vs_x", "success_vs_cost", "learning_curves")
 #: Metrics of every table (the world's final metrics, judged against the hidden scene).
 TABLE_METRICS = ("success", "alignment", "fidelity", "aesthetics", "steps", "total_cost")
 #: Baselines whose result does not depend on the seed (run once, with the first seed).
-DETERMINISTIC = ("oracle", "router", "kind-router", "word-router", "plan-oracle", "lookahead", "best-single", "best-pipeline")
+DETERMINISTIC = (
+    "oracle",
+    "router",
+    "kind-router",
+    "word-router",
+    "plan-oracle",
+    "lookahead",
+    "best-single",
+    "best-pipeline",
+)
 FORMAT = "poser-study"
 FORMAT_VERSION = 1
 
@@ -144,9 +153,15 @@ def _seeds(value: Any, where: str) -> tuple[int, ...]:
         if value < 1:
             raise StudyError(f"{where}: seeds must be >= 1, got {value!r}.")
         return tuple(range(value))
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    ):
         return tuple(value)
-    raise StudyError(f"{where}: seeds must be a count or a non-empty list of integers >= 0, got {value!r}.")
+    raise StudyError(
+        f"{where}: seeds must be a count or a non-empty list of integers >= 0, got {value!r}."
+    )
 
 
 def _positive_int(value: Any, key: str, where: str) -> int:
@@ -158,7 +173,9 @@ def _positive_int(value: Any, key: str, where: str) -> int:
 def _check_keys(data: dict[str, Any], known: Sequence[str], where: str) -> None:
     for key in data:
         if key not in known:
-            raise StudyError(f"{where}: unknown key {key!r}.{close_hint(key, known)} Valid keys: {', '.join(known)}.")
+            raise StudyError(
+                f"{where}: unknown key {key!r}.{close_hint(key, known)} Valid keys: {', '.join(known)}."
+            )
 
 
 def _variants(value: Any, where: str) -> tuple[Variant, ...]:
@@ -169,18 +186,31 @@ def _variants(value: Any, where: str) -> tuple[Variant, ...]:
     out = []
     for i, v in enumerate(value):
         if not isinstance(v, dict):
-            raise StudyError(f"{where}: variant {i} must be a mapping with keys {list(VARIANT_KEYS)}, got {v!r}.")
+            raise StudyError(
+                f"{where}: variant {i} must be a mapping with keys {list(VARIANT_KEYS)}, got {v!r}."
+            )
         _check_keys(v, VARIANT_KEYS, f"{where}, variant {i}")
         label = v.get("label")
         if not isinstance(label, str) or not label:
-            raise StudyError(f"{where}: variant {i} needs a non-empty string 'label', got {label!r}.")
+            raise StudyError(
+                f"{where}: variant {i} needs a non-empty string 'label', got {label!r}."
+            )
         x = v.get("x")
         if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float))):
             raise StudyError(f"{where}: variant {label!r}: x must be a number, got {x!r}.")
         for key in ("env_kwargs", "hyperparams"):
             if not isinstance(v.get(key, {}), dict):
-                raise StudyError(f"{where}: variant {label!r}: {key} must be a mapping, got {v[key]!r}.")
-        out.append(Variant(label, None if x is None else float(x), dict(v.get("env_kwargs", {})), dict(v.get("hyperparams", {}))))
+                raise StudyError(
+                    f"{where}: variant {label!r}: {key} must be a mapping, got {v[key]!r}."
+                )
+        out.append(
+            Variant(
+                label,
+                None if x is None else float(x),
+                dict(v.get("env_kwargs", {})),
+                dict(v.get("hyperparams", {})),
+            )
+        )
     labels = [v.label for v in out]
     if len(set(labels)) != len(labels):
         raise StudyError(f"{where}: variant labels must be unique, got {labels}.")
@@ -195,9 +225,11 @@ def _agents(value: Any, where: str) -> dict[str, tuple[str, ...] | None]:
         if isinstance(item, str):
             out[item] = None
         elif isinstance(item, dict) and len(item) == 1:
-            (name, envs), = item.items()
+            ((name, envs),) = item.items()
             if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
-                raise StudyError(f"{where}: agent {name!r} must map to a list of env ids, got {envs!r}.")
+                raise StudyError(
+                    f"{where}: agent {name!r} must map to a list of env ids, got {envs!r}."
+                )
             out[str(name)] = tuple(envs)
         else:
             raise StudyError(f"{where}: an agent is a name or {{name: [env ids]}}, got {item!r}.")
@@ -248,7 +280,9 @@ def parse_study(data: Any, name: str, quick: bool = False) -> Study:
         episodes=_positive_int(settings.get("episodes", 300), "episodes", where),
         eval_seed=eval_seed,
         split=split,
-        select_episodes=_positive_int(settings.get("select_episodes", 100), "select_episodes", where),
+        select_episodes=_positive_int(
+            settings.get("select_episodes", 100), "select_episodes", where
+        ),
         plots=tuple(plots),
         raw=dict(data),
     )
@@ -265,7 +299,9 @@ def load_study(name_or_path: str | Path, quick: bool = False) -> Study:
         name = str(name_or_path)
         known = study_names()
         if name not in known:
-            raise StudyError(f"Unknown study {name!r}.{close_hint(name, known)} Known studies: {', '.join(known)}, or all.")
+            raise StudyError(
+                f"Unknown study {name!r}.{close_hint(name, known)} Known studies: {', '.join(known)}, or all."
+            )
         path = studies_dir() / f"{name}.yml"
     try:
         data = yaml.safe_load(path.read_text())
@@ -291,7 +327,9 @@ def _is_learned(agent: str) -> bool:
     return kind != "baseline"
 
 
-def plan_cells(study: Study, registered: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+def plan_cells(
+    study: Study, registered: Sequence[str] | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Every cell of ``study`` as a picklable dict, and the env ids skipped (not registered).
 
     Raises:
@@ -361,10 +399,20 @@ def _run_baseline(cell: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
             i2i = [e.name for e in env.unwrapped.experts if e.kind == "i2i"]
             # best-single: the same expert at every step (as issue 11's tables define it)
             experts = [e.name for e in env.unwrapped.experts]
-            cands = [f"always:{e}" for e in experts] if name == "best-single" else [f"pipeline:{t}>{i}" for t in t2i for i in i2i]
+            cands = (
+                [f"always:{e}" for e in experts]
+                if name == "best-single"
+                else [f"pipeline:{t}>{i}" for t in t2i for i in i2i]
+            )
             name = _select_best(cell, cands)
             extra["picked"] = name
-        records, _ = run_episodes(make_baseline(name, env, cell["seed"]), env, cell["episodes"], cell["eval_seed"], train_seed=cell["seed"])
+        records, _ = run_episodes(
+            make_baseline(name, env, cell["seed"]),
+            env,
+            cell["episodes"],
+            cell["eval_seed"],
+            train_seed=cell["seed"],
+        )
     finally:
         env.close()
     return records, extra
@@ -377,10 +425,14 @@ def _run_learned(cell: dict[str, Any], out: Path) -> tuple[list[dict[str, Any]],
     hyper = dict(cell["hyperparams"])
     env_kwargs = {**hyper.pop("env_kwargs", {}), **cell["env_kwargs"]}
     hyper.update(n_timesteps=cell["n_timesteps"], env_kwargs=env_kwargs)
-    train(cell["agent"], cell["env_id"], cell["seed"], run_dir=run, hyperparams=hyper, evaluate=False)
+    train(
+        cell["agent"], cell["env_id"], cell["seed"], run_dir=run, hyperparams=hyper, evaluate=False
+    )
     agent, env, _ = load_agent(run, split=cell["split"])
     try:
-        records, _ = run_episodes(agent, env, cell["episodes"], cell["eval_seed"], train_seed=cell["seed"])
+        records, _ = run_episodes(
+            agent, env, cell["episodes"], cell["eval_seed"], train_seed=cell["seed"]
+        )
     finally:
         env.close()
     return records, {"run": str(run.relative_to(out))}
@@ -398,7 +450,12 @@ def run_cell(cell: dict[str, Any], out: str | Path) -> dict[str, Any]:
         target = cells_dir / f"{cell['id']}.json"
         (cells_dir / f"{cell['id']}.failed.json").unlink(missing_ok=True)
     except Exception as e:  # a crashed cell is recorded and the study goes on
-        result = {"status": "failed", "cell": cell, "error": f"{type(e).__name__}: {e}"[:2000], "traceback": traceback.format_exc()[-4000:]}
+        result = {
+            "status": "failed",
+            "cell": cell,
+            "error": f"{type(e).__name__}: {e}"[:2000],
+            "traceback": traceback.format_exc()[-4000:],
+        }
         target = cells_dir / f"{cell['id']}.failed.json"
     result["wall_s"] = time.perf_counter() - start
     tmp = target.with_suffix(".tmp")
@@ -414,7 +471,14 @@ def _worker_init() -> None:
 
 
 def _manifest(study: Study, quick: bool) -> dict[str, Any]:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "study": study.name, "version": __version__, "quick": quick, "spec": study.raw}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "study": study.name,
+        "version": __version__,
+        "quick": quick,
+        "spec": study.raw,
+    }
 
 
 def _claim_folder(folder: Path, study: Study, quick: bool) -> None:
@@ -426,8 +490,16 @@ def _claim_folder(folder: Path, study: Study, quick: bool) -> None:
         try:
             old = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise StudyError(f"{path} is not valid JSON ({e}); is {str(folder)!r} a study results folder?") from e
-        for key, what in (("format", "format"), ("study", "study"), ("version", "image-poser version"), ("quick", "--quick setting"), ("spec", "study file")):
+            raise StudyError(
+                f"{path} is not valid JSON ({e}); is {str(folder)!r} a study results folder?"
+            ) from e
+        for key, what in (
+            ("format", "format"),
+            ("study", "study"),
+            ("version", "image-poser version"),
+            ("quick", "--quick setting"),
+            ("spec", "study file"),
+        ):
             if old.get(key) != manifest[key]:
                 was = "" if key == "spec" else f" ({old.get(key)!r}; now {manifest[key]!r})"
                 raise StudyError(
@@ -436,7 +508,9 @@ def _claim_folder(folder: Path, study: Study, quick: bool) -> None:
                 )
         return
     if folder.exists() and any(folder.iterdir()):
-        raise StudyError(f"{str(folder)!r} exists, is not empty and has no study.json: not a study results folder. Pick another --out.")
+        raise StudyError(
+            f"{str(folder)!r} exists, is not empty and has no study.json: not a study results folder. Pick another --out."
+        )
     (folder / "cells").mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=2))
 
@@ -472,18 +546,30 @@ def run_study(
     if envs is not None:
         unknown = [e for e in envs if e not in study.envs]
         if unknown:
-            raise StudyError(f"--envs {unknown} are not envs of study {study.name!r}: {list(study.envs)}.")
+            raise StudyError(
+                f"--envs {unknown} are not envs of study {study.name!r}: {list(study.envs)}."
+            )
         study = Study(**{**study.__dict__, "envs": tuple(e for e in study.envs if e in envs)})
     folder = Path(out) / (study.name + ("-quick" if quick else ""))
     _claim_folder(folder, study, quick)
     cells, skipped = plan_cells(study)
     for env_id in skipped:
-        log(f"{env_id} is not registered in this version of image-poser; study {study.name!r} runs without it.")
+        log(
+            f"{env_id} is not registered in this version of image-poser; study {study.name!r} runs without it."
+        )
     todo = [c for c in cells if not (folder / "cells" / f"{c['id']}.json").is_file()]
-    log(f"study {study.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run -> {folder}")
+    log(
+        f"study {study.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run -> {folder}"
+    )
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=study.name, unit="cell", disable=not progress)
+    bar = tqdm(
+        total=len(cells),
+        initial=len(cells) - len(todo),
+        desc=study.name,
+        unit="cell",
+        disable=not progress,
+    )
     failed = 0
     if workers == 1:
         for cell in todo:
@@ -493,14 +579,18 @@ def run_study(
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("spawn"), initializer=_worker_init
+        ) as pool:
             futures = [pool.submit(run_cell, c, folder) for c in todo]
             for fut in as_completed(futures):
                 failed += fut.result()["status"] == "failed"
                 bar.update()
     bar.close()
     if failed:
-        log(f"{failed} cell(s) failed; see {folder / 'report.md'} (run the same command again to retry them).")
+        log(
+            f"{failed} cell(s) failed; see {folder / 'report.md'} (run the same command again to retry them)."
+        )
     return write_report(study, folder, skipped=skipped, quick=quick)
 
 
@@ -515,7 +605,14 @@ def _read_cells(folder: Path) -> tuple[dict[str, dict], dict[str, dict]]:
 
 def _metrics_of(records: list[dict[str, Any]]) -> list[str]:
     """The table metrics plus any numeric ``critic_*`` keys the world reported."""
-    extra = sorted({k for r in records for k in r if k.startswith("critic_") and isinstance(r[k], (int, float))})
+    extra = sorted(
+        {
+            k
+            for r in records
+            for k in r
+            if k.startswith("critic_") and isinstance(r[k], (int, float))
+        }
+    )
     return [*TABLE_METRICS, *extra]
 
 
@@ -531,7 +628,11 @@ def summarise_rows(done: dict[str, dict]) -> dict[str, dict[str, Any]]:
         metrics = {}
         for m in _metrics_of(records):
             vals = [float(r[m]) for r in records if m in r]
-            per_seed = [sum(float(r[m]) for r in d["records"]) / len(d["records"]) for d in cells if d["records"] and m in d["records"][0]]
+            per_seed = [
+                sum(float(r[m]) for r in d["records"]) / len(d["records"])
+                for d in cells
+                if d["records"] and m in d["records"][0]
+            ]
             metrics[m] = {"mean": sum(vals) / len(vals), "ci95": ci95(vals), "per_seed": per_seed}
         c0 = cells[0]["cell"]
         rows[key] = {
@@ -543,7 +644,17 @@ def summarise_rows(done: dict[str, dict]) -> dict[str, dict[str, Any]]:
             "episodes": len(records),
             "metrics": metrics,
             "picked": sorted({d["picked"] for d in cells if "picked" in d}),
-            "config": {k: c0[k] for k in ("env_kwargs", "hyperparams", "n_timesteps", "episodes", "eval_seed", "split")},
+            "config": {
+                k: c0[k]
+                for k in (
+                    "env_kwargs",
+                    "hyperparams",
+                    "n_timesteps",
+                    "episodes",
+                    "eval_seed",
+                    "split",
+                )
+            },
             "wall_s": sum(d["wall_s"] for d in cells),
             "runs": [d["run"] for d in cells if "run" in d],
         }
@@ -559,7 +670,11 @@ def _table(rows: list[dict[str, Any]], metrics: Sequence[str], variants: bool) -
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         name = r["agent"] + (f" ({', '.join(r['picked'])})" if r["picked"] else "")
-        cells = [r["variant"]] * variants + [name] + [_fmt(r["metrics"][m]) if m in r["metrics"] else "-" for m in metrics]
+        cells = (
+            [r["variant"]] * variants
+            + [name]
+            + [_fmt(r["metrics"][m]) if m in r["metrics"] else "-" for m in metrics]
+        )
         cells += [str(len(r["seeds"])), str(r["episodes"]), f"{r['wall_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -578,7 +693,13 @@ def _plot_success_vs_x(env_rows: list[dict], out: Path, title: str, xlabel: str)
             if all(metric in r["metrics"] for r in rs):
                 ys = [r["metrics"][metric]["mean"] for r in rs]
                 err = [r["metrics"][metric]["ci95"] for r in rs]
-                label = agent + (" (as the critic judges)" if metric == "critic_success" else " (independent judge)" if any("critic_success" in r["metrics"] for r in rs) else "")
+                label = agent + (
+                    " (as the critic judges)"
+                    if metric == "critic_success"
+                    else " (independent judge)"
+                    if any("critic_success" in r["metrics"] for r in rs)
+                    else ""
+                )
                 ax.errorbar(xs, ys, yerr=err, fmt=style, color=f"C{i}", capsize=3, label=label)
     ax.set(xlabel=xlabel, ylabel="success", ylim=(0, 1.02), title=title)
     ax.legend(fontsize=7)
@@ -589,24 +710,59 @@ def _plot_success_vs_cost(env_rows: list[dict], out: Path, title: str) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for i, agent in enumerate(dict.fromkeys(r["agent"] for r in env_rows)):
-        rs = sorted((r for r in env_rows if r["agent"] == agent), key=lambda r: r["metrics"]["total_cost"]["mean"])
+        rs = sorted(
+            (r for r in env_rows if r["agent"] == agent),
+            key=lambda r: r["metrics"]["total_cost"]["mean"],
+        )
         xs = [r["metrics"]["total_cost"]["mean"] for r in rs]
         ys = [r["metrics"]["success"]["mean"] for r in rs]
-        ax.errorbar(xs, ys, xerr=[r["metrics"]["total_cost"]["ci95"] for r in rs], yerr=[r["metrics"]["success"]["ci95"] for r in rs], fmt="-o", color=f"C{i}", capsize=3, label=agent)
+        ax.errorbar(
+            xs,
+            ys,
+            xerr=[r["metrics"]["total_cost"]["ci95"] for r in rs],
+            yerr=[r["metrics"]["success"]["ci95"] for r in rs],
+            fmt="-o",
+            color=f"C{i}",
+            capsize=3,
+            label=agent,
+        )
         for r in rs:
-            ax.annotate(r["variant"], (r["metrics"]["total_cost"]["mean"], r["metrics"]["success"]["mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel="expert cost per episode (simulated seconds)", ylabel="success", ylim=(0, 1.02), title=title)
+            ax.annotate(
+                r["variant"],
+                (r["metrics"]["total_cost"]["mean"], r["metrics"]["success"]["mean"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    ax.set(
+        xlabel="expert cost per episode (simulated seconds)",
+        ylabel="success",
+        ylim=(0, 1.02),
+        title=title,
+    )
     ax.legend(fontsize=7)
     return _save(plt, fig, out)
 
 
-def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick: bool = False) -> dict[str, Any]:
+def write_report(
+    study: Study, folder: Path, skipped: Sequence[str] = (), quick: bool = False
+) -> dict[str, Any]:
     """Write ``report.md``, the plots and ``results.json`` from the finished cells."""
     done, failed = _read_cells(folder)
     rows = summarise_rows(done)
     # rows in the study file's order: env, then variant, then agent
-    order = {"env": list(study.envs), "variant": [v.label for v in study.variants], "agent": list(study.agents)}
-    rank = lambda r: tuple(order[k].index(r[k2]) if r[k2] in order[k] else len(order[k]) for k, k2 in (("env", "env_id"), ("variant", "variant"), ("agent", "agent")))  # noqa: E731
+    order = {
+        "env": list(study.envs),
+        "variant": [v.label for v in study.variants],
+        "agent": list(study.agents),
+    }
+
+    def rank(r):
+        return tuple(
+            order[k].index(r[k2]) if r[k2] in order[k] else len(order[k])
+            for k, k2 in (("env", "env_id"), ("variant", "variant"), ("agent", "agent"))
+        )
+
     rows = dict(sorted(rows.items(), key=lambda kv: rank(kv[1])))
     lines = [f"# Study: {study.name}{' (quick)' if quick else ''}", "", study.description, ""]
     lines.append(
@@ -616,13 +772,19 @@ def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick:
         "against the hidden scene, independently of the reward critic."
     )
     for env_id in skipped:
-        lines.append(f"\n**{env_id} is not registered in this version: this report covers the other envs only.**")
+        lines.append(
+            f"\n**{env_id} is not registered in this version: this report covers the other envs only.**"
+        )
     total = sum(d["wall_s"] for d in done.values()) + sum(d["wall_s"] for d in failed.values())
     planned = {c["id"] for c in plan_cells(study)[0]}
     missing = sorted(planned - set(done) - set(failed))
-    lines.append(f"\nCompute: {total:.0f} s of cell wall time ({len(done)} cells done, {len(failed)} failed).")
+    lines.append(
+        f"\nCompute: {total:.0f} s of cell wall time ({len(done)} cells done, {len(failed)} failed)."
+    )
     if missing:
-        lines.append(f"\n**Partial: {len(missing)} of {len(planned)} cells not run yet** (run the same command again to continue): {', '.join(missing)}.")
+        lines.append(
+            f"\n**Partial: {len(missing)} of {len(planned)} cells not run yet** (run the same command again to continue): {', '.join(missing)}."
+        )
     plots = []
     for env_id in study.envs:
         env_rows = [r for r in rows.values() if r["env_id"] == env_id]
@@ -630,19 +792,48 @@ def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick:
             continue
         # The critic's own view only where it differs from the judge's somewhere (an
         # imperfect critic); with an exact critic the columns would repeat success/alignment.
-        differs = any(r["metrics"][f"critic_{m}"]["mean"] != r["metrics"][m]["mean"] for r in env_rows for m in ("success", "alignment") if f"critic_{m}" in r["metrics"])
+        differs = any(
+            r["metrics"][f"critic_{m}"]["mean"] != r["metrics"][m]["mean"]
+            for r in env_rows
+            for m in ("success", "alignment")
+            if f"critic_{m}" in r["metrics"]
+        )
         metrics = list(TABLE_METRICS) + (["critic_success", "critic_alignment"] if differs else [])
-        lines += ["", f"## {env_id}", "", _table(env_rows, metrics, variants=len(study.variants) > 1)]
+        lines += [
+            "",
+            f"## {env_id}",
+            "",
+            _table(env_rows, metrics, variants=len(study.variants) > 1),
+        ]
         stem = _slug(env_id)
         if "success_vs_x" in study.plots:
-            p = _plot_success_vs_x(env_rows, folder / f"{stem}_success_vs_x.png", f"{study.name}: {env_id}", study.raw.get("x_label", "variant"))
+            p = _plot_success_vs_x(
+                env_rows,
+                folder / f"{stem}_success_vs_x.png",
+                f"{study.name}: {env_id}",
+                study.raw.get("x_label", "variant"),
+            )
             plots.append(p)
         if "success_vs_cost" in study.plots:
-            plots.append(_plot_success_vs_cost(env_rows, folder / f"{stem}_success_vs_cost.png", f"{study.name}: {env_id}"))
+            plots.append(
+                _plot_success_vs_cost(
+                    env_rows, folder / f"{stem}_success_vs_cost.png", f"{study.name}: {env_id}"
+                )
+            )
         if "learning_curves" in study.plots:
-            runs = {f"{r['agent']} {r['variant']}": [folder / p for p in r["runs"]] for r in env_rows if r["runs"]}
+            runs = {
+                f"{r['agent']} {r['variant']}": [folder / p for p in r["runs"]]
+                for r in env_rows
+                if r["runs"]
+            }
             if runs:
-                plots.append(learning_curves(runs, folder / f"{stem}_learning_curves.png", title=f"{study.name}: {env_id}"))
+                plots.append(
+                    learning_curves(
+                        runs,
+                        folder / f"{stem}_learning_curves.png",
+                        title=f"{study.name}: {env_id}",
+                    )
+                )
         for p in plots:
             if p is not None and p.name.startswith(stem):
                 lines += ["", f"![{p.stem}]({p.name})"]
@@ -656,27 +847,43 @@ def write_report(study: Study, folder: Path, skipped: Sequence[str] = (), quick:
         "not_run": missing,
         "compute_s": total,
         "rows": rows,
-        "cells": {cid: {k: v for k, v in d.items() if k != "records"} | {"n_records": len(d["records"])} for cid, d in done.items()},
+        "cells": {
+            cid: {k: v for k, v in d.items() if k != "records"} | {"n_records": len(d["records"])}
+            for cid, d in done.items()
+        },
         "failed": {cid: {"cell": d["cell"], "error": d["error"]} for cid, d in failed.items()},
     }
-    (folder / "results.json").write_text(json.dumps(results, indent=2, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o)))
+    (folder / "results.json").write_text(
+        json.dumps(
+            results,
+            indent=2,
+            default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o),
+        )
+    )
     return results
 
 
 # ---------------------------------------------------------------------------- CLI
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The ``study`` command line (also ``poser study``)."""
-    p = parser or argparse.ArgumentParser(prog="python -m poser_agents.study", description="Run the ablation studies and write their reports.")
+    p = parser or argparse.ArgumentParser(
+        prog="python -m poser_agents.study",
+        description="Run the ablation studies and write their reports.",
+    )
     sub = p.add_subparsers(dest="study_cmd", required=True)
     sub.add_parser("list", help="list the shipped studies")
-    r = sub.add_parser("run", help="run a study (or 'all'); re-running continues an interrupted one")
+    r = sub.add_parser(
+        "run", help="run a study (or 'all'); re-running continues an interrupted one"
+    )
     r.add_argument("name", help="a shipped study name, 'all', or a path to a study YAML file")
     r.add_argument("--out", default="study", help="parent folder of the results (default: study/)")
     r.add_argument("--quick", action="store_true", help="one seed, fewer steps and episodes")
     r.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     r.add_argument("--envs", help="comma-separated env ids to restrict to")
     r.add_argument("--no-progress", action="store_true")
-    rep = sub.add_parser("report", help="rewrite the report of a results folder from its finished cells")
+    rep = sub.add_parser(
+        "report", help="rewrite the report of a results folder from its finished cells"
+    )
     rep.add_argument("name")
     rep.add_argument("--out", default="study")
     rep.add_argument("--quick", action="store_true")
@@ -695,7 +902,9 @@ def main(argv: Sequence[str] | None = None, args: argparse.Namespace | None = No
             study = load_study(args.name, quick=args.quick)
             folder = Path(args.out) / (study.name + ("-quick" if args.quick else ""))
             if not (folder / "study.json").is_file():
-                raise StudyError(f"{str(folder)!r} is not a study results folder (no study.json); run the study first.")
+                raise StudyError(
+                    f"{str(folder)!r} is not a study results folder (no study.json); run the study first."
+                )
             _claim_folder(folder, study, args.quick)
             write_report(study, folder, quick=args.quick)
             print(folder / "report.md")
@@ -704,7 +913,14 @@ def main(argv: Sequence[str] | None = None, args: argparse.Namespace | None = No
         envs = [e.strip() for e in args.envs.split(",")] if args.envs else None
         start = time.perf_counter()
         for name in names:
-            run_study(name, out=args.out, quick=args.quick, workers=args.workers, progress=not args.no_progress, envs=envs)
+            run_study(
+                name,
+                out=args.out,
+                quick=args.quick,
+                workers=args.workers,
+                progress=not args.no_progress,
+                envs=envs,
+            )
         print(f"done in {time.perf_counter() - start:.0f} s; reports under {args.out}/")
         return 0
     except PoserError as e:

@@ -76,7 +76,14 @@ def _vec_env(config: dict[str, Any], env_id: str, seed: int):
 
     def factory():
         return Monitor(
-            make_env(env_id, config["state"], config["encoder"], config["encoder_kwargs"], config["env_kwargs"], split="train")
+            make_env(
+                env_id,
+                config["state"],
+                config["encoder"],
+                config["encoder_kwargs"],
+                config["env_kwargs"],
+                split="train",
+            )
         )
 
     def worker_factory():
@@ -116,16 +123,26 @@ def _check_config(config: dict[str, Any], kind: str, algo: str) -> None:
             raise AgentsConfigError(f"{key} must be an integer >= 1, got {v!r}.")
     v = config["checkpoint_freq"]
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise AgentsConfigError(f"checkpoint_freq must be an integer >= 0 (0: no checkpoints), got {v!r}.")
+        raise AgentsConfigError(
+            f"checkpoint_freq must be an integer >= 0 (0: no checkpoints), got {v!r}."
+        )
     for key in ("encoder_kwargs", "env_kwargs"):
         if not isinstance(config[key], dict):
-            raise AgentsConfigError(f"{key} must be a mapping of keyword arguments, got {type(config[key]).__name__} {config[key]!r}.")
+            raise AgentsConfigError(
+                f"{key} must be a mapping of keyword arguments, got {type(config[key]).__name__} {config[key]!r}."
+            )
     if not isinstance(config["masked_eval"], bool):
-        raise AgentsConfigError(f"masked_eval must be true or false, got {config['masked_eval']!r}.")
+        raise AgentsConfigError(
+            f"masked_eval must be true or false, got {config['masked_eval']!r}."
+        )
     if config["vec_env"] not in VEC_ENVS:
-        raise AgentsConfigError(f"vec_env must be one of {list(VEC_ENVS)}, got {config['vec_env']!r}.")
+        raise AgentsConfigError(
+            f"vec_env must be one of {list(VEC_ENVS)}, got {config['vec_env']!r}."
+        )
     if config["vec_env"] != "dummy" and kind != "sb3":
-        raise AgentsConfigError(f"vec_env={config['vec_env']!r} needs a Stable-Baselines3 algorithm; {algo!r} acts on one env in this process.")
+        raise AgentsConfigError(
+            f"vec_env={config['vec_env']!r} needs a Stable-Baselines3 algorithm; {algo!r} acts on one env in this process."
+        )
 
 
 def _build_model(cls, kind: str, algo: str, config: dict[str, Any], env, seed: int, verbose: int):
@@ -194,7 +211,9 @@ def train(
     """
     check_threads(threads)
     if resume is not None:
-        return _resume(Path(resume), hyperparams or {}, progress_bar, evaluate, verbose, callbacks, threads)
+        return _resume(
+            Path(resume), hyperparams or {}, progress_bar, evaluate, verbose, callbacks, threads
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise AgentsConfigError(f"seed must be an integer >= 0, got {seed!r}.")
     check_env_id(env_id)
@@ -213,11 +232,33 @@ def train(
         path = claim.path
     try:
         try:
-            model, env_config, meta = _setup(claim, algo, kind, target, env_id, seed, hyperparams, hyperparams_file, threads, verbose)
+            model, env_config, meta = _setup(
+                claim,
+                algo,
+                kind,
+                target,
+                env_id,
+                seed,
+                hyperparams,
+                hyperparams_file,
+                threads,
+                verbose,
+            )
         except BaseException:
             claim.discard()
             raise
-        return _learn(model, kind, path, meta, env_config, int(env_config["n_timesteps"]), progress_bar, evaluate, True, callbacks)
+        return _learn(
+            model,
+            kind,
+            path,
+            meta,
+            env_config,
+            int(env_config["n_timesteps"]),
+            progress_bar,
+            evaluate,
+            True,
+            callbacks,
+        )
     finally:
         claim.release()
 
@@ -230,10 +271,23 @@ def _claim_default_run_dir(algo: str, env_id: str, seed: int) -> RunClaim:
             return claim_run_folder(default_run_dir(algo, env_id, seed), new=True)
         except RunFolderError:  # taken by another process since default_run_dir looked
             continue
-    raise RunFolderError(f"Could not find a free run folder for {algo} on {env_id} seed {seed} under runs/; pass --run-dir.")
+    raise RunFolderError(
+        f"Could not find a free run folder for {algo} on {env_id} seed {seed} under runs/; pass --run-dir."
+    )
 
 
-def _setup(claim: RunClaim, algo, kind, target, env_id, seed, hyperparams, hyperparams_file, threads, verbose):
+def _setup(
+    claim: RunClaim,
+    algo,
+    kind,
+    target,
+    env_id,
+    seed,
+    hyperparams,
+    hyperparams_file,
+    threads,
+    verbose,
+):
     """Everything between claiming a new run folder and training: config, files, env, model."""
     require_sb3()
     import torch
@@ -246,7 +300,11 @@ def _setup(claim: RunClaim, algo, kind, target, env_id, seed, hyperparams, hyper
     config = {**DEFAULTS, **params}
     _check_config(config, kind, algo)
     # Types against the constructor's annotations, before SB3's asserts (learning_rate=fast).
-    check_kwargs(f"{algo} ({getattr(cls, '__name__', cls)})", cls, {k: v for k, v in config.items() if k not in DEFAULTS})
+    check_kwargs(
+        f"{algo} ({getattr(cls, '__name__', cls)})",
+        cls,
+        {k: v for k, v in config.items() if k not in DEFAULTS},
+    )
     meta = {
         "format": RUN_FORMAT,
         "format_version": RUN_FORMAT_VERSION,
@@ -261,7 +319,9 @@ def _setup(claim: RunClaim, algo, kind, target, env_id, seed, hyperparams, hyper
         "finished": False,
         "interrupted": False,
     }
-    (path / "config.yaml").write_text(yaml.safe_dump({"algo": algo, "env_id": env_id, "seed": seed, **config}, sort_keys=True))
+    (path / "config.yaml").write_text(
+        yaml.safe_dump({"algo": algo, "env_id": env_id, "seed": seed, **config}, sort_keys=True)
+    )
     write_meta(path, meta)
 
     from stable_baselines3.common.logger import configure
@@ -279,7 +339,18 @@ def _setup(claim: RunClaim, algo, kind, target, env_id, seed, hyperparams, hyper
     return model, config, meta
 
 
-def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progress_bar: bool, evaluate: bool, reset: bool, extra: list | None = None) -> Path:
+def _learn(
+    model,
+    kind,
+    path: Path,
+    meta: dict,
+    config: dict,
+    steps: int,
+    progress_bar: bool,
+    evaluate: bool,
+    reset: bool,
+    extra: list | None = None,
+) -> Path:
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 
     from poser_agents.callbacks import PoserLogger, StopOnFlag
@@ -288,19 +359,31 @@ def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progre
     flag = {"stop": False}
     callbacks = [logger_cb, StopOnFlag(flag), *(extra or [])]
     if int(config.get("checkpoint_freq") or 0) > 0:
-        callbacks.append(CheckpointCallback(int(config["checkpoint_freq"]), str(path / "checkpoints"), name_prefix="model"))
+        callbacks.append(
+            CheckpointCallback(
+                int(config["checkpoint_freq"]), str(path / "checkpoints"), name_prefix="model"
+            )
+        )
 
     def on_sigint(signum, frame):
         if flag["stop"]:  # second Ctrl-C: give up immediately
             raise KeyboardInterrupt
         flag["stop"] = True
-        print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to abort).", file=sys.stderr)
+        print(
+            "\nCtrl-C: stopping after this step and saving a checkpoint (press again to abort).",
+            file=sys.stderr,
+        )
 
     previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         if kind == "sb3":
-            model.learn(steps, callback=CallbackList(callbacks), progress_bar=progress_bar, reset_num_timesteps=reset)
+            model.learn(
+                steps,
+                callback=CallbackList(callbacks),
+                progress_bar=progress_bar,
+                reset_num_timesteps=reset,
+            )
         else:
             model.learn(steps, callback=CallbackList(callbacks))
     finally:
@@ -316,8 +399,16 @@ def _learn(model, kind, path: Path, meta: dict, config: dict, steps: int, progre
         model.get_env().close()  # stop the worker processes
     meta.update(timesteps_done=done, interrupted=flag["stop"], finished=not flag["stop"])
     write_meta(path, meta)
-    training_figure(path, path / "training_curves.png", title=f"{meta['algo']} on {meta['env_id']} (seed {meta['seed']})")
-    expert_figure(path, path / "expert_rewards.png", title=f"{meta['algo']} on {meta['env_id']} (seed {meta['seed']})")
+    training_figure(
+        path,
+        path / "training_curves.png",
+        title=f"{meta['algo']} on {meta['env_id']} (seed {meta['seed']})",
+    )
+    expert_figure(
+        path,
+        path / "expert_rewards.png",
+        title=f"{meta['algo']} on {meta['env_id']} (seed {meta['seed']})",
+    )
     if evaluate and not flag["stop"]:
         evaluate_run(path, episodes=int(config["eval_episodes"]))
     return path
@@ -334,18 +425,29 @@ def _save(model, kind: str, path: Path) -> None:
         tmp = path / "model.tmp.zip"
         model.save(str(tmp))
         shutil.move(str(tmp), str(path / "model.zip"))  # never leave a half-written model.zip
-        if hasattr(model, "save_replay_buffer") and getattr(model, "replay_buffer", None) is not None:
+        if (
+            hasattr(model, "save_replay_buffer")
+            and getattr(model, "replay_buffer", None) is not None
+        ):
             model.save_replay_buffer(str(path / "replay_buffer.pkl"))
     elif hasattr(model, "save"):
         model.save(str(path / "model.zip"))
 
 
 def _resume(
-    path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate: bool, verbose: int, extra: list | None = None, threads: int | None = 1
+    path: Path,
+    overrides: dict[str, Any],
+    progress_bar: bool,
+    evaluate: bool,
+    verbose: int,
+    extra: list | None = None,
+    threads: int | None = 1,
 ) -> Path:
     unknown = sorted(set(overrides) - {"n_timesteps"})
     if unknown:
-        raise AgentsConfigError(f"--resume only accepts an n_timesteps override (the run's config is kept), got {unknown}.")
+        raise AgentsConfigError(
+            f"--resume only accepts an n_timesteps override (the run's config is kept), got {unknown}."
+        )
     claim = claim_run_folder(path, new=False)  # refused while another process writes it
     try:
         return _resume_claimed(path, overrides, progress_bar, evaluate, verbose, extra, threads)
@@ -390,7 +492,15 @@ def _truncate_logs(path: Path, steps: int) -> None:
             tmp.replace(f)
 
 
-def _resume_claimed(path: Path, overrides: dict[str, Any], progress_bar: bool, evaluate: bool, verbose: int, extra, threads) -> Path:
+def _resume_claimed(
+    path: Path,
+    overrides: dict[str, Any],
+    progress_bar: bool,
+    evaluate: bool,
+    verbose: int,
+    extra,
+    threads,
+) -> Path:
     require_sb3()
     import torch
 
@@ -399,7 +509,9 @@ def _resume_claimed(path: Path, overrides: dict[str, Any], progress_bar: bool, e
     info = read_run(path, need_model=False)
     kind, target = resolve_algo(info.algo)
     if kind != "sb3":
-        raise RunFolderError(f"Resuming is supported for SB3-shaped algorithms; {info.algo!r} is an Agent plug-in.")
+        raise RunFolderError(
+            f"Resuming is supported for SB3-shaped algorithms; {info.algo!r} is an Agent plug-in."
+        )
     # DEFAULTS first: a run written before a key existed (vec_env) gets its old behaviour.
     config = {**DEFAULTS, **info.config, **overrides}
     model_file, done = _resume_point(info)
@@ -423,12 +535,14 @@ def _resume_claimed(path: Path, overrides: dict[str, Any], progress_bar: bool, e
     try:
         model = load_model_file(target, model_file, env=env)
         buffer = path / "replay_buffer.pkl"
-        if model_file == info.model_path and buffer.is_file() and hasattr(model, "load_replay_buffer"):
+        if (
+            model_file == info.model_path
+            and buffer.is_file()
+            and hasattr(model, "load_replay_buffer")
+        ):
             model.load_replay_buffer(str(buffer))
     except BaseException:
         env.close()
         raise
     model.set_logger(configure(str(path / "logs"), ["csv", "tensorboard"]))
     return _learn(model, kind, path, meta, config, left, progress_bar, evaluate, False, extra)
-
-

@@ -89,16 +89,24 @@ class SentenceTransformerEncoder(CachedEncoder):
         self._model = None
         if path is not None:
             self.name = f"sentence-transformers:{self.path.name}"
-        self.dim = int(dim) if dim is not None else (384 if path is None else self._load().get_sentence_embedding_dimension())
+        self.dim = (
+            int(dim)
+            if dim is not None
+            else (384 if path is None else self._load().get_sentence_embedding_dimension())
+        )
 
     def _load(self):
         if getattr(self, "_model", None) is None:
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as e:
-                raise MissingDependencyError("sentence-transformers", "agents", "The sentence-embedding encoder") from e
+                raise MissingDependencyError(
+                    "sentence-transformers", "agents", "The sentence-embedding encoder"
+                ) from e
             # A local folder never touches the hub; local_files_only guards the tokenizer too.
-            self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+            self._model = SentenceTransformer(
+                str(self.path), device=self.device, local_files_only=True
+            )
         return self._model
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
@@ -122,16 +130,26 @@ class OpenCLIPTextEncoder(CachedEncoder):
 
     name = "open_clip"
 
-    def __init__(self, model_name: str = "ViT-B-32", pretrained: str | None = None, device: str = "cpu", cache_size: int = 200_000):
+    def __init__(
+        self,
+        model_name: str = "ViT-B-32",
+        pretrained: str | None = None,
+        device: str = "cpu",
+        cache_size: int = 200_000,
+    ):
         super().__init__(cache_size)
         try:
             import open_clip
         except ImportError as e:
-            raise MissingDependencyError("open_clip_torch", "agents", "The open_clip text encoder") from e
+            raise MissingDependencyError(
+                "open_clip_torch", "agents", "The open_clip text encoder"
+            ) from e
         known = open_clip.list_models()
         if model_name not in known:
             close = difflib.get_close_matches(model_name, known, n=3)
-            raise AgentsConfigError(f"Unknown open_clip model {model_name!r}; close matches: {close}. See open_clip.list_models().")
+            raise AgentsConfigError(
+                f"Unknown open_clip model {model_name!r}; close matches: {close}. See open_clip.list_models()."
+            )
         self.model_name, self.pretrained, self.device = model_name, pretrained, device
         self._model = None
         self.dim = int(open_clip.get_model_config(model_name)["embed_dim"])
@@ -140,7 +158,9 @@ class OpenCLIPTextEncoder(CachedEncoder):
         if getattr(self, "_model", None) is None:
             import open_clip
 
-            model, _, _ = open_clip.create_model_and_transforms(self.model_name, pretrained=self.pretrained, device=self.device)
+            model, _, _ = open_clip.create_model_and_transforms(
+                self.model_name, pretrained=self.pretrained, device=self.device
+            )
             model.eval()
             self._model = (model, open_clip.get_tokenizer(self.model_name))
         return self._model
@@ -169,7 +189,9 @@ ENCODERS: dict[str, type] = {
 _SHARED_ENCODERS: dict[tuple[str, str], TextEncoder] = {}
 
 
-def make_encoder(encoder: str | TextEncoder = "minilm", shared: bool = True, **kwargs: Any) -> TextEncoder:
+def make_encoder(
+    encoder: str | TextEncoder = "minilm", shared: bool = True, **kwargs: Any
+) -> TextEncoder:
     """Build an encoder by name (see :data:`ENCODERS`), or return an encoder instance as is.
 
     Args:
@@ -193,10 +215,14 @@ def make_encoder(encoder: str | TextEncoder = "minilm", shared: bool = True, **k
     if encoder not in ENCODERS:
         close = difflib.get_close_matches(encoder, list(ENCODERS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise AgentsConfigError(f"Unknown text encoder {encoder!r}.{hint} Known encoders: {', '.join(sorted(ENCODERS))}.")
+        raise AgentsConfigError(
+            f"Unknown text encoder {encoder!r}.{hint} Known encoders: {', '.join(sorted(ENCODERS))}."
+        )
     check_kwargs(f"encoder {encoder!r}", ENCODERS[encoder], kwargs)
     if encoder == "sentence-transformers" and "path" not in kwargs:
-        raise AgentsConfigError("The 'sentence-transformers' encoder needs encoder_kwargs={'path': <model folder>}.")
+        raise AgentsConfigError(
+            "The 'sentence-transformers' encoder needs encoder_kwargs={'path': <model folder>}."
+        )
     if not shared:
         return ENCODERS[encoder](**kwargs)
     # One instance (one model, one cache) per configuration, shared by every env in the

@@ -31,7 +31,11 @@ register_envs()
 # v1 does not deprecate v0: v0 is the paper's setting, v1 a harder world for comparing
 # algorithms. Gymnasium warns about every id that has a newer version, so that one warning
 # is silenced for our v0 ids (and only for them).
-warnings.filterwarnings("ignore", message=r".*The environment ImagePoser-(\w+-)?v0 is out of date", category=DeprecationWarning)
+warnings.filterwarnings(
+    "ignore",
+    message=r".*The environment ImagePoser-(\w+-)?v0 is out of date",
+    category=DeprecationWarning,
+)
 
 __all__ = [
     "IDS",

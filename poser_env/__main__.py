@@ -1,12 +1,12 @@
 """Command line of poser_env.
 
-    python -m poser_env demo --seed 0 --out demo.png     # one episode, picture of the trajectory
-    python -m poser_env experts                          # the action table of a suite
-    python -m poser_env suites                           # registered suites
-    python -m poser_env cache stats --dir .poser-cache   # generation cache: stats|clear|export
-    python -m poser_env cache export --dir .poser-cache --out transitions.parquet
-    python -m poser_env cache export --dir .poser-cache --format datasets --out transitions/
-    python -m poser_env pool list --address auto         # the shared Ray pools: list|shutdown
+python -m poser_env demo --seed 0 --out demo.png     # one episode, picture of the trajectory
+python -m poser_env experts                          # the action table of a suite
+python -m poser_env suites                           # registered suites
+python -m poser_env cache stats --dir .poser-cache   # generation cache: stats|clear|export
+python -m poser_env cache export --dir .poser-cache --out transitions.parquet
+python -m poser_env cache export --dir .poser-cache --format datasets --out transitions/
+python -m poser_env pool list --address auto         # the shared Ray pools: list|shutdown
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ POLICIES = ("router", "oracle", "random")
 
 
 def _policy(name: str, seed: int):
-    return {"router": RouterPolicy, "oracle": OraclePolicy, "random": lambda: RandomPolicy(seed)}[name]()
+    return {"router": RouterPolicy, "oracle": OraclePolicy, "random": lambda: RandomPolicy(seed)}[
+        name
+    ]()
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -52,7 +54,11 @@ def demo(args: argparse.Namespace) -> int:
         obs, reward, terminated, truncated, info = env.step(action)
         total += reward
         verdict = info["verdict"] or {}
-        status = "accepted" if info["accepted"] else ("invalid action" if info["invalid_action"] else "rejected")
+        status = (
+            "accepted"
+            if info["accepted"]
+            else ("invalid action" if info["invalid_action"] else "rejected")
+        )
         if info["error"]:
             status = "error: " + info["error"]
         lines = [
@@ -63,14 +69,21 @@ def demo(args: argparse.Namespace) -> int:
         if verdict.get("reflection"):
             lines.append(verdict["reflection"])
         frames.append({"image": base.current_image.copy(), "lines": lines})
-        print(f"step {base._ep.step_count}: {info['expert']:>16s} -> {status:8s} reward {reward:+.3f}")
+        print(
+            f"step {base._ep.step_count}: {info['expert']:>16s} -> {status:8s} reward {reward:+.3f}"
+        )
         if terminated or truncated:
             break
     final = {k: v for k, v in info["final_metrics"].items() if k != "episode_over"}
     # item(): the info schema holds numpy scalars, which json cannot write.
     final = {k: v.item() if hasattr(v, "item") else v for k, v in final.items()}
-    print("final:", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in final.items()}))
-    sheet = trajectory_sheet(info.get("prompt", base.task.prompt), frames, {**final, "return": total})
+    print(
+        "final:",
+        json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in final.items()}),
+    )
+    sheet = trajectory_sheet(
+        info.get("prompt", base.task.prompt), frames, {**final, "return": total}
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     print(f"wrote {out}")
@@ -109,7 +122,9 @@ def cache(args: argparse.Namespace) -> int:
     elif args.action == "clear":
         before = store.stats()
         store.clear()
-        print(f"cleared {before['entries']} entries and {before['transitions']} transitions from {directory}")
+        print(
+            f"cleared {before['entries']} entries and {before['transitions']} transitions from {directory}"
+        )
     else:
         n = export_transitions(store, args.out, format=args.format)
         print(f"wrote {n} transitions to {args.out}")
@@ -121,7 +136,10 @@ def pool(args: argparse.Namespace) -> int:
     from poser_env.pools.ray_pool import describe, list_pools
 
     if args.address is None:
-        print("pool needs --address (a running cluster: 'auto', 'HOST:6379' or 'ray://HOST:10001').", file=sys.stderr)
+        print(
+            "pool needs --address (a running cluster: 'auto', 'HOST:6379' or 'ray://HOST:10001').",
+            file=sys.stderr,
+        )
         return 2
     apps = list_pools(args.address)
     if args.action == "list":
@@ -139,7 +157,10 @@ def pool(args: argparse.Namespace) -> int:
     targets = [args.app] if args.app else list(apps)
     unknown = [t for t in targets if t not in apps]
     if unknown:
-        print(f"no pool application {unknown[0]!r} on this cluster; running: {', '.join(apps) or 'none'}", file=sys.stderr)
+        print(
+            f"no pool application {unknown[0]!r} on this cluster; running: {', '.join(apps) or 'none'}",
+            file=sys.stderr,
+        )
         return 1
     for name in targets:
         serve.delete(name)
@@ -178,10 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m poser_env", description="image-poser environment tools")
     parser.add_argument("--verbose", action="store_true", help="print the traceback of an error")
     sub = parser.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-    d = sub.add_parser("demo", help="run one episode with a built-in policy and save a picture of it")
+    d = sub.add_parser(
+        "demo", help="run one episode with a built-in policy and save a picture of it"
+    )
     d.add_argument("--env", default="ImagePoser-v0", help="environment id (default: ImagePoser-v0)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--policy", choices=POLICIES, default="router", help="built-in Shapes policy (default: router)")
+    d.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="router",
+        help="built-in Shapes policy (default: router)",
+    )
     d.add_argument("--prompt", default=None, help="your own prompt instead of a sampled task")
     d.add_argument("--out", default="demo.png", help="where to write the trajectory picture")
     d.set_defaults(func=demo)
@@ -206,13 +234,29 @@ def main(argv: list[str] | None = None) -> int:
         help="export: where to write (a .parquet file, or a directory for --format datasets)",
     )
     c.set_defaults(func=cache)
-    r = sub.add_parser("pool", help="list or shut down the shared expert pools on a Ray cluster; plan: GPU memory plan")
-    r.add_argument("action", choices=("list", "shutdown", "plan"), help="plan: see `pool plan --help`")
-    r.add_argument("--address", default=None, help="the Ray cluster: 'auto', 'HOST:6379' or 'ray://HOST:10001'")
-    r.add_argument("--app", default=None, help="shutdown: only this application (default: every image-poser pool)")
+    r = sub.add_parser(
+        "pool",
+        help="list or shut down the shared expert pools on a Ray cluster; plan: GPU memory plan",
+    )
+    r.add_argument(
+        "action", choices=("list", "shutdown", "plan"), help="plan: see `pool plan --help`"
+    )
+    r.add_argument(
+        "--address", default=None, help="the Ray cluster: 'auto', 'HOST:6379' or 'ray://HOST:10001'"
+    )
+    r.add_argument(
+        "--app",
+        default=None,
+        help="shutdown: only this application (default: every image-poser pool)",
+    )
     r.set_defaults(func=pool)
     for command in sub.choices.values():  # also accepted after the command
-        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error")
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="print the traceback of an error",
+        )
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -28,11 +28,15 @@ def build_suite(
     """
     if isinstance(suite, Suite):
         if suite_kwargs:
-            raise ConfigError("suite_kwargs only apply to a suite given by name, got a Suite instance too.")
+            raise ConfigError(
+                "suite_kwargs only apply to a suite given by name, got a Suite instance too."
+            )
     elif isinstance(suite, str):
         suite = make_suite(suite, **(suite_kwargs or {}))
     else:
-        raise ConfigError(f"suite must be a registered suite name or a Suite, got {type(suite).__name__}.")
+        raise ConfigError(
+            f"suite must be a registered suite name or a Suite, got {type(suite).__name__}."
+        )
     if experts is not None:
         suite = suite.select_experts(experts)
     expert_pool = make_pool(pool, **(pool_kwargs or {}))

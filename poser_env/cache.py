@@ -191,8 +191,14 @@ class GenerationCache:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         record_transitions: bool = True,
     ):
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1:
-            raise ConfigError(f"max_bytes must be a positive integer number of bytes, got {max_bytes!r}.")
+        if (
+            isinstance(max_bytes, bool)
+            or not isinstance(max_bytes, (int, np.integer))
+            or max_bytes < 1
+        ):
+            raise ConfigError(
+                f"max_bytes must be a positive integer number of bytes, got {max_bytes!r}."
+            )
         if not timeout_s > 0:
             raise ConfigError(f"timeout_s must be > 0 seconds, got {timeout_s!r}.")
         self.directory = Path(directory)
@@ -204,7 +210,9 @@ class GenerationCache:
         self._warned = False
         self.read_only = False
         if self.directory.exists() and not self.directory.is_dir():
-            raise CacheError(f"Cache directory {str(self.directory)!r} is a file; give a folder path (cache='path/to/dir').")
+            raise CacheError(
+                f"Cache directory {str(self.directory)!r} is a file; give a folder path (cache='path/to/dir')."
+            )
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -220,7 +228,10 @@ class GenerationCache:
 
     # ------------------------------------------------------------------ connection
     def __getstate__(self) -> dict[str, Any]:
-        return {k: self.__dict__[k] for k in ("directory", "max_bytes", "timeout_s", "record_transitions")}
+        return {
+            k: self.__dict__[k]
+            for k in ("directory", "max_bytes", "timeout_s", "record_transitions")
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -244,7 +255,10 @@ class GenerationCache:
         except sqlite3.DatabaseError as e:
             # Not a database (a torn or overwritten file): move it aside, start afresh.
             aside = self.path.with_name(f"{DB_NAME}.corrupt-{os.getpid()}-{time.time_ns()}")
-            warnings.warn(f"Cache database {self.path} is unreadable ({e}); moved to {aside.name}, starting empty.", stacklevel=3)
+            warnings.warn(
+                f"Cache database {self.path} is unreadable ({e}); moved to {aside.name}, starting empty.",
+                stacklevel=3,
+            )
             for suffix in ("", "-wal", "-shm"):
                 p = Path(str(self.path) + suffix)
                 if p.exists():
@@ -254,7 +268,9 @@ class GenerationCache:
         return conn
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -284,7 +300,9 @@ class GenerationCache:
             ) from error
         try:
             uri = f"{self.path.absolute().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+            )
             conn.execute("SELECT COUNT(*) FROM entries").fetchone()
         except sqlite3.Error as e:
             raise CacheError(
@@ -315,8 +333,11 @@ class GenerationCache:
     def _warn(self, what: str, error: BaseException) -> None:
         if not self._warned:
             self._warned = True
-            warnings.warn(f"Generation cache {self.directory}: {what} failed ({type(error).__name__}: {error}); "
-                          "calls go to the components uncached.", stacklevel=3)
+            warnings.warn(
+                f"Generation cache {self.directory}: {what} failed ({type(error).__name__}: {error}); "
+                "calls go to the components uncached.",
+                stacklevel=3,
+            )
 
     # ------------------------------------------------------------------ entries
     def get(self, key: str) -> CacheEntry | None:
@@ -326,14 +347,18 @@ class GenerationCache:
         """
         try:
             conn = self._connect()
-            row = conn.execute("SELECT kind, meta, image, checksum FROM entries WHERE key = ?", (key,)).fetchone()
+            row = conn.execute(
+                "SELECT kind, meta, image, checksum FROM entries WHERE key = ?", (key,)
+            ).fetchone()
             if row is None:
                 return None
             kind, meta, image, checksum = row
             try:
                 if _checksum(kind.encode(), meta, image) != checksum:
                     raise ValueError("checksum mismatch")
-                entry = CacheEntry(json.loads(meta), decode_png(image) if image is not None else None)
+                entry = CacheEntry(
+                    json.loads(meta), decode_png(image) if image is not None else None
+                )
             except Exception:
                 if not self.read_only:
                     self._delete(conn, "entries", key, checksum)
@@ -343,23 +368,44 @@ class GenerationCache:
             return None
         if not self.read_only:
             try:  # LRU bookkeeping only: a failed touch must not turn a hit into a miss
-                self._write(conn, "UPDATE entries SET last_used = ? WHERE key = ?", (self._tick(), key))
+                self._write(
+                    conn, "UPDATE entries SET last_used = ? WHERE key = ?", (self._tick(), key)
+                )
             except sqlite3.Error as e:
                 self._warn("updating an entry's last use", e)
         return entry
 
-    def put(self, key: str, kind: str, component: str, meta: dict[str, Any], image: np.ndarray | None = None) -> None:
+    def put(
+        self,
+        key: str,
+        kind: str,
+        component: str,
+        meta: dict[str, Any],
+        image: np.ndarray | None = None,
+    ) -> None:
         """Store ``meta`` (JSON) and ``image`` (PNG) under ``key``; evict past the size limit."""
         if self.read_only:
             return
         meta_b = canonical_json(meta)
         png = encode_png(image) if image is not None else None
         size = len(meta_b) + len(png or b"")
-        row = (key, kind, component, meta_b, png, _checksum(kind.encode(), meta_b, png), size, time.time(), self._tick())
+        row = (
+            key,
+            kind,
+            component,
+            meta_b,
+            png,
+            _checksum(kind.encode(), meta_b, png),
+            size,
+            time.time(),
+            self._tick(),
+        )
         try:
             conn = self._connect()
             with _transaction(conn):
-                conn.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                conn.execute(
+                    "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row
+                )
                 self._evict(conn)
         except sqlite3.Error as e:
             self._warn("a write", e)
@@ -376,8 +422,13 @@ class GenerationCache:
             return
         try:
             conn = self._connect()
-            if conn.execute("SELECT 1 FROM transitions WHERE key = ?", (key,)).fetchone() is not None:
-                self._write(conn, "UPDATE transitions SET last_used = ? WHERE key = ?", (self._tick(), key))
+            if (
+                conn.execute("SELECT 1 FROM transitions WHERE key = ?", (key,)).fetchone()
+                is not None
+            ):
+                self._write(
+                    conn, "UPDATE transitions SET last_used = ? WHERE key = ?", (self._tick(), key)
+                )
                 return
             rec = canonical_json(record)
             inp = encode_png(input_image) if input_image is not None else None
@@ -385,7 +436,9 @@ class GenerationCache:
             size = len(rec) + len(inp or b"") + len(out)
             row = (key, rec, inp, out, _checksum(rec, inp, out), size, time.time(), self._tick())
             with _transaction(conn):
-                conn.execute("INSERT OR IGNORE INTO transitions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                conn.execute(
+                    "INSERT OR IGNORE INTO transitions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
+                )
                 self._evict(conn)
         except sqlite3.Error as e:
             self._warn("recording a transition", e)
@@ -449,7 +502,11 @@ class GenerationCache:
     def stats(self) -> dict[str, Any]:
         """Entry counts (by kind), transitions and stored bytes."""
         conn = self._connect()
-        by_kind = dict(conn.execute("SELECT kind, COUNT(*) FROM entries GROUP BY kind ORDER BY kind").fetchall())
+        by_kind = dict(
+            conn.execute(
+                "SELECT kind, COUNT(*) FROM entries GROUP BY kind ORDER BY kind"
+            ).fetchall()
+        )
         n, b = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries").fetchone()
         tn, tb = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM transitions").fetchone()
         return {
@@ -459,7 +516,9 @@ class GenerationCache:
             "transitions": tn,
             "bytes": b + tb,
             "max_bytes": self.max_bytes,
-            "file_bytes": sum(p.stat().st_size for p in self.directory.glob(DB_NAME + "*") if p.is_file()),
+            "file_bytes": sum(
+                p.stat().st_size for p in self.directory.glob(DB_NAME + "*") if p.is_file()
+            ),
         }
 
     def clear(self) -> None:
@@ -470,7 +529,9 @@ class GenerationCache:
         """
         conn = self._connect()
         if self.read_only:
-            raise CacheError(f"Cannot clear the cache {str(self.directory)!r}: its database is read-only.")
+            raise CacheError(
+                f"Cannot clear the cache {str(self.directory)!r}: its database is read-only."
+            )
         self._write(conn, "DELETE FROM entries", ())
         self._write(conn, "DELETE FROM transitions", ())
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -554,10 +615,20 @@ class CachedExpert(_Proxy, Expert):
             result = ExpertResult(entry.image, float(entry.meta["cost"]), entry.meta["meta"])
         else:
             result = self.inner(command, image, seed)
-            self.cache.put(key, "expert", self.name, {"cost": float(result.cost), "meta": result.meta}, result.image)
+            self.cache.put(
+                key,
+                "expert",
+                self.name,
+                {"cost": float(result.cost), "meta": result.meta},
+                result.image,
+            )
         self.counter.last_call = {
-            "key": key, "expert": self.name, "command": command, "seed": int(seed),
-            "input": image, "output": result.image,
+            "key": key,
+            "expert": self.name,
+            "command": command,
+            "seed": int(seed),
+            "input": image,
+            "output": result.image,
         }
         return result
 
@@ -568,7 +639,9 @@ class CachedExpert(_Proxy, Expert):
 class CachedCritic(_Proxy, Critic):
     """A :class:`Critic` whose verdicts go through the cache; records transitions."""
 
-    def judge(self, image: np.ndarray, command: Command | None, prompt_constraints: Sequence[Constraint]) -> Critique:
+    def judge(
+        self, image: np.ndarray, command: Command | None, prompt_constraints: Sequence[Constraint]
+    ) -> Critique:
         inputs = {
             "image": pixels_digest(image),
             "command": command.to_dict() if command is not None else None,
@@ -587,9 +660,16 @@ class CachedCritic(_Proxy, Critic):
         self._record(key, image, command, critique)
         return critique
 
-    def _record(self, key: str, image: np.ndarray, command: Command | None, critique: Critique) -> None:
+    def _record(
+        self, key: str, image: np.ndarray, command: Command | None, critique: Critique
+    ) -> None:
         call, self.counter.last_call = self.counter.last_call, None
-        if not self.cache.record_transitions or call is None or command is None or call["output"] is not image:
+        if (
+            not self.cache.record_transitions
+            or call is None
+            or command is None
+            or call["output"] is not image
+        ):
             return
         task = self.counter.task or {}
         record = {
@@ -609,7 +689,10 @@ class CachedExtractor(_Proxy, CommandExtractor):
     """A :class:`CommandExtractor` whose plans and reflections go through the cache."""
 
     def extract(self, prompt: str, image: np.ndarray | None = None) -> Plan:
-        self.counter.task = {"prompt": prompt, "kind": "editing" if image is not None else "generation"}
+        self.counter.task = {
+            "prompt": prompt,
+            "kind": "editing" if image is not None else "generation",
+        }
         self.counter.last_call = None
         key, entry = self._lookup("extract", {"prompt": prompt, "image": pixels_digest(image)})
         if entry is not None:
@@ -623,7 +706,9 @@ class CachedExtractor(_Proxy, CommandExtractor):
         return plan
 
     def reflect(self, command: Command, critique: Critique) -> Command | None:
-        key, entry = self._lookup("reflect", {"command": command.to_dict(), "critique": critique.to_dict()})
+        key, entry = self._lookup(
+            "reflect", {"command": command.to_dict(), "critique": critique.to_dict()}
+        )
         if entry is not None:
             try:
                 c = entry.meta["command"]
@@ -631,7 +716,9 @@ class CachedExtractor(_Proxy, CommandExtractor):
             except (KeyError, TypeError, ValueError):
                 pass
         out = self.inner.reflect(command, critique)
-        self.cache.put(key, "reflect", self.name, {"command": out.to_dict() if out is not None else None})
+        self.cache.put(
+            key, "reflect", self.name, {"command": out.to_dict() if out is not None else None}
+        )
         return out
 
 
@@ -641,10 +728,14 @@ def as_cache(cache: str | os.PathLike[str] | GenerationCache) -> GenerationCache
         return cache
     if isinstance(cache, (str, os.PathLike)):
         return GenerationCache(cache)
-    raise ConfigError(f"cache must be a directory path or a GenerationCache, got {type(cache).__name__}.")
+    raise ConfigError(
+        f"cache must be a directory path or a GenerationCache, got {type(cache).__name__}."
+    )
 
 
-def cached_suite(suite: Any, cache: str | os.PathLike[str] | GenerationCache) -> tuple[Any, CacheCounter]:
+def cached_suite(
+    suite: Any, cache: str | os.PathLike[str] | GenerationCache
+) -> tuple[Any, CacheCounter]:
     """A copy of ``suite`` whose experts, critic and extractor go through ``cache``."""
     store = as_cache(cache)
     counter = CacheCounter()
@@ -659,8 +750,16 @@ def cached_suite(suite: Any, cache: str | os.PathLike[str] | GenerationCache) ->
 
 # ---------------------------------------------------------------------- export
 TRANSITION_COLUMNS = (
-    "key", "task_prompt", "task_kind", "command", "expert", "seed",
-    "input_image", "output_image", "verdict", "accepted",
+    "key",
+    "task_prompt",
+    "task_kind",
+    "command",
+    "expert",
+    "seed",
+    "input_image",
+    "output_image",
+    "verdict",
+    "accepted",
 )
 
 
@@ -678,7 +777,9 @@ def _transition_columns(store: GenerationCache) -> dict[str, list[Any]]:
         cols["command"].append(json.dumps(r["command"], sort_keys=True))
         cols["expert"].append(r["expert"])
         cols["seed"].append(int(r["seed"]))
-        cols["input_image"].append(encode_png(r["input_image"]) if r["input_image"] is not None else None)
+        cols["input_image"].append(
+            encode_png(r["input_image"]) if r["input_image"] is not None else None
+        )
         cols["output_image"].append(encode_png(r["output_image"]))
         cols["verdict"].append(json.dumps(r["verdict"], sort_keys=True))
         cols["accepted"].append(bool(r["accepted"]))
@@ -690,10 +791,16 @@ def _write_parquet(store: GenerationCache, out: Path) -> int:
     pq = require("pyarrow.parquet", "cache", "Exporting cached transitions as Parquet")
     schema = pa.schema(
         [
-            ("key", pa.string()), ("task_prompt", pa.string()), ("task_kind", pa.string()),
-            ("command", pa.string()), ("expert", pa.string()), ("seed", pa.int64()),
-            ("input_image", pa.binary()), ("output_image", pa.binary()),
-            ("verdict", pa.string()), ("accepted", pa.bool_()),
+            ("key", pa.string()),
+            ("task_prompt", pa.string()),
+            ("task_kind", pa.string()),
+            ("command", pa.string()),
+            ("expert", pa.string()),
+            ("seed", pa.int64()),
+            ("input_image", pa.binary()),
+            ("output_image", pa.binary()),
+            ("verdict", pa.string()),
+            ("accepted", pa.bool_()),
         ],
         metadata={"poser_env.cache_format": str(CACHE_FORMAT)},
     )
@@ -704,7 +811,9 @@ def _write_parquet(store: GenerationCache, out: Path) -> int:
 
 
 def _write_datasets(store: GenerationCache, out: Path) -> int:
-    datasets = require("datasets", "cache", "Exporting cached transitions as a Hugging Face dataset")
+    datasets = require(
+        "datasets", "cache", "Exporting cached transitions as a Hugging Face dataset"
+    )
     text = datasets.Value("string")
     features = datasets.Features(
         {
@@ -764,7 +873,9 @@ def export_transitions(
     """
     if format not in EXPORT_FORMATS:
         hint = f" Did you mean {close!r}?" if (close := closest(format, EXPORT_FORMATS)) else ""
-        raise ConfigError(f"Unknown export format {format!r}, expected one of: {', '.join(EXPORT_FORMATS)}.{hint}")
+        raise ConfigError(
+            f"Unknown export format {format!r}, expected one of: {', '.join(EXPORT_FORMATS)}.{hint}"
+        )
     if format == "parquet":
         out = check_output_file(out, "export path (a Parquet file)")
     else:
@@ -773,7 +884,9 @@ def export_transitions(
     try:
         return write(as_cache(directory), Path(out))
     except OSError as e:  # a disk that fills or goes read-only while writing
-        raise OutputPathError(f"Could not write the export to {str(out)!r}: {e.strerror or e}.") from e
+        raise OutputPathError(
+            f"Could not write the export to {str(out)!r}: {e.strerror or e}."
+        ) from e
 
 
 __all__ = [

@@ -42,11 +42,16 @@ def _describe(value: Any, depth: int) -> Any:
     if isinstance(value, _PLAIN):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__class__": type(value).__qualname__, **{f.name: _describe(getattr(value, f.name), depth) for f in dataclasses.fields(value)}}
+        return {
+            "__class__": type(value).__qualname__,
+            **{f.name: _describe(getattr(value, f.name), depth) for f in dataclasses.fields(value)},
+        }
     if isinstance(value, (tuple, list)):
         return [_describe(v, depth) for v in value]
     if isinstance(value, dict):
-        return {str(k): _describe(v, depth) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+        return {
+            str(k): _describe(v, depth) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+        }
     if isinstance(value, np.ndarray):
         return {"__ndarray__": [list(value.shape), str(value.dtype)]}
     if isinstance(value, np.generic):
@@ -114,7 +119,9 @@ class Expert(ABC):
     def __call__(self, command: Command, image: np.ndarray | None, seed: int) -> ExpertResult:
         """Execute ``command`` (on ``image`` for i2i experts) reproducibly for ``seed``."""
 
-    def call_batch(self, calls: Sequence[tuple[Command, np.ndarray | None, int]]) -> list[ExpertResult]:
+    def call_batch(
+        self, calls: Sequence[tuple[Command, np.ndarray | None, int]]
+    ) -> list[ExpertResult]:
         """Execute several ``(command, image, seed)`` calls; one result per call, in order.
 
         The shared expert pool (:mod:`poser_env.pools`) hands an expert the requests of
@@ -337,11 +344,17 @@ class Task:
         if self.kind not in TASK_KINDS:
             close = difflib.get_close_matches(str(self.kind), TASK_KINDS, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"Task.kind must be one of {list(TASK_KINDS)}, got {self.kind!r}.{hint}")
+            raise ConfigError(
+                f"Task.kind must be one of {list(TASK_KINDS)}, got {self.kind!r}.{hint}"
+            )
         if self.image is not None and not isinstance(self.image, np.ndarray):
-            raise ConfigError(f"Task.image must be None or an (H, W, 3) uint8 numpy array, got {type(self.image).__name__}.")
+            raise ConfigError(
+                f"Task.image must be None or an (H, W, 3) uint8 numpy array, got {type(self.image).__name__}."
+            )
         if self.constraints is not None and not isinstance(self.constraints, (tuple, list)):
-            raise ConfigError(f"Task.constraints must be None or a tuple of Constraint, got {type(self.constraints).__name__}.")
+            raise ConfigError(
+                f"Task.constraints must be None or a tuple of Constraint, got {type(self.constraints).__name__}."
+            )
         if not isinstance(self.meta, dict):
             raise ConfigError(f"Task.meta must be a dict, got {type(self.meta).__name__}.")
 
@@ -381,7 +394,9 @@ class Suite:
         names = [e.name for e in self.experts]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ConfigError(f"Expert names must be unique within suite {self.name!r}; repeated: {dupes}.")
+            raise ConfigError(
+                f"Expert names must be unique within suite {self.name!r}; repeated: {dupes}."
+            )
         if not any(e.kind == "t2i" for e in self.experts):
             raise ConfigError(
                 f"Suite {self.name!r} needs at least one 't2i' expert to start generation tasks; "
@@ -389,7 +404,9 @@ class Suite:
             )
         for e in self.experts:
             if e.kind not in ("t2i", "i2i"):
-                raise ConfigError(f"Expert {e.name!r} has kind {e.kind!r}; expected 't2i' or 'i2i'.")
+                raise ConfigError(
+                    f"Expert {e.name!r} has kind {e.kind!r}; expected 't2i' or 'i2i'."
+                )
 
     @property
     def expert_names(self) -> tuple[str, ...]:

@@ -19,7 +19,15 @@ ConstraintKind = Literal["count", "region", "relation", "background", "text"]
 CommandKind = Literal["generate", "add", "remove", "recolor", "move", "restyle", "refine"]
 
 CONSTRAINT_KINDS: tuple[str, ...] = ("count", "region", "relation", "background", "text")
-COMMAND_KINDS: tuple[str, ...] = ("generate", "add", "remove", "recolor", "move", "restyle", "refine")
+COMMAND_KINDS: tuple[str, ...] = (
+    "generate",
+    "add",
+    "remove",
+    "recolor",
+    "move",
+    "restyle",
+    "refine",
+)
 #: Command kinds that need an existing image (image-to-image edits).
 EDIT_KINDS: frozenset[str] = frozenset({"add", "remove", "recolor", "move", "restyle", "refine"})
 
@@ -107,7 +115,9 @@ class Constraint:
     def __post_init__(self) -> None:
         need = _NEEDED_FIELDS.get(self.kind)
         if need is None:
-            raise ValueError(f"Constraint kind must be one of {CONSTRAINT_KINDS}, got {self.kind!r}.")
+            raise ValueError(
+                f"Constraint kind must be one of {CONSTRAINT_KINDS}, got {self.kind!r}."
+            )
         missing = [f for f in need if getattr(self, f) is None]
         if missing:
             raise ValueError(f"A {self.kind!r} constraint needs {missing}, got {self!r}.")
@@ -173,12 +183,17 @@ _NEEDED_FIELDS: dict[str, tuple[str, ...]] = {
 
 def region_phrase(region: str) -> str:
     """``"left" -> "on the left"``, ``"center" -> "in the center"``."""
-    return {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}.get(
-        region, f"in the {region}"
-    )
+    return {
+        "left": "on the left",
+        "right": "on the right",
+        "top": "at the top",
+        "bottom": "at the bottom",
+    }.get(region, f"in the {region}")
 
 
-def known_counts(constraints: Sequence[Constraint]) -> dict[tuple[str, str | None, str | None], int]:
+def known_counts(
+    constraints: Sequence[Constraint],
+) -> dict[tuple[str, str | None, str | None], int]:
     """How many of each object the constraints ask for (from their count constraints)."""
     return {
         (c.subject.noun, c.subject.color, c.subject.size): int(c.count)
@@ -197,7 +212,9 @@ def _how_many(ref: ObjectRef, counts: dict[tuple[str, str | None, str | None], i
     return sum(same_noun) if same_noun else 1
 
 
-def constraint_text(constraint: Constraint, counts: dict[tuple[str, str | None, str | None], int], question: bool) -> str:
+def constraint_text(
+    constraint: Constraint, counts: dict[tuple[str, str | None, str | None], int], question: bool
+) -> str:
     """A statement or yes/no question whose number agrees with how many objects are asked for.
 
     ``Constraint.statement()`` (shared with the Shapes world, whose regions are about every
@@ -213,7 +230,11 @@ def constraint_text(constraint: Constraint, counts: dict[tuple[str, str | None, 
         where = region_phrase(str(constraint.region))
     else:
         other = constraint.other
-        where = f"{constraint.relation} the {other.phrase(_how_many(other, counts))}" if other is not None else str(constraint.relation)
+        where = (
+            f"{constraint.relation} the {other.phrase(_how_many(other, counts))}"
+            if other is not None
+            else str(constraint.relation)
+        )
     if question:
         return f"{'Is' if n == 1 else 'Are'} {subject} {where}?"
     return f"{subject} {'is' if n == 1 else 'are'} {where}"
@@ -247,7 +268,11 @@ class Command:
         return self.kind in EDIT_KINDS
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"text": self.text, "kind": self.kind, "constraints": [c.to_dict() for c in self.constraints]}
+        d = {
+            "text": self.text,
+            "kind": self.kind,
+            "constraints": [c.to_dict() for c in self.constraints],
+        }
         if self.reflection_of is not None:
             d["reflection_of"] = self.reflection_of
         return d

@@ -81,7 +81,9 @@ class UnknownNameError(PoserError, KeyError):
         hint = f" Did you mean {close!r}?" if close else ""
         self.name = name
         self.known = known
-        self.message = cap(f"Unknown {what} {short_repr(name)}.{hint} Known {what}s: {', '.join(known)}.")
+        self.message = cap(
+            f"Unknown {what} {short_repr(name)}.{hint} Known {what}s: {', '.join(known)}."
+        )
         super().__init__(self.message)
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
@@ -105,7 +107,9 @@ class UnknownArgumentError(ConfigError):
         close = closest(key, self.valid)
         hint = f" Did you mean {close!r}?" if close else ""
         listing = ", ".join(self.valid) if self.valid else "none (it takes no arguments)"
-        super().__init__(f"Unknown argument {short_repr(key)} for {where}.{hint} Valid arguments: {listing}.")
+        super().__init__(
+            f"Unknown argument {short_repr(key)} for {where}.{hint} Valid arguments: {listing}."
+        )
 
 
 class ArgumentTypeError(ConfigError):
@@ -180,12 +184,16 @@ class ModelLoadError(PoserError, RuntimeError):
         cause: The original exception.
     """
 
-    def __init__(self, model: str, expert: str, cause: BaseException, hint: str, role: str | None = None):
+    def __init__(
+        self, model: str, expert: str, cause: BaseException, hint: str, role: str | None = None
+    ):
         self.model = model
         self.expert = expert
         self.cause = cause
         role = role or f"expert {expert!r}"
-        super().__init__(f"Could not load model {model!r} for {role}: {type(cause).__name__}: {cause}. {hint}")
+        super().__init__(
+            f"Could not load model {model!r} for {role}: {type(cause).__name__}: {cause}. {hint}"
+        )
 
 
 class ComponentOutputError(PoserError, ValueError):

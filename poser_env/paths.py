@@ -34,7 +34,9 @@ def _check_can_create_in(path: Path, what: str, target: Path) -> None:
     """``path`` (a folder, or the place one would be created) can hold new files."""
     anchor = _nearest_existing(path)
     if not anchor.is_dir():
-        raise OutputPathError(f"{what} {str(target)!r} cannot be written: {str(anchor)!r} is a file, not a folder.")
+        raise OutputPathError(
+            f"{what} {str(target)!r} cannot be written: {str(anchor)!r} is a file, not a folder."
+        )
     try:
         # A real probe rather than os.access: root passes os.access on /proc and on
         # read-only bind mounts, and ACLs can refuse what the mode bits allow.
@@ -47,7 +49,9 @@ def _check_can_create_in(path: Path, what: str, target: Path) -> None:
         ) from e
 
 
-def check_output_file(path: str | os.PathLike[str], what: str = "output", suffixes: Iterable[str] | None = None) -> Path:
+def check_output_file(
+    path: str | os.PathLike[str], what: str = "output", suffixes: Iterable[str] | None = None
+) -> Path:
     """Check that a file can be written at ``path`` (its folder is created later if missing).
 
     Args:
@@ -64,16 +68,22 @@ def check_output_file(path: str | os.PathLike[str], what: str = "output", suffix
     """
     p = Path(path)
     if str(path) == "" or p.is_dir():
-        raise OutputPathError(f"{what} {str(path)!r} is a folder; give a file path (for example {str(p / 'result.png')!r}).")
+        raise OutputPathError(
+            f"{what} {str(path)!r} is a folder; give a file path (for example {str(p / 'result.png')!r})."
+        )
     if suffixes is not None:
         common = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
         given = {s.lower() for s in suffixes}
         allowed = [s for s in common if s in given] + sorted(given - set(common))
         if p.suffix.lower() not in given:
             shown = ", ".join(allowed[:8]) + (", ..." if len(allowed) > 8 else "")
-            raise OutputPathError(f"{what} {str(path)!r} has extension {p.suffix or '(none)'!r}; expected one of: {shown}.")
+            raise OutputPathError(
+                f"{what} {str(path)!r} has extension {p.suffix or '(none)'!r}; expected one of: {shown}."
+            )
     if p.exists() and not os.access(p, os.W_OK):
-        raise OutputPathError(f"{what} {str(path)!r} exists and is read-only; pick another path or change its permissions.")
+        raise OutputPathError(
+            f"{what} {str(path)!r} exists and is read-only; pick another path or change its permissions."
+        )
     _check_can_create_in(p.parent, what, p)
     return p
 

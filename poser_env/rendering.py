@@ -21,7 +21,9 @@ def _wrap(lines: Sequence[str], width_px: int) -> list[str]:
     return out
 
 
-def captioned(image: np.ndarray, lines: Sequence[str], width: int = 256, max_lines: int | None = None) -> np.ndarray:
+def captioned(
+    image: np.ndarray, lines: Sequence[str], width: int = 256, max_lines: int | None = None
+) -> np.ndarray:
     """The image scaled to ``width`` with the text ``lines`` drawn under it (uint8 RGB).
 
     Args:
@@ -51,7 +53,12 @@ def captioned(image: np.ndarray, lines: Sequence[str], width: int = 256, max_lin
     return np.asarray(canvas)
 
 
-def trajectory_sheet(prompt: str, frames: Sequence[dict[str, Any]], final: dict[str, Any] | None = None, tile: int = 192) -> Image.Image:
+def trajectory_sheet(
+    prompt: str,
+    frames: Sequence[dict[str, Any]],
+    final: dict[str, Any] | None = None,
+    tile: int = 192,
+) -> Image.Image:
     """A picture of a whole episode.
 
     Args:
@@ -64,7 +71,15 @@ def trajectory_sheet(prompt: str, frames: Sequence[dict[str, Any]], final: dict[
     header = _wrap([f"Prompt: {prompt}"], tile * max(1, len(tiles)))
     footer = []
     if final:
-        footer = _wrap([", ".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in final.items())], tile * max(1, len(tiles)))
+        footer = _wrap(
+            [
+                ", ".join(
+                    f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}"
+                    for k, v in final.items()
+                )
+            ],
+            tile * max(1, len(tiles)),
+        )
     tile_h = max((t.height for t in tiles), default=tile)
     width = max(tile * max(1, len(tiles)) + 4 * len(tiles), 400)
     height = 8 + _LINE * len(header) + tile_h + 8 + _LINE * len(footer) + 8

@@ -65,9 +65,13 @@ class RewardConfig:
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(value) - known)
             if unknown:
-                raise ConfigError(f"Unknown reward field(s) {unknown}; RewardConfig has {sorted(known)}.")
+                raise ConfigError(
+                    f"Unknown reward field(s) {unknown}; RewardConfig has {sorted(known)}."
+                )
             return cls(**value)
-        raise ConfigError(f"reward must be a RewardConfig, a dict or None, got {type(value).__name__}.")
+        raise ConfigError(
+            f"reward must be a RewardConfig, a dict or None, got {type(value).__name__}."
+        )
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

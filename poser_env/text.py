@@ -14,7 +14,18 @@ from gymnasium.vector.utils import read_from_shared_memory
 #: Characters allowed in every text observation: printable ASCII, space included.
 CHARSET: frozenset[str] = frozenset(string.ascii_letters + string.digits + string.punctuation + " ")
 
-_TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u2026": "...", "\u00a0": " "})
+_TYPOGRAPHIC = str.maketrans(
+    {
+        "\u2019": "'",
+        "\u2018": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2026": "...",
+        "\u00a0": " ",
+    }
+)
 
 
 def normalise(text: str) -> str:

@@ -59,7 +59,14 @@ TEXT_FIELDS: tuple[str, ...] = ("prompt", "command", "remaining", "feedback")
 
 #: Encoder names :class:`EncodeObservation` accepts. ``"hashed"`` is built here; the
 #: others are torch models from ``poser_agents.wrappers`` (imported only when asked for).
-ENCODER_NAMES: tuple[str, ...] = ("hashed", "minilm", "minilm-static", "minilm-onnx", "open_clip", "sentence-transformers")
+ENCODER_NAMES: tuple[str, ...] = (
+    "hashed",
+    "minilm",
+    "minilm-static",
+    "minilm-onnx",
+    "open_clip",
+    "sentence-transformers",
+)
 
 
 @runtime_checkable
@@ -178,7 +185,9 @@ class HashedBagOfWords(CachedEncoder):
         out = np.zeros((len(texts), self.dim), np.float32)
         for row, text in enumerate(texts):
             words = _TOKEN.findall(text.lower())
-            feats = words + ([f"{a} {b}" for a, b in zip(words, words[1:], strict=False)] if self.bigrams else [])
+            feats = words + (
+                [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)] if self.bigrams else []
+            )
             for f in feats:
                 h = zlib.crc32(f.encode())
                 out[row, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
@@ -204,13 +213,17 @@ def check_kwargs(what: str, func: Any, kwargs: dict[str, Any]) -> None:
     if unknown:
         close = difflib.get_close_matches(unknown[0], valid, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"Unknown keyword argument(s) {unknown} for {what}.{hint} Valid keywords: {', '.join(valid)}.")
+        raise ConfigError(
+            f"Unknown keyword argument(s) {unknown} for {what}.{hint} Valid keywords: {', '.join(valid)}."
+        )
 
 
 _SHARED_HASHED: dict[str, HashedBagOfWords] = {}
 
 
-def resolve_encoder(encoder: str | TextEncoder = "hashed", encoder_kwargs: dict[str, Any] | None = None) -> TextEncoder:
+def resolve_encoder(
+    encoder: str | TextEncoder = "hashed", encoder_kwargs: dict[str, Any] | None = None
+) -> TextEncoder:
     """An encoder instance from a name in :data:`ENCODER_NAMES` or a :class:`TextEncoder`.
 
     ``"hashed"`` is built here (one shared instance per configuration in a process, so
@@ -232,7 +245,9 @@ def resolve_encoder(encoder: str | TextEncoder = "hashed", encoder_kwargs: dict[
                 f"got {type(encoder).__name__}."
             )
         if kwargs:
-            raise ConfigError(f"encoder_kwargs only apply to an encoder given by name, got an encoder instance and {kwargs}.")
+            raise ConfigError(
+                f"encoder_kwargs only apply to an encoder given by name, got an encoder instance and {kwargs}."
+            )
         return encoder
     if encoder == "hashed":
         check_kwargs("HashedBagOfWords", HashedBagOfWords, kwargs)
@@ -249,7 +264,9 @@ def resolve_encoder(encoder: str | TextEncoder = "hashed", encoder_kwargs: dict[
             raise MissingDependencyError("torch", "agents", f"The {encoder!r} text encoder") from e
         close = difflib.get_close_matches(encoder, ENCODER_NAMES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"Unknown text encoder {encoder!r}.{hint} Known encoders: {', '.join(ENCODER_NAMES)}.") from e
+        raise ConfigError(
+            f"Unknown text encoder {encoder!r}.{hint} Known encoders: {', '.join(ENCODER_NAMES)}."
+        ) from e
     return agents.make_encoder(encoder, **kwargs)
 
 
@@ -296,12 +313,16 @@ def get_state_preset(state: str | StatePreset) -> StatePreset:
     if isinstance(state, StatePreset):
         bad = [k for k in state.text_keys if k not in TEXT_FIELDS]
         if bad:
-            raise ConfigError(f"Unknown text field(s) {bad} in StatePreset; valid fields: {list(TEXT_FIELDS)}.")
+            raise ConfigError(
+                f"Unknown text field(s) {bad} in StatePreset; valid fields: {list(TEXT_FIELDS)}."
+            )
         return state
     if not isinstance(state, str) or state not in STATE_PRESETS:
         close = difflib.get_close_matches(str(state), list(STATE_PRESETS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"Unknown state preset {state!r}.{hint} Known presets: {', '.join(STATE_PRESETS)}.")
+        raise ConfigError(
+            f"Unknown state preset {state!r}.{hint} Known presets: {', '.join(STATE_PRESETS)}."
+        )
     return STATE_PRESETS[state]
 
 
@@ -341,10 +362,17 @@ class EncodeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
         encoder: str | TextEncoder = "minilm",
         encoder_kwargs: dict[str, Any] | None = None,
     ):
-        gym.utils.RecordConstructorArgs.__init__(self, state=state, encoder=encoder, encoder_kwargs=encoder_kwargs)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, state=state, encoder=encoder, encoder_kwargs=encoder_kwargs
+        )
         gym.ObservationWrapper.__init__(self, env)
         base = env.observation_space
-        if not isinstance(base, spaces.Dict) or not {"command", "remaining", "progress", "action_mask"} <= set(base.spaces):
+        if not isinstance(base, spaces.Dict) or not {
+            "command",
+            "remaining",
+            "progress",
+            "action_mask",
+        } <= set(base.spaces):
             raise ConfigError(
                 "EncodeObservation wraps an ImagePoser env (Dict observation with command, remaining, progress, "
                 f"action_mask, ...); got observation space {base}."
@@ -353,7 +381,9 @@ class EncodeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
         self.state_name = state if isinstance(state, str) else "custom"
         self.encoder = resolve_encoder(encoder, encoder_kwargs)
         d = self.encoder.dim
-        obs_spaces: dict[str, spaces.Space] = {k: spaces.Box(-1.0, 1.0, (d,), np.float32) for k in self.preset.text_keys}
+        obs_spaces: dict[str, spaces.Space] = {
+            k: spaces.Box(-1.0, 1.0, (d,), np.float32) for k in self.preset.text_keys
+        }
         if self.preset.image:
             obs_spaces["image"] = base["image"]
         if self.preset.progress:
@@ -383,7 +413,11 @@ class EncodeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
                 out[k] = v
         if "remaining" in self.preset.text_keys:
             parts = [p for p in observation["remaining"].split(REMAINING_SEPARATOR) if p]
-            out["remaining"] = self.encoder.encode(parts).mean(axis=0) if parts else np.zeros(self.encoder.dim, np.float32)
+            out["remaining"] = (
+                self.encoder.encode(parts).mean(axis=0)
+                if parts
+                else np.zeros(self.encoder.dim, np.float32)
+            )
         for k in self.preset.text_keys:
             out[k] = np.clip(out[k], -1.0, 1.0).astype(np.float32, copy=False)
         if self.preset.image:

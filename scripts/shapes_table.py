@@ -57,13 +57,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=10_000)
     ap.add_argument("--split", default="test")
     ap.add_argument("--difficulty", default="medium")
-    ap.add_argument("--pipelines", action="store_true", help="also every fixed t2i -> i2i pipeline (36)")
+    ap.add_argument(
+        "--pipelines", action="store_true", help="also every fixed t2i -> i2i pipeline (36)"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     env = ImagePoserEnv(suite_kwargs={"split": args.split, "difficulty": args.difficulty})
     t2i = [e.name for e in env.experts if e.kind == "t2i"]
     i2i = [e.name for e in env.experts if e.kind == "i2i"]
-    policies = [RandomPolicy(0), *[SingleExpertPolicy(n) for n in env.expert_names], RouterPolicy(), OraclePolicy()]
+    policies = [
+        RandomPolicy(0),
+        *[SingleExpertPolicy(n) for n in env.expert_names],
+        RouterPolicy(),
+        OraclePolicy(),
+    ]
     if args.pipelines:
         policies += [PipelinePolicy(a, b) for a, b in itertools.product(t2i, i2i)]
     rows = []
@@ -71,7 +78,10 @@ def main(argv=None) -> int:
     for pol in policies:
         row = run(env, pol, args.episodes, args.seed)
         rows.append(row)
-        print(f"{row['policy']:40s} success {row['success']:.3f} ± {row['success_ci95']:.3f}  steps {row['steps']:.2f}  cost {row['cost']:.1f}  return {row['return']:.2f}", flush=True)
+        print(
+            f"{row['policy']:40s} success {row['success']:.3f} ± {row['success_ci95']:.3f}  steps {row['steps']:.2f}  cost {row['cost']:.1f}  return {row['return']:.2f}",
+            flush=True,
+        )
     result = {
         "command": "python " + " ".join(sys.argv),
         "episodes": args.episodes,

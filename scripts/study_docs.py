@@ -18,10 +18,14 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
 def block_pattern(tag: str) -> re.Pattern:
     """``<!-- TAG:NAME -->`` ... ``<!-- /TAG:NAME -->``."""
     t = re.escape(tag)
-    return re.compile(rf"(<!-- {t}:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /{t}:(?P=name) -->)", re.S)
+    return re.compile(
+        rf"(<!-- {t}:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /{t}:(?P=name) -->)", re.S
+    )
 
 
 def render_block(report: Path, images: Path, name: str) -> str:
@@ -39,7 +43,11 @@ def main() -> int:
     p.add_argument("--results", default="study", help="the --out folder of poser study")
     p.add_argument("--quick", action="store_true", help="read the -quick result folders")
     p.add_argument("--doc", default=str(ROOT / "docs" / "study.md"))
-    p.add_argument("--tag", default="study", help="fill the blocks <!-- TAG:NAME --> (e.g. study-full for full runs)")
+    p.add_argument(
+        "--tag",
+        default="study",
+        help="fill the blocks <!-- TAG:NAME --> (e.g. study-full for full runs)",
+    )
     args = p.parse_args()
     doc = Path(args.doc)
     images = doc.parent / "study"

@@ -33,12 +33,16 @@ def test_import_contracts_catch_cycles_and_upward_imports(tmp_path, monkeypatch,
     for pkg in ("fake_env", "fake_agents"):
         (tmp_path / pkg).mkdir()
         (tmp_path / pkg / "__init__.py").write_text("")
-    (tmp_path / "fake_env" / "a.py").write_text("def f():\n    from fake_env import b  # a function-local import counts\n")
+    (tmp_path / "fake_env" / "a.py").write_text(
+        "def f():\n    from fake_env import b  # a function-local import counts\n"
+    )
     (tmp_path / "fake_env" / "b.py").write_text("from fake_env import a\n")
     (tmp_path / "fake_env" / "c.py").write_text("import fake_agents.tool\n")
     (tmp_path / "fake_agents" / "tool.py").write_text("")
     config = tmp_path / "contracts.ini"
-    config.write_text(CONFIG.read_text().replace("poser_env", "fake_env").replace("poser_agents", "fake_agents"))
+    config.write_text(
+        CONFIG.read_text().replace("poser_env", "fake_env").replace("poser_agents", "fake_agents")
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         code, out = _lint(config, capsys)

@@ -9,7 +9,9 @@ from PIL import Image
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "poser_env", *args], capture_output=True, text=True, check=True)
+    return subprocess.run(
+        [sys.executable, "-m", "poser_env", *args], capture_output=True, text=True, check=True
+    )
 
 
 def test_demo_writes_trajectory_picture(tmp_path):
@@ -22,7 +24,15 @@ def test_demo_writes_trajectory_picture(tmp_path):
 
 def test_demo_with_own_prompt_and_oracle(tmp_path):
     out = tmp_path / "d.png"
-    res = run("demo", "--policy", "oracle", "--prompt", "Draw two blue stars at the top.", "--out", str(out))
+    res = run(
+        "demo",
+        "--policy",
+        "oracle",
+        "--prompt",
+        "Draw two blue stars at the top.",
+        "--out",
+        str(out),
+    )
     assert "command 1: draw two blue stars at the top" in res.stdout
     assert out.exists()
 
@@ -35,6 +45,19 @@ def test_experts_table_and_suites():
 
 
 def test_bad_prompt_exits_with_message(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "poser_env", "demo", "--prompt", "Draw a purple elephant", "--out", str(tmp_path / "x.png")], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "poser_env",
+            "demo",
+            "--prompt",
+            "Draw a purple elephant",
+            "--out",
+            str(tmp_path / "x.png"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode != 0
     assert "Could not parse 'draw a purple elephant'" in res.stderr

@@ -20,7 +20,14 @@ def _error_classes() -> dict[str, str]:
             module = ".".join(file.relative_to(ROOT).with_suffix("").parts)
             for node in ast.walk(ast.parse(file.read_text())):
                 if isinstance(node, ast.ClassDef):
-                    bases = [b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else "" for b in node.bases]
+                    bases = [
+                        b.id
+                        if isinstance(b, ast.Name)
+                        else b.attr
+                        if isinstance(b, ast.Attribute)
+                        else ""
+                        for b in node.bases
+                    ]
                     found[node.name] = (module, bases)
     errors = {"PoserError": "poser_env.error"}
     grew = True
@@ -53,8 +60,12 @@ def test_every_error_class_is_documented_with_its_bases():
         except ImportError:  # an optional extra is missing: the name check above still holds
             continue
         bases = ", ".join(f"`{b.__name__}`" for b in cls.__bases__)
-        assert f"Bases: {bases}." in sections[name], f"{name}: expected 'Bases: {bases}.' in its section"
-        assert "What to do" in " ".join(sections[name].split()) or name == "PoserError", f"{name}: the section must say what to do"
+        assert f"Bases: {bases}." in sections[name], (
+            f"{name}: expected 'Bases: {bases}.' in its section"
+        )
+        assert "What to do" in " ".join(sections[name].split()) or name == "PoserError", (
+            f"{name}: the section must say what to do"
+        )
 
 
 def test_the_hierarchy_tree_lists_every_class():

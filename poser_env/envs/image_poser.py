@@ -166,7 +166,11 @@ _NEUTRAL_INFO: dict[str, Any] = {
     "cache": {"hits": _ZERO_I, "misses": _ZERO_I},
     "details": "",
 }
-assert tuple(_NEUTRAL_INFO) == INFO_KEYS and tuple(_NO_VERDICT) == VERDICT_FIELDS and tuple(_NO_FINAL) == FINAL_FIELDS
+assert (
+    tuple(_NEUTRAL_INFO) == INFO_KEYS
+    and tuple(_NO_VERDICT) == VERDICT_FIELDS
+    and tuple(_NO_FINAL) == FINAL_FIELDS
+)
 
 
 @dataclass(slots=True)
@@ -218,7 +222,9 @@ def _json_default(value: Any) -> Any:
 
 
 #: One compact encoder for info["details"] (built once: cheaper than json.dumps per call).
-_to_json = json.JSONEncoder(separators=(",", ":"), check_circular=False, default=_json_default).encode
+_to_json = json.JSONEncoder(
+    separators=(",", ":"), check_circular=False, default=_json_default
+).encode
 
 
 def read_details(info: dict[str, Any]) -> dict[str, Any]:
@@ -340,19 +346,32 @@ class ImagePoserEnv(gym.Env):
         pool: str | ExpertPool = "local",
         pool_kwargs: dict[str, Any] | None = None,
     ):
-        for name, value, lo in (("max_steps", max_steps, 1), ("max_attempts", max_attempts, 1), ("text_max_length", text_max_length, 16)):
+        for name, value, lo in (
+            ("max_steps", max_steps, 1),
+            ("max_attempts", max_attempts, 1),
+            ("text_max_length", text_max_length, 16),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
                 raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}.")
         if (
             not isinstance(image_size, (tuple, list))
             or len(image_size) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 8 <= v <= 1024 for v in image_size)
+            or not all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 8 <= v <= 1024
+                for v in image_size
+            )
         ):
-            raise ConfigError(f"image_size must be (height, width) with integers in [8, 1024], got {image_size!r}.")
+            raise ConfigError(
+                f"image_size must be (height, width) with integers in [8, 1024], got {image_size!r}."
+            )
         if not isinstance(keep_best, (bool, np.bool_)):
-            raise ConfigError(f"keep_best must be True or False, got {short_repr(keep_best)} ({type(keep_best).__name__}).")
+            raise ConfigError(
+                f"keep_best must be True or False, got {short_repr(keep_best)} ({type(keep_best).__name__})."
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}.")
+            raise ConfigError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}."
+            )
         self.max_steps = self._max_steps_arg = int(max_steps)
         self.max_attempts = int(max_attempts)
         self.reward_config = RewardConfig.coerce(reward)
@@ -360,7 +379,9 @@ class ImagePoserEnv(gym.Env):
         self.keep_best = bool(keep_best)
         self.render_mode = render_mode
         self.text_max_length = int(text_max_length)
-        self.suite, self.pool, self._cache_counter = build_suite(suite, suite_kwargs, experts, pool, pool_kwargs, cache)
+        self.suite, self.pool, self._cache_counter = build_suite(
+            suite, suite_kwargs, experts, pool, pool_kwargs, cache
+        )
         self.experts = self.suite.experts
         self.expert_names = self.suite.expert_names
         self._is_i2i = np.array([e.kind == "i2i" for e in self.experts], bool)
@@ -392,14 +413,25 @@ class ImagePoserEnv(gym.Env):
             self._cache_counter.reset()
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
-            raise ConfigError(f"Unknown reset option(s) {unknown}; known options: {list(RESET_OPTIONS)}.")
+            raise ConfigError(
+                f"Unknown reset option(s) {unknown}; known options: {list(RESET_OPTIONS)}."
+            )
         self.max_steps = self._step_cap()
         task = self._task_from_options(options)
         plan = self._extract(task)
         image = task.image.copy() if task.image is not None else self._blank.copy()
         has_image = task.image is not None
         fitted = fit(task.prompt, self.text_max_length)
-        ep = self._ep = _Episode(task, plan, fitted, image, has_image, list(plan.commands[1:]), plan.commands[0], last_fidelity=float(has_image))
+        ep = self._ep = _Episode(
+            task,
+            plan,
+            fitted,
+            image,
+            has_image,
+            list(plan.commands[1:]),
+            plan.commands[0],
+            last_fidelity=float(has_image),
+        )
         info = self._new_info(ep.command)
         # The same constraints as every step's score (the plan's), so the first change in
         # score is measured against a like-for-like baseline.
@@ -408,7 +440,9 @@ class ImagePoserEnv(gym.Env):
                 ep.score = self._judge(ep.image, None, ep.plan.constraints).prompt_alignment
             except Exception as e:  # reset cannot truncate: start from 0 and report it
                 component = self._component_of(e, "critic")
-                info["error"] = cap(f"{component} {self.suite.critic.name!r} failed on the source image: {type(e).__name__}: {e}")
+                info["error"] = cap(
+                    f"{component} {self.suite.critic.name!r} failed on the source image: {type(e).__name__}: {e}"
+                )
                 info["error_component"] = component
         info["prompt_score"] = np.float64(ep.score)
         return self._obs(), self._close_info(info, {})
@@ -416,7 +450,9 @@ class ImagePoserEnv(gym.Env):
     def step(self, action):
         ep = self._ep
         if ep is None or ep.over:
-            raise ResetNeeded("Call reset() before step(): the episode has not started or has ended.")
+            raise ResetNeeded(
+                "Call reset() before step(): the episode has not started or has ended."
+            )
         if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise InvalidAction(
                 f"Action {short_repr(action)} is not in the action space {self.action_space} "
@@ -482,9 +518,13 @@ class ImagePoserEnv(gym.Env):
                 try:
                     rewritten = self.suite.extractor.reflect(command, critique)
                     if rewritten is not None and not isinstance(rewritten, Command):
-                        raise ComponentOutputError(f"reflect() must return a Command or None, got {type(rewritten).__name__}")
+                        raise ComponentOutputError(
+                            f"reflect() must return a Command or None, got {type(rewritten).__name__}"
+                        )
                 except Exception as e:
-                    return self._fail(reward, info, details, "extractor", self.suite.extractor.name, e)
+                    return self._fail(
+                        reward, info, details, "extractor", self.suite.extractor.name, e
+                    )
                 if rewritten is not None:
                     ep.command = rewritten
         return self._finish(reward, terminated=ep.command is None, info=info, details=details)
@@ -497,7 +537,9 @@ class ImagePoserEnv(gym.Env):
 
     def render(self):
         if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to make().")
+            gym.logger.warn(
+                "render() called without a render_mode; pass render_mode='rgb_array' to make()."
+            )
             return None
         ep = self._ep
         if ep is None:
@@ -546,37 +588,55 @@ class ImagePoserEnv(gym.Env):
     def _task_from_options(self, options: dict[str, Any]) -> Task:
         if "task" in options:
             if "prompt" in options or "image" in options:
-                raise ConfigError("Give either options['task'] or options['prompt'] (+ 'image'), not both.")
+                raise ConfigError(
+                    "Give either options['task'] or options['prompt'] (+ 'image'), not both."
+                )
             task = options["task"]
             if not isinstance(task, Task):
-                raise ConfigError(f"options['task'] must be a poser_env.Task, got {type(task).__name__}.")
+                raise ConfigError(
+                    f"options['task'] must be a poser_env.Task, got {type(task).__name__}."
+                )
             if task.image is not None:
                 self._check_image(task.image, "options['task'].image")
             return task
         if "prompt" in options:
             prompt = options["prompt"]
             if not isinstance(prompt, str):
-                raise ConfigError(f"options['prompt'] must be a string, got {type(prompt).__name__}.")
+                raise ConfigError(
+                    f"options['prompt'] must be a string, got {type(prompt).__name__}."
+                )
             prompt = normalise(prompt)
             bad = invalid_chars(prompt)
             if bad or not prompt:
-                raise PromptParseError(prompt, "".join(bad) or prompt, "expected non-empty printable ASCII text")
+                raise PromptParseError(
+                    prompt, "".join(bad) or prompt, "expected non-empty printable ASCII text"
+                )
             if len(prompt) > self.text_max_length:
-                raise PromptParseError(prompt, prompt[self.text_max_length :], f"the prompt is longer than text_max_length={self.text_max_length}")
+                raise PromptParseError(
+                    prompt,
+                    prompt[self.text_max_length :],
+                    f"the prompt is longer than text_max_length={self.text_max_length}",
+                )
             image = options.get("image")
             if image is not None:
                 self._check_image(image, "options['image']")
                 image = np.array(image, copy=True)
-            return Task(prompt=prompt, kind="editing" if image is not None else "generation", image=image)
+            return Task(
+                prompt=prompt, kind="editing" if image is not None else "generation", image=image
+            )
         if "image" in options:
-            raise ConfigError("options['image'] needs options['prompt'] with the edit instructions.")
+            raise ConfigError(
+                "options['image'] needs options['prompt'] with the edit instructions."
+            )
         return self.suite.tasks.sample(self.np_random)
 
     def _check_image(self, image: Any, what: str, error: type[Exception] = ConfigError) -> None:
         h, w = self.suite.image_size
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != (h, w, 3):
             got = f"shape {getattr(image, 'shape', None)} and dtype {getattr(image, 'dtype', type(image).__name__)}"
-            raise error(f"{what} must be a ({h}, {w}, 3) uint8 numpy array (suite {self.suite.name!r}), got {got}.")
+            raise error(
+                f"{what} must be a ({h}, {w}, 3) uint8 numpy array (suite {self.suite.name!r}), got {got}."
+            )
 
     def _step_cap(self) -> int:
         """``max_steps``, or the ``TimeLimit`` around this env (``gym.make(...,
@@ -604,7 +664,9 @@ class ImagePoserEnv(gym.Env):
         try:
             plan = self.suite.extractor.extract(task.prompt, task.image)
             if not isinstance(plan, Plan):
-                raise ComponentOutputError(f"extract() must return a poser_env.Plan, got {type(plan).__name__}")
+                raise ComponentOutputError(
+                    f"extract() must return a poser_env.Plan, got {type(plan).__name__}"
+                )
         except PromptParseError:
             raise  # the prompt is at fault, and the error says where
         except Exception as e:
@@ -616,14 +678,22 @@ class ImagePoserEnv(gym.Env):
     def _check_result(self, result: Any, what: str) -> float:
         """Check an expert's result; return its cost as a float."""
         if not isinstance(result, ExpertResult):
-            raise ComponentOutputError(f"{what} must return a poser_env.ExpertResult, got {type(result).__name__}.")
+            raise ComponentOutputError(
+                f"{what} must return a poser_env.ExpertResult, got {type(result).__name__}."
+            )
         self._check_image(result.image, what, ComponentOutputError)
         cost = result.cost
-        if isinstance(cost, (bool, np.bool_)) or not isinstance(cost, (int, float, np.integer, np.floating)):
-            raise ComponentOutputError(f"{what} returned cost {short_repr(cost)}; expected a finite number >= 0.")
+        if isinstance(cost, (bool, np.bool_)) or not isinstance(
+            cost, (int, float, np.integer, np.floating)
+        ):
+            raise ComponentOutputError(
+                f"{what} returned cost {short_repr(cost)}; expected a finite number >= 0."
+            )
         cost = float(cost)
         if not math.isfinite(cost) or cost < 0:
-            raise ComponentOutputError(f"{what} returned cost {short_repr(cost)}; expected a finite number >= 0.")
+            raise ComponentOutputError(
+                f"{what} returned cost {short_repr(cost)}; expected a finite number >= 0."
+            )
         return cost
 
     def _judge(self, image: np.ndarray, command: Command | None, constraints) -> Critique:
@@ -631,25 +701,41 @@ class ImagePoserEnv(gym.Env):
         critique = self.suite.critic.judge(image, command, constraints)
         who = f"critic {self.suite.critic.name!r}"
         if not isinstance(critique, Critique):
-            raise ComponentOutputError(f"{who} must return a poser_env.Critique, got {type(critique).__name__}.")
+            raise ComponentOutputError(
+                f"{who} must return a poser_env.Critique, got {type(critique).__name__}."
+            )
         for name in ("alignment", "prompt_alignment", "fidelity", "aesthetics", "overall"):
             v = getattr(critique, name)
-            ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+                v, (bool, np.bool_)
+            )
             if not ok or not (0.0 <= float(v) <= 1.0):  # NaN fails the comparison too
-                raise ComponentOutputError(f"{who} returned {name}={short_repr(v)}; expected a finite number in [0, 1].")
+                raise ComponentOutputError(
+                    f"{who} returned {name}={short_repr(v)}; expected a finite number in [0, 1]."
+                )
         for check in (*critique.checks, *critique.prompt_checks):
-            if not isinstance(check.score, (int, float, np.integer, np.floating)) or not (0.0 <= float(check.score) <= 1.0):
-                raise ComponentOutputError(f"{who} returned a check score {short_repr(check.score)}; expected a finite number in [0, 1].")
+            if not isinstance(check.score, (int, float, np.integer, np.floating)) or not (
+                0.0 <= float(check.score) <= 1.0
+            ):
+                raise ComponentOutputError(
+                    f"{who} returned a check score {short_repr(check.score)}; expected a finite number in [0, 1]."
+                )
         if not isinstance(critique.accepted, (bool, np.bool_)):
-            raise ComponentOutputError(f"{who} returned accepted={short_repr(critique.accepted)}; expected True or False.")
+            raise ComponentOutputError(
+                f"{who} returned accepted={short_repr(critique.accepted)}; expected True or False."
+            )
         if not isinstance(critique.reflection, str):
-            raise ComponentOutputError(f"{who} returned a reflection of type {type(critique.reflection).__name__}; expected a string.")
+            raise ComponentOutputError(
+                f"{who} returned a reflection of type {type(critique.reflection).__name__}; expected a string."
+            )
         return critique
 
     def _judge_final(self) -> Critique:
         """The current image against the task's reference constraints (the plan's if none)."""
         ep = self._ep
-        constraints = ep.task.constraints if ep.task.constraints is not None else ep.plan.constraints
+        constraints = (
+            ep.task.constraints if ep.task.constraints is not None else ep.plan.constraints
+        )
         return self._judge(ep.image, None, constraints)
 
     def _next_command(self) -> None:
@@ -660,14 +746,31 @@ class ImagePoserEnv(gym.Env):
     def _component_of(error: BaseException, component: str) -> str:
         return "pool" if isinstance(error, PoolError) else component
 
-    def _fail(self, reward: float, info: dict, details: dict, component: str, name: str, error: BaseException):
+    def _fail(
+        self,
+        reward: float,
+        info: dict,
+        details: dict,
+        component: str,
+        name: str,
+        error: BaseException,
+    ):
         component = self._component_of(error, component)
         info["error"] = cap(f"{component} {name!r} failed: {type(error).__name__}: {error}")
         info["error_component"] = component
         reward -= self.reward_config.failure_penalty
-        return self._finish(reward, terminated=False, info=info, details=details, force_truncate=True)
+        return self._finish(
+            reward, terminated=False, info=info, details=details, force_truncate=True
+        )
 
-    def _finish(self, reward: float, terminated: bool, info: dict, details: dict, force_truncate: bool = False):
+    def _finish(
+        self,
+        reward: float,
+        terminated: bool,
+        info: dict,
+        details: dict,
+        force_truncate: bool = False,
+    ):
         ep = self._ep
         truncated = (not terminated) and (force_truncate or ep.step_count >= self.max_steps)
         info["prompt_score"] = np.float64(ep.score)
@@ -677,8 +780,16 @@ class ImagePoserEnv(gym.Env):
             info["final_metrics"] = final
             info["is_success"] = final["success"]
             cfg = self.reward_config
-            reward += cfg.final_weight * float(final["alignment"]) + cfg.success_bonus * float(final["success"])
-        return self._obs(), float(reward), bool(terminated), bool(truncated), self._close_info(info, details)
+            reward += cfg.final_weight * float(final["alignment"]) + cfg.success_bonus * float(
+                final["success"]
+            )
+        return (
+            self._obs(),
+            float(reward),
+            bool(terminated),
+            bool(truncated),
+            self._close_info(info, details),
+        )
 
     def _new_info(self, command: Command | None) -> dict[str, Any]:
         """An info with every key of :data:`INFO_KEYS` at its neutral value."""
@@ -727,7 +838,10 @@ class ImagePoserEnv(gym.Env):
             return metrics
         last = ep.critique
         if last is not None:
-            metrics.update(critic_success=np.bool_(last.prompt_satisfied), critic_alignment=np.float64(last.prompt_alignment))
+            metrics.update(
+                critic_success=np.bool_(last.prompt_satisfied),
+                critic_alignment=np.float64(last.prompt_alignment),
+            )
         else:  # a source image no step replaced: the critic's reset score
             metrics.update(critic_alignment=np.float64(ep.score))
         try:
@@ -735,12 +849,18 @@ class ImagePoserEnv(gym.Env):
             # judged the whole prompt: reuse it rather than calling the critic again,
             # unless the critic's step judgements are not its reference judgements (a
             # critic that makes errors at steps, e.g. Shapes critic_errors=).
-            reuse = ep.task.constraints is None and last is not None and getattr(self.suite.critic, "exact_steps", True)
+            reuse = (
+                ep.task.constraints is None
+                and last is not None
+                and getattr(self.suite.critic, "exact_steps", True)
+            )
             critique = ep.critique if reuse else self._judge_final()
         except Exception as e:
             if not info["error"]:
                 component = self._component_of(e, "critic")
-                info["error"] = cap(f"{component} {self.suite.critic.name!r} failed on the final image: {type(e).__name__}: {e}")
+                info["error"] = cap(
+                    f"{component} {self.suite.critic.name!r} failed on the final image: {type(e).__name__}: {e}"
+                )
                 info["error_component"] = component
             return metrics
         metrics.update(
@@ -798,6 +918,8 @@ class ImagePoserEnv(gym.Env):
         h, w = self.image_size
         H, W = image.shape[:2]
         if H % h == 0 and W % w == 0 and H // h == W // w:  # exact box filter, fast path
-            half = half_size(image) if H == 2 * h else None  # OpenCV if installed: same pixels, 4x faster
+            half = (
+                half_size(image) if H == 2 * h else None
+            )  # OpenCV if installed: same pixels, 4x faster
             return half if half is not None else np.asarray(Image.fromarray(image).reduce(H // h))
         return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))

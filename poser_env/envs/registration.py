@@ -16,8 +16,16 @@ IDS: dict[str, dict] = {
     # (suite "shapes-v1" = make_shapes_suite(world="v1", editing_fraction=0.3), so
     # suite_kwargs given to gym.make keep the v1 world).
     "ImagePoser-v1": {"suite": "shapes-v1"},
-    "ImagePoser-Easy-v1": {"suite": "shapes-v1", "suite_kwargs": {"difficulty": "easy"}, "max_steps": 4},
-    "ImagePoser-Hard-v1": {"suite": "shapes-v1", "suite_kwargs": {"difficulty": "hard"}, "max_steps": 12},
+    "ImagePoser-Easy-v1": {
+        "suite": "shapes-v1",
+        "suite_kwargs": {"difficulty": "easy"},
+        "max_steps": 4,
+    },
+    "ImagePoser-Hard-v1": {
+        "suite": "shapes-v1",
+        "suite_kwargs": {"difficulty": "hard"},
+        "max_steps": 12,
+    },
     "ImagePoser-Edit-v1": {"suite": "shapes-v1", "suite_kwargs": {"editing_fraction": 1.0}},
 }
 

@@ -272,7 +272,9 @@ class _Client:
             try:
                 result = response.result(timeout_s=self.timeout_s)
             except TimeoutError as e:  # includes Ray's GetTimeoutError: still queued or running
-                errors.append(f"attempt {attempt + 1}: {type(e).__name__}: no answer yet, kept waiting on the same request")
+                errors.append(
+                    f"attempt {attempt + 1}: {type(e).__name__}: no answer yet, kept waiting on the same request"
+                )
                 continue
             except Exception as e:  # the request was lost: a dead replica, a deleted app
                 errors.append(f"attempt {attempt + 1}: {type(e).__name__}: {e}")

@@ -50,7 +50,9 @@ def register_suite(
     """Register a suite under ``name`` (re-registering replaces the old spec)."""
     if not isinstance(name, str) or not name:
         raise ConfigError(f"Suite name must be a non-empty string, got {name!r}.")
-    registry[name] = SuiteSpec(name=name, entry_point=entry_point, kwargs=kwargs, description=description)
+    registry[name] = SuiteSpec(
+        name=name, entry_point=entry_point, kwargs=kwargs, description=description
+    )
 
 
 def list_suites() -> list[str]:
@@ -83,7 +85,11 @@ def accepted_arguments(func: Callable[..., Any]) -> tuple[str, ...] | None:
     params = sig.parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
-    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
+    return tuple(
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+    )
 
 
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
@@ -137,7 +143,9 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is int:
         return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
     if hint is float:
-        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)
+        )
     if hint is str:
         return isinstance(value, str)
     base = origin or hint
@@ -218,5 +226,7 @@ def make_suite(name: str, **kwargs: Any) -> Suite:
     spec = registry[name]
     suite = factory(**merged)
     if not isinstance(suite, Suite):
-        raise ConfigError(f"Suite entry point {spec.entry_point!r} returned {type(suite).__name__}, expected Suite.")
+        raise ConfigError(
+            f"Suite entry point {spec.entry_point!r} returned {type(suite).__name__}, expected Suite."
+        )
     return suite

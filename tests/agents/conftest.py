@@ -31,4 +31,10 @@ def tiny_run(tmp_path_factory):
     """One finished tiny DQN run folder, shared by read-only tests."""
     from poser_agents.train import train
 
-    return train("dqn", "ImagePoser-v0", seed=0, run_dir=tmp_path_factory.mktemp("runs") / "dqn", hyperparams=dict(TINY))
+    return train(
+        "dqn",
+        "ImagePoser-v0",
+        seed=0,
+        run_dir=tmp_path_factory.mktemp("runs") / "dqn",
+        hyperparams=dict(TINY),
+    )

@@ -16,13 +16,19 @@ from poser_agents.error import AgentsConfigError, RunFolderError
 def test_builtin_algorithms_resolve_to_their_classes():
     for name in ("dqn", "qrdqn", "a2c", "ppo", "maskable_ppo"):
         kind, spec = resolve_algo(name)
-        assert kind == "sb3" and spec.load().__name__.lower().replace("maskableppo", "maskable_ppo") == name
+        assert (
+            kind == "sb3"
+            and spec.load().__name__.lower().replace("maskableppo", "maskable_ppo") == name
+        )
     assert resolve_algo("single:count-master") == ("baseline", "single:count-master")
     assert is_baseline("best-single") and not is_baseline("dqn")
 
 
 def test_unknown_algorithm_names_the_value_and_lists_valid_ones():
-    with pytest.raises(AgentsConfigError, match=r"Unknown algorithm 'dqm'.*Did you mean 'dqn'.*qrdqn.*maskable_ppo.*oracle"):
+    with pytest.raises(
+        AgentsConfigError,
+        match=r"Unknown algorithm 'dqm'.*Did you mean 'dqn'.*qrdqn.*maskable_ppo.*oracle",
+    ):
         resolve_algo("dqm")
     with pytest.raises(AgentsConfigError, match=r"cannot import module 'no_such_pkg.algo'"):
         resolve_algo("no_such_pkg.algo:Algo")
@@ -58,7 +64,9 @@ def test_plugins_by_import_path(tmp_path, monkeypatch):
     assert kind == "sb3" and spec.load().__name__ == "MyDQN"
     kind, cls = resolve_algo("my_algos:MyAgent")
     assert kind == "agent" and cls.__name__ == "MyAgent"
-    with pytest.raises(AgentsConfigError, match="neither SB3's learn\\(\\)/predict\\(\\) nor the Agent protocol"):
+    with pytest.raises(
+        AgentsConfigError, match="neither SB3's learn\\(\\)/predict\\(\\) nor the Agent protocol"
+    ):
         resolve_algo("my_algos:Nothing")
     sys.modules.pop("my_algos", None)
 
@@ -67,7 +75,9 @@ def test_hyperparams_merge_default_env_entry_and_overrides(tmp_path):
     from stable_baselines3 import DQN
 
     f = tmp_path / "dqn.yml"
-    f.write_text("default:\n  learning_rate: 0.001\n  batch_size: 32\nImagePoser-Easy-v0:\n  batch_size: 8\n")
+    f.write_text(
+        "default:\n  learning_rate: 0.001\n  batch_size: 32\nImagePoser-Easy-v0:\n  batch_size: 8\n"
+    )
     p = load_hyperparams("dqn", "ImagePoser-Easy-v0", DQN, f, {"gamma": 0.9})
     assert p == {"learning_rate": 0.001, "batch_size": 8, "gamma": 0.9}
     assert load_hyperparams("dqn", "ImagePoser-v0", DQN, f)["batch_size"] == 32
@@ -86,7 +96,10 @@ def test_unknown_yaml_key_names_it_and_lists_valid_keys(tmp_path):
 
     f = tmp_path / "bad.yml"
     f.write_text("default:\n  learnin_rate: 0.001\n")
-    with pytest.raises(AgentsConfigError, match=r"Unknown key\(s\) \['learnin_rate'\].*Did you mean 'learning_rate'.*DQN arguments.*buffer_size"):
+    with pytest.raises(
+        AgentsConfigError,
+        match=r"Unknown key\(s\) \['learnin_rate'\].*Did you mean 'learning_rate'.*DQN arguments.*buffer_size",
+    ):
         load_hyperparams("dqn", "ImagePoser-v0", DQN, f)
     f.write_text("- just a list\n")
     with pytest.raises(AgentsConfigError, match="must map env ids"):
@@ -97,14 +110,20 @@ def test_unknown_yaml_key_names_it_and_lists_valid_keys(tmp_path):
 
 def test_parse_override_reads_yaml_values():
     assert parse_override("learning_rate=1e-3") == ("learning_rate", 1e-3)
-    assert parse_override("policy_kwargs={net_arch: [64, 64]}") == ("policy_kwargs", {"net_arch": [64, 64]})
+    assert parse_override("policy_kwargs={net_arch: [64, 64]}") == (
+        "policy_kwargs",
+        {"net_arch": [64, 64]},
+    )
     assert parse_override("encoder=hashed") == ("encoder", "hashed")
     with pytest.raises(AgentsConfigError, match="key=value"):
         parse_override("learning_rate")
 
 
 def test_unknown_env_id_lists_the_imageposer_ids():
-    with pytest.raises(AgentsConfigError, match=r"Unknown env id 'ImagePoser-v9'.*ImagePoser-Easy-v0.*ImagePoser-v0"):
+    with pytest.raises(
+        AgentsConfigError,
+        match=r"Unknown env id 'ImagePoser-v9'.*ImagePoser-Easy-v0.*ImagePoser-v0",
+    ):
         make_raw_env("ImagePoser-v9")
 
 

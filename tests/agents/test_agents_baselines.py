@@ -46,7 +46,9 @@ def test_matching_i2i_follows_the_command_kind(env):
         if not base.progress_has_image:
             env.step(base.expert_names.index("generalist-xl"))
         if base.current_command is not None:
-            picks.setdefault(base.current_command.kind, set()).add(base.expert_names[matching_i2i(env)])
+            picks.setdefault(base.current_command.kind, set()).add(
+                base.expert_names[matching_i2i(env)]
+            )
     assert picks.get("remove") == {"object-eraser"}
     assert picks.get("recolor") == {"recolorist"}
     assert picks.get("restyle") == {"restyler"}
@@ -56,18 +58,54 @@ def test_router_routes_first_commands_by_the_skill_they_need():
     red = ObjectRef("circle", "red")
     blue = ObjectRef("square", "blue")
     need = RouterPolicy.needed_skill
-    assert need(Command("draw three red circles", "generate", (Constraint("count", red, count=3),))) == "counting"
-    assert need(Command("draw a red circle on the left", "generate", (Constraint("count", red, count=1), Constraint("region", red, region="left")))) == "spatial"
-    assert need(Command("draw a red circle and a blue square", "generate", (Constraint("count", red, count=1), Constraint("count", blue, count=1)))) == "binding"
-    assert need(Command("draw three red circles and two blue squares", "generate", (Constraint("count", red, count=3), Constraint("count", blue, count=2)))) is None
+    assert (
+        need(Command("draw three red circles", "generate", (Constraint("count", red, count=3),)))
+        == "counting"
+    )
+    assert (
+        need(
+            Command(
+                "draw a red circle on the left",
+                "generate",
+                (Constraint("count", red, count=1), Constraint("region", red, region="left")),
+            )
+        )
+        == "spatial"
+    )
+    assert (
+        need(
+            Command(
+                "draw a red circle and a blue square",
+                "generate",
+                (Constraint("count", red, count=1), Constraint("count", blue, count=1)),
+            )
+        )
+        == "binding"
+    )
+    assert (
+        need(
+            Command(
+                "draw three red circles and two blue squares",
+                "generate",
+                (Constraint("count", red, count=3), Constraint("count", blue, count=2)),
+            )
+        )
+        is None
+    )
 
 
 def test_baseline_name_errors_list_the_valid_ones(env):
-    with pytest.raises(UnknownNameError, match=r"Unknown expert 'count-mastr'.*Did you mean 'count-master'"):
+    with pytest.raises(
+        UnknownNameError, match=r"Unknown expert 'count-mastr'.*Did you mean 'count-master'"
+    ):
         make_baseline("single:count-mastr", env)
-    with pytest.raises(AgentsConfigError, match=r"'restyler' is not one of \[.*'count-master'.*always:restyler"):
+    with pytest.raises(
+        AgentsConfigError, match=r"'restyler' is not one of \[.*'count-master'.*always:restyler"
+    ):
         make_baseline("single:restyler", env)
-    with pytest.raises(AgentsConfigError, match=r"Unknown baseline 'orcale'.*oracle.*single:<t2i expert>"):
+    with pytest.raises(
+        AgentsConfigError, match=r"Unknown baseline 'orcale'.*oracle.*single:<t2i expert>"
+    ):
         make_baseline("orcale", env)
     with pytest.raises(AgentsConfigError, match="pipeline:<t2i>><i2i>"):
         make_baseline("pipeline:count-master", env)
@@ -85,8 +123,12 @@ def test_every_baseline_runs_and_random_respects_the_mask(env):
 
 def test_oracle_beats_random_on_the_same_episodes(env):
     # 60 fixed test episodes; the gap measured on 500 is about 0.7, so this is not a coin toss.
-    oracle = summarise(run_episodes(make_baseline("oracle", env), env, 60)[0])["metrics"]["success"]["mean"]
-    rand = summarise(run_episodes(make_baseline("random", env), env, 60)[0])["metrics"]["success"]["mean"]
+    oracle = summarise(run_episodes(make_baseline("oracle", env), env, 60)[0])["metrics"][
+        "success"
+    ]["mean"]
+    rand = summarise(run_episodes(make_baseline("random", env), env, 60)[0])["metrics"]["success"][
+        "mean"
+    ]
     assert oracle > rand + 0.3
 
 

@@ -37,9 +37,20 @@ def test_baselines_are_compared_on_the_env_the_run_was_trained_on(tmp_path, tiny
     from poser_agents.evaluate import baseline_env, evaluate_baselines, evaluate_run
     from poser_agents.train import load_agent, train
 
-    tiny.update(n_timesteps=120, learning_starts=50, eval_episodes=2,
-                env_kwargs={"max_steps": 3, "suite_kwargs": {"difficulty": "hard"}})
-    run = train("dqn", "ImagePoser-Easy-v0", seed=0, run_dir=tmp_path / "r", hyperparams=tiny, evaluate=False)
+    tiny.update(
+        n_timesteps=120,
+        learning_starts=50,
+        eval_episodes=2,
+        env_kwargs={"max_steps": 3, "suite_kwargs": {"difficulty": "hard"}},
+    )
+    run = train(
+        "dqn",
+        "ImagePoser-Easy-v0",
+        seed=0,
+        run_dir=tmp_path / "r",
+        hyperparams=tiny,
+        evaluate=False,
+    )
     _, agent_env, _ = load_agent(run, split="test")
     env = baseline_env(run, split="test")
     # The baselines' env is the agent's, without the encoder: same id, same arguments.
@@ -51,7 +62,9 @@ def test_baselines_are_compared_on_the_env_the_run_was_trained_on(tmp_path, tiny
     env.close()
     agent_env.close()
     rows = evaluate_baselines(run, ["random", "oracle", "best-single"], episodes=4)
-    assert set(rows) == {"random", "oracle"} | {k for k in rows if k.startswith("best-single (single:")}
+    assert set(rows) == {"random", "oracle"} | {
+        k for k in rows if k.startswith("best-single (single:")
+    }
     for summary in rows.values():
         assert summary["metrics"]["steps"]["mean"] <= 3  # the run's cap, not the id's 4
     assert evaluate_run(run, episodes=2, write=False)["metrics"]["steps"]["mean"] <= 3
@@ -60,7 +73,13 @@ def test_baselines_are_compared_on_the_env_the_run_was_trained_on(tmp_path, tiny
 def test_benchmark_baselines_play_the_learners_env(tmp_path):
     from poser_agents.benchmark import benchmark
 
-    state = benchmark(["random", "oracle"], seeds=1, episodes=3, out_dir=tmp_path / "b",
-                      hyperparams={"env_kwargs": {"max_steps": 2}}, log=None)
+    state = benchmark(
+        ["random", "oracle"],
+        seeds=1,
+        episodes=3,
+        out_dir=tmp_path / "b",
+        hyperparams={"env_kwargs": {"max_steps": 2}},
+        log=None,
+    )
     for summary in state["rows"].values():
         assert summary["metrics"]["steps"]["mean"] <= 2  # the configured cap, not the id's 6

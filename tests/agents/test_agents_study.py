@@ -25,7 +25,12 @@ TINY = {
         {"label": "steps-3", "x": 3, "env_kwargs": {"max_steps": 3}},
         {"label": "steps-4", "x": 4, "env_kwargs": {"max_steps": 4}},
     ],
-    "hyperparams": {"encoder": "hashed", "learning_starts": 50, "buffer_size": 500, "batch_size": 16},
+    "hyperparams": {
+        "encoder": "hashed",
+        "learning_starts": 50,
+        "buffer_size": 500,
+        "batch_size": 16,
+    },
     "seeds": [0],
     "n_timesteps": 120,
     "episodes": 4,
@@ -42,7 +47,9 @@ def write(tmp_path, data, name="tiny"):
 
 def test_every_shipped_study_parses_and_plans_cells_in_both_modes():
     names = study_names()
-    assert {"rl_vs_heuristics", "state", "critic", "extractor", "caps", "cost", "encoders"} <= set(names)
+    assert {"rl_vs_heuristics", "state", "critic", "extractor", "caps", "cost", "encoders"} <= set(
+        names
+    )
     for name in names:
         for quick in (False, True):
             study = load_study(name, quick=quick)
@@ -60,7 +67,9 @@ def test_cells_cross_envs_variants_agents_and_seeds():
     by_agent = {a: [c for c in cells if c["agent"] == a] for a in study.agents}
     assert len(by_agent["dqn"]) == 2 * 2  # variants x seeds
     assert len(by_agent["random"]) == 2 * 2  # random depends on its seed
-    assert len(by_agent["router"]) == 2 and len(by_agent["best-single"]) == 2  # deterministic: first seed only
+    assert (
+        len(by_agent["router"]) == 2 and len(by_agent["best-single"]) == 2
+    )  # deterministic: first seed only
     assert all(c["hyperparams"] == {} for c in cells if not c["learned"])
     limited = parse_study({**TINY, "agents": ["router", {"oracle": ["ImagePoser-v1"]}]}, "tiny")
     assert {c["agent"] for c in plan_cells(limited)[0]} == {"router"}
@@ -73,7 +82,10 @@ def test_cells_cross_envs_variants_agents_and_seeds():
         ({"envs": "ImagePoser-v0"}, "envs must be a non-empty list of env ids"),
         ({"seeds": 0}, "seeds must be >= 1"),
         ({"episodes": 0}, "episodes must be an integer >= 1"),
-        ({"variants": [{"label": "a", "env_kwarg": {}}]}, r"variant 0: unknown key 'env_kwarg'\. Did you mean 'env_kwargs'\?"),
+        (
+            {"variants": [{"label": "a", "env_kwarg": {}}]},
+            r"variant 0: unknown key 'env_kwarg'\. Did you mean 'env_kwargs'\?",
+        ),
         ({"variants": [{"label": "a"}, {"label": "a"}]}, "variant labels must be unique"),
         ({"variants": [{"label": "a", "x": "big"}]}, "x must be a number"),
         ({"plots": ["pie"]}, r"unknown plot\(s\) \['pie'\]"),
@@ -87,7 +99,9 @@ def test_bad_study_files_get_clear_errors(change, match):
 
 
 def test_unknown_study_and_agent_names():
-    with pytest.raises(StudyError, match=r"Unknown study 'critc'\. Did you mean 'critic'\?.*Known studies"):
+    with pytest.raises(
+        StudyError, match=r"Unknown study 'critc'\. Did you mean 'critic'\?.*Known studies"
+    ):
         load_study("critc")
     with pytest.raises(StudyError, match="agent 'dqm'.*Did you mean 'dqn'"):
         plan_cells(parse_study({**TINY, "agents": ["dqm"]}, "tiny"))
@@ -95,7 +109,10 @@ def test_unknown_study_and_agent_names():
 
 
 def test_a_tiny_study_runs_reports_and_resumes(tmp_path, monkeypatch):
-    bad = {**TINY, "variants": [*TINY["variants"], {"label": "broken", "env_kwargs": {"max_steps": 0}}]}
+    bad = {
+        **TINY,
+        "variants": [*TINY["variants"], {"label": "broken", "env_kwargs": {"max_steps": 0}}],
+    }
     path = write(tmp_path, bad)
     res = run_study(path, out=tmp_path / "out", progress=False, log=None)
     folder = tmp_path / "out" / "tiny"
@@ -106,13 +123,25 @@ def test_a_tiny_study_runs_reports_and_resumes(tmp_path, monkeypatch):
     row = res["rows"]["ImagePoser-Easy-v0|steps-3|best-single"]
     assert row["picked"] and row["picked"][0].startswith("always:") and row["episodes"] == 4
     assert res["rows"]["ImagePoser-Easy-v0|steps-3|router"]["metrics"]["steps"]["mean"] <= 3
-    assert res["rows"]["ImagePoser-Easy-v0|steps-4|dqn"]["runs"], "learned cells keep their run folder"
+    assert res["rows"]["ImagePoser-Easy-v0|steps-4|dqn"]["runs"], (
+        "learned cells keep their run folder"
+    )
     report = (folder / "report.md").read_text()
-    assert "ImagePoser-NotThere-v9 is not registered" in report and "## Failed cells" in report and "| dqn |" in report
-    for png in ("ImagePoser-Easy-v0_success_vs_x.png", "ImagePoser-Easy-v0_success_vs_cost.png", "ImagePoser-Easy-v0_learning_curves.png"):
+    assert (
+        "ImagePoser-NotThere-v9 is not registered" in report
+        and "## Failed cells" in report
+        and "| dqn |" in report
+    )
+    for png in (
+        "ImagePoser-Easy-v0_success_vs_x.png",
+        "ImagePoser-Easy-v0_success_vs_cost.png",
+        "ImagePoser-Easy-v0_learning_curves.png",
+    ):
         assert (folder / png).is_file()
     saved = json.loads((folder / "results.json").read_text())
-    assert saved["version"] and saved["rows"]["ImagePoser-Easy-v0|steps-4|router"]["config"]["env_kwargs"] == {"max_steps": 4}
+    assert saved["version"] and saved["rows"]["ImagePoser-Easy-v0|steps-4|router"]["config"][
+        "env_kwargs"
+    ] == {"max_steps": 4}
 
     # Re-running runs only the failed cells again: finished cells are never recomputed.
     ran = []
@@ -132,7 +161,9 @@ def test_a_results_folder_from_another_version_is_refused_and_kept(tmp_path):
     m["version"] = "0.0.1"
     manifest.write_text(json.dumps(m))
     cells = sorted((tmp_path / "tiny" / "cells").iterdir())
-    with pytest.raises(StudyError, match=r"another image-poser version \('0\.0\.1'.*finished cells are kept"):
+    with pytest.raises(
+        StudyError, match=r"another image-poser version \('0\.0\.1'.*finished cells are kept"
+    ):
         run_study(path, out=tmp_path, progress=False, log=None)
     assert sorted((tmp_path / "tiny" / "cells").iterdir()) == cells
     (tmp_path / "other").mkdir()
@@ -173,10 +204,14 @@ def test_final_metrics_carry_the_critics_own_view_next_to_the_independent_judge(
 
     exact = gym.make("ImagePoser-v1")
     recs, _ = run_episodes(make_baseline("random", exact, 0), exact, 40, seed=0)
-    assert all(r["critic_success"] == r["success"] for r in recs), "an exact critic agrees with the judge"
+    assert all(r["critic_success"] == r["success"] for r in recs), (
+        "an exact critic agrees with the judge"
+    )
     noisy = gym.make("ImagePoser-v1", suite_kwargs={"critic_errors": 0.5})
     recs_noisy, _ = run_episodes(make_baseline("random", noisy, 0), noisy, 40, seed=0)
-    assert any(r["critic_success"] != r["success"] for r in recs_noisy), "a wrong critic disagrees with the judge somewhere"
+    assert any(r["critic_success"] != r["success"] for r in recs_noisy), (
+        "a wrong critic disagrees with the judge somewhere"
+    )
 
 
 def test_poser_study_command(tmp_path, capsys):
@@ -202,4 +237,7 @@ def test_a_report_of_an_unfinished_study_says_which_cells_are_missing(tmp_path):
     st.run_cell(cells[0], folder)  # one cell of six, as after an interruption
     res = st.write_report(study, folder)
     assert len(res["not_run"]) == len(cells) - 1
-    assert f"Partial: {len(cells) - 1} of {len(cells)} cells not run yet" in (folder / "report.md").read_text()
+    assert (
+        f"Partial: {len(cells) - 1} of {len(cells)} cells not run yet"
+        in (folder / "report.md").read_text()
+    )

@@ -21,17 +21,37 @@ def _rows(path):
 
 
 def test_run_folder_holds_every_artefact(tiny_run):
-    for name in ("model.zip", "replay_buffer.pkl", "meta.json", "config.yaml", "episodes.csv", "losses.csv",
-                 "experts.csv", "training_curves.png", "expert_rewards.png", "eval.json", "trajectories.png"):
+    for name in (
+        "model.zip",
+        "replay_buffer.pkl",
+        "meta.json",
+        "config.yaml",
+        "episodes.csv",
+        "losses.csv",
+        "experts.csv",
+        "training_curves.png",
+        "expert_rewards.png",
+        "eval.json",
+        "trajectories.png",
+    ):
         assert (tiny_run / name).is_file(), name
-    assert any((tiny_run / "logs").glob("events.out.tfevents*")) and (tiny_run / "logs" / "progress.csv").is_file()
+    assert (
+        any((tiny_run / "logs").glob("events.out.tfevents*"))
+        and (tiny_run / "logs" / "progress.csv").is_file()
+    )
     meta = json.loads((tiny_run / "meta.json").read_text())
-    assert meta["finished"] and meta["timesteps_done"] == 300 and meta["config"]["encoder"] == "hashed"
+    assert (
+        meta["finished"] and meta["timesteps_done"] == 300 and meta["config"]["encoder"] == "hashed"
+    )
     assert meta["versions"]["image-poser"] and meta["versions"]["stable_baselines3"]
     cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
     assert cfg["algo"] == "dqn" and cfg["learning_rate"] == 1.0e-4  # shipped YAML value kept
     ev = json.loads((tiny_run / "eval.json").read_text())
-    assert ev["episodes"] == 4 and ev["split"] == "test" and 0.0 <= ev["metrics"]["success"]["mean"] <= 1.0
+    assert (
+        ev["episodes"] == 4
+        and ev["split"] == "test"
+        and 0.0 <= ev["metrics"]["success"]["mean"] <= 1.0
+    )
 
 
 def test_callback_csv_files_are_consistent(tiny_run):
@@ -61,7 +81,13 @@ def test_same_seed_gives_the_same_curves(tmp_path, tiny):
 def test_subproc_workers_train_exactly_like_in_process_envs(tmp_path, tiny):
     tiny.update(n_envs=2, n_timesteps=200)
     a = train("dqn", seed=3, run_dir=tmp_path / "dummy", hyperparams=tiny, evaluate=False)
-    b = train("dqn", seed=3, run_dir=tmp_path / "subproc", hyperparams={**tiny, "vec_env": "subproc"}, evaluate=False)
+    b = train(
+        "dqn",
+        seed=3,
+        run_dir=tmp_path / "subproc",
+        hyperparams={**tiny, "vec_env": "subproc"},
+        evaluate=False,
+    )
     for name in ("episodes.csv", "losses.csv"):
         assert (a / name).read_text() == (b / name).read_text(), name
     # DummyVecEnv buffers rewards as float32, SubprocVecEnv as float64: per-expert reward
@@ -69,8 +95,16 @@ def test_subproc_workers_train_exactly_like_in_process_envs(tmp_path, tiny):
     ea, eb = (np.genfromtxt(run / "experts.csv", delimiter=",", skip_header=1) for run in (a, b))
     assert ea.shape == eb.shape and np.allclose(ea, eb, rtol=0, atol=1e-6, equal_nan=True)
     assert "vec_env: subproc" in (b / "config.yaml").read_text()
-    with pytest.raises(AgentsConfigError, match=r"vec_env must be one of \['dummy', 'subproc'\], got 'ray'"):
-        train("dqn", seed=3, run_dir=tmp_path / "bad", hyperparams={**tiny, "vec_env": "ray"}, evaluate=False)
+    with pytest.raises(
+        AgentsConfigError, match=r"vec_env must be one of \['dummy', 'subproc'\], got 'ray'"
+    ):
+        train(
+            "dqn",
+            seed=3,
+            run_dir=tmp_path / "bad",
+            hyperparams={**tiny, "vec_env": "ray"},
+            evaluate=False,
+        )
 
 
 def test_resume_continues_to_the_new_budget(tmp_path, tiny):
@@ -81,7 +115,9 @@ def test_resume_continues_to_the_new_budget(tmp_path, tiny):
         train(resume=run, hyperparams={"learning_rate": 1.0})
     train(resume=run, hyperparams={"n_timesteps": 450}, evaluate=False)
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["timesteps_done"] >= 450 and meta["finished"]  # DQN collects train_freq steps at a time
+    assert (
+        meta["timesteps_done"] >= 450 and meta["finished"]
+    )  # DQN collects train_freq steps at a time
     steps = [int(r[0]) for r in _rows(run / "episodes.csv")[1:]]
     assert steps == sorted(steps) and steps[-1] > 300
 
@@ -97,11 +133,22 @@ def test_existing_run_folder_and_baseline_algo_are_refused(tiny_run, tiny):
 
 @pytest.mark.parametrize("algo", ["maskable_ppo", "qrdqn", "a2c"])
 def test_other_algorithms_train_and_act_validly(tmp_path, algo):
-    hp = {"n_timesteps": 128, "encoder": "hashed", "eval_episodes": 3, "policy_kwargs": {"net_arch": [16]}, "log_window": 64}
+    hp = {
+        "n_timesteps": 128,
+        "encoder": "hashed",
+        "eval_episodes": 3,
+        "policy_kwargs": {"net_arch": [16]},
+        "log_window": 64,
+    }
     if algo == "maskable_ppo":
         hp.update(n_steps=64, batch_size=32, n_epochs=1)
     if algo == "qrdqn":
-        hp.update(learning_starts=32, buffer_size=500, batch_size=16, policy_kwargs={"net_arch": [16], "n_quantiles": 5})
+        hp.update(
+            learning_starts=32,
+            buffer_size=500,
+            batch_size=16,
+            policy_kwargs={"net_arch": [16], "n_quantiles": 5},
+        )
     run = train(algo, seed=0, run_dir=tmp_path / algo, hyperparams=hp)
     agent, env, _ = load_agent(run)
     obs, _ = env.reset(seed=0)
@@ -125,7 +172,13 @@ def test_agent_protocol_plugins_train(tmp_path, monkeypatch):
         "        return int(np.flatnonzero(env.unwrapped.action_masks())[0])\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    run = train("my_agent:FirstValid", seed=0, run_dir=tmp_path / "run", hyperparams={"n_timesteps": 20, "encoder": "hashed"}, evaluate=False)
+    run = train(
+        "my_agent:FirstValid",
+        seed=0,
+        run_dir=tmp_path / "run",
+        hyperparams={"n_timesteps": 20, "encoder": "hashed"},
+        evaluate=False,
+    )
     meta = json.loads((run / "meta.json").read_text())
     assert meta["kind"] == "agent" and meta["finished"]
 
@@ -138,7 +191,11 @@ def test_loaded_dqn_acts_greedily_and_deterministically(tiny_run):
 
 
 def test_text_image_state_trains_with_the_small_cnn(tmp_path, tiny):
-    tiny.update(state="text+image", n_timesteps=150, policy_kwargs={"net_arch": [16], "features_extractor_class": "poser"})
+    tiny.update(
+        state="text+image",
+        n_timesteps=150,
+        policy_kwargs={"net_arch": [16], "features_extractor_class": "poser"},
+    )
     run = train("dqn", seed=0, run_dir=tmp_path / "img", hyperparams=tiny)
     agent, env, _ = load_agent(run)
     assert "image" in env.observation_space.spaces
@@ -150,7 +207,9 @@ def test_text_image_state_trains_with_the_small_cnn(tmp_path, tiny):
 
 def test_unknown_extractor_name_is_refused(tmp_path, tiny):
     tiny["policy_kwargs"] = {"features_extractor_class": "resnet"}
-    with pytest.raises(AgentsConfigError, match=r"Unknown features_extractor_class 'resnet'.*Known: poser"):
+    with pytest.raises(
+        AgentsConfigError, match=r"Unknown features_extractor_class 'resnet'.*Known: poser"
+    ):
         train("dqn", seed=0, run_dir=tmp_path / "bad", hyperparams=tiny)
 
 
@@ -190,8 +249,18 @@ def test_the_custom_algorithm_example_trains_logs_and_reloads(tmp_path, monkeypa
 
     examples = Path(__file__).resolve().parents[2] / "examples"
     monkeypatch.syspath_prepend(str(examples))
-    run = train("custom_algorithm:CommandBandit", seed=0, run_dir=tmp_path / "bandit",
-                hyperparams={"n_timesteps": 300, "encoder": "hashed", "eval_episodes": 3, "log_window": 100, "epsilon": 0.3})
+    run = train(
+        "custom_algorithm:CommandBandit",
+        seed=0,
+        run_dir=tmp_path / "bandit",
+        hyperparams={
+            "n_timesteps": 300,
+            "encoder": "hashed",
+            "eval_episodes": 3,
+            "log_window": 100,
+            "epsilon": 0.3,
+        },
+    )
     # CallbackDriver fed poser's callbacks: the same curves as an SB3 run.
     eps = _rows(run / "episodes.csv")
     assert len(eps) > 10 and sum(int(r[3]) for r in eps[1:]) == int(eps[-1][0])
@@ -206,7 +275,10 @@ def test_a_bad_hyperparameter_value_is_refused_and_leaves_no_run_folder(tmp_path
     from poser_env.error import ArgumentTypeError
 
     tiny["learning_rate"] = "fast"
-    with pytest.raises(ArgumentTypeError, match=r"Argument 'learning_rate' of dqn \(DQN\) must be a number or a callable, got str 'fast'"):
+    with pytest.raises(
+        ArgumentTypeError,
+        match=r"Argument 'learning_rate' of dqn \(DQN\) must be a number or a callable, got str 'fast'",
+    ):
         train("dqn", seed=0, run_dir=tmp_path / "fast", hyperparams=tiny)
     assert not (tmp_path / "fast").exists()  # nothing half-made left behind
     (tmp_path / "mine").mkdir()  # a folder the user made stays, empty
@@ -222,7 +294,10 @@ def test_a_run_folder_held_by_another_process_is_refused_at_once(tmp_path, tiny)
     run = tmp_path / "held"
     claim = claim_run_folder(run)  # stands for another poser process writing it
     try:
-        with pytest.raises(RunLockedError, match=rf"is being written by another poser process \(pid {os.getpid()}\)"):
+        with pytest.raises(
+            RunLockedError,
+            match=rf"is being written by another poser process \(pid {os.getpid()}\)",
+        ):
             train("dqn", seed=0, run_dir=run, hyperparams=tiny)
         with pytest.raises(RunLockedError, match="being written by another poser process"):
             train(resume=run)
@@ -264,10 +339,17 @@ def test_a_sigkilled_run_resumes_from_its_newest_checkpoint(tmp_path, capsys):
     import sys
 
     run = tmp_path / "killed"
-    r = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(run)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(run)], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == -signal.SIGKILL, r.stderr
-    assert not (run / "model.zip").exists() and (run / "checkpoints" / "model_200_steps.zip").is_file()
-    with pytest.raises(RunFolderError, match=r"has no model.zip .* newest checkpoint is checkpoints/model_200_steps.zip"):
+    assert (
+        not (run / "model.zip").exists() and (run / "checkpoints" / "model_200_steps.zip").is_file()
+    )
+    with pytest.raises(
+        RunFolderError,
+        match=r"has no model.zip .* newest checkpoint is checkpoints/model_200_steps.zip",
+    ):
         load_agent(run)
     train(resume=run, evaluate=False)  # the dead process's lock went with it
     assert "from checkpoint checkpoints/model_200_steps.zip (200 steps)" in capsys.readouterr().err
@@ -287,14 +369,18 @@ def test_a_sigkilled_run_resumes_from_its_newest_checkpoint(tmp_path, capsys):
 def test_resume_without_any_saved_model_says_so(tmp_path, tiny):
     run = train("dqn", seed=0, run_dir=tmp_path / "r", hyperparams=tiny, evaluate=False)
     (run / "model.zip").unlink()
-    with pytest.raises(RunFolderError, match="has no model.zip and no checkpoints/model_<steps>_steps.zip"):
+    with pytest.raises(
+        RunFolderError, match="has no model.zip and no checkpoints/model_<steps>_steps.zip"
+    ):
         train(resume=run, hyperparams={"n_timesteps": 400})
 
 
 def test_a_corrupt_model_is_a_run_folder_error(tmp_path, tiny):
     run = train("dqn", seed=0, run_dir=tmp_path / "r", hyperparams=tiny, evaluate=False)
     (run / "model.zip").write_bytes(b"not a zip file")
-    with pytest.raises(RunFolderError, match=r"Could not load the model .*model.zip.*wasn.t a zip-file"):
+    with pytest.raises(
+        RunFolderError, match=r"Could not load the model .*model.zip.*wasn.t a zip-file"
+    ):
         load_agent(run)
     with pytest.raises(RunFolderError, match="Could not load the model"):
         train(resume=run, hyperparams={"n_timesteps": 400})
@@ -307,8 +393,15 @@ def test_poser_train_with_the_diffusers_suite_in_its_yaml(tmp_path, tiny_suite_k
 
     suite_kwargs = {**tiny_suite_kwargs, "image_size": list(tiny_suite_kwargs["image_size"])}
     settings = {
-        "n_timesteps": 6, "encoder": "hashed", "learning_starts": 3, "buffer_size": 50, "batch_size": 2,
-        "train_freq": 1, "target_update_interval": 3, "eval_episodes": 1, "log_window": 3,
+        "n_timesteps": 6,
+        "encoder": "hashed",
+        "learning_starts": 3,
+        "buffer_size": 50,
+        "batch_size": 2,
+        "train_freq": 1,
+        "target_update_interval": 3,
+        "eval_episodes": 1,
+        "log_window": 3,
         "policy_kwargs": {"net_arch": [8]},
         "env_kwargs": {"suite": "diffusers", "suite_kwargs": suite_kwargs, "max_steps": 2},
     }

@@ -37,7 +37,9 @@ def test_hashed_encoder_word_order_matters_with_bigrams():
     enc = HashedBagOfWords(dim=256)
     a, b = enc.encode(["red circle left of blue square", "blue circle left of red square"])
     assert not np.allclose(a, b)
-    a, b = HashedBagOfWords(dim=256, bigrams=False).encode(["red circle left of blue square", "blue circle left of red square"])
+    a, b = HashedBagOfWords(dim=256, bigrams=False).encode(
+        ["red circle left of blue square", "blue circle left of red square"]
+    )
     np.testing.assert_allclose(a, b)
 
 
@@ -57,7 +59,9 @@ def test_encoded_observations_are_in_the_space(state):
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     preset = STATE_PRESETS[state]
-    assert set(obs) == set(preset.text_keys) | {"action_mask"} | ({"progress"} if preset.progress else set()) | ({"image"} if preset.image else set())
+    assert set(obs) == set(preset.text_keys) | {"action_mask"} | (
+        {"progress"} if preset.progress else set()
+    ) | ({"image"} if preset.image else set())
     for key in preset.text_keys:
         assert obs[key].dtype == np.float32 and obs[key].shape == (256,)
     if preset.image:
@@ -73,7 +77,9 @@ def test_remaining_is_the_mean_of_its_commands():
     obs, info = env.reset(seed=3)
     parts = raw["remaining"].split(" | ")
     if raw["remaining"]:
-        np.testing.assert_allclose(obs["remaining"], env.encoder.encode(parts).mean(axis=0), atol=1e-6)
+        np.testing.assert_allclose(
+            obs["remaining"], env.encoder.encode(parts).mean(axis=0), atol=1e-6
+        )
     else:
         assert not obs["remaining"].any()
 
@@ -99,7 +105,9 @@ def test_gymnasium_check_env_accepts_the_wrapped_env():
 
 
 def test_unknown_encoder_and_state_are_refused_with_the_valid_names():
-    with pytest.raises(AgentsConfigError, match=r"Unknown text encoder 'minilml'.*Did you mean 'minilm'.*hashed"):
+    with pytest.raises(
+        AgentsConfigError, match=r"Unknown text encoder 'minilml'.*Did you mean 'minilm'.*hashed"
+    ):
         make_encoder("minilml")
     # The wrapper and the presets live in poser_env: ConfigError (AgentsConfigError's base).
     with pytest.raises(ConfigError, match=r"Unknown state preset 'pixels'.*text, text\+image"):
@@ -117,7 +125,9 @@ def test_minilm_encoder_loads_the_packaged_weights_offline(monkeypatch):
     pytest.importorskip("sentence_transformers")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     enc = make_encoder("minilm", shared=False)
-    vecs = enc.encode(["add two red circles", "add 2 red circles", "change the background to striped"])
+    vecs = enc.encode(
+        ["add two red circles", "add 2 red circles", "change the background to striped"]
+    )
     assert vecs.shape == (3, 384) and vecs.dtype == np.float32
     sims = vecs @ vecs.T
     # A pretrained model, not random features: paraphrases are closer than other commands.

@@ -65,7 +65,8 @@ def killed_writer(cache_dir: str, committed: int) -> None:
     conn.execute("BEGIN IMMEDIATE")
     for i in range(100):
         conn.execute(
-            "INSERT INTO entries VALUES (?, 'expert', 'writer', ?, NULL, 'x', 1, 0, 0)", (f"uncommitted-{i}", b"{}")
+            "INSERT INTO entries VALUES (?, 'expert', 'writer', ?, NULL, 'x', 1, 0, 0)",
+            (f"uncommitted-{i}", b"{}"),
         )
     sys.stdout.write("in-transaction\n")
     sys.stdout.flush()

@@ -96,7 +96,11 @@ def test_expert_identity_follows_its_skill_profile():
     assert isinstance(expert, ShapesExpert)
     same = ShapesExpert(expert.name, expert.kind, expert.cost, expert.profile, expert.description)
     changed = ShapesExpert(
-        expert.name, expert.kind, expert.cost, replace(expert.profile, counting=0.123), expert.description
+        expert.name,
+        expert.kind,
+        expert.cost,
+        replace(expert.profile, counting=0.123),
+        expert.description,
     )
     assert same.cache_identity() == expert.cache_identity()
     assert changed.cache_identity() != expert.cache_identity()
@@ -119,11 +123,18 @@ def test_hits_and_misses_in_info(tmp_path):
     env = gym.make("ImagePoser-v0", cache=str(tmp_path))
     first = episode_infos(env, seed=5, actions=[0, 1, 6, 7])
     assert first[0]["cache"] == {"hits": 0, "misses": 1}  # the plan
-    assert all(i["cache"]["hits"] == 0 and i["cache"]["misses"] >= 2 for i in first[1:] if not i["invalid_action"])
+    assert all(
+        i["cache"]["hits"] == 0 and i["cache"]["misses"] >= 2
+        for i in first[1:]
+        if not i["invalid_action"]
+    )
     again = episode_infos(env, seed=5, actions=[0, 1, 6, 7])
     assert [i["cache"]["misses"] for i in again] == [0] * len(again)
     assert [i["cache"]["hits"] for i in again] == [i["cache"]["misses"] for i in first]
-    assert gym.make("ImagePoser-v0").reset(seed=5)[1]["cache"] == {"hits": 0, "misses": 0}  # off by default
+    assert gym.make("ImagePoser-v0").reset(seed=5)[1]["cache"] == {
+        "hits": 0,
+        "misses": 0,
+    }  # off by default
 
 
 @pytest.mark.parametrize("env_id", ["ImagePoser-v0", "ImagePoser-Hard-v0"])
@@ -184,7 +195,9 @@ def _corrupt(path: Path, table: str, column: str, how: str) -> int:
     conn = sqlite3.connect(path)
     with conn:
         if how == "truncate":
-            n = conn.execute(f"UPDATE {table} SET {column} = substr({column}, 1, length({column}) / 2)").rowcount
+            n = conn.execute(
+                f"UPDATE {table} SET {column} = substr({column}, 1, length({column}) / 2)"
+            ).rowcount
         else:
             n = conn.execute(f"UPDATE {table} SET {column} = zeroblob(length({column}))").rowcount
     conn.close()
@@ -346,7 +359,10 @@ def test_export_round_trip(tmp_path):
             assert row["input_image"] is None
         else:
             assert np.array_equal(decode_png(row["input_image"]), before)
-    assert np.array_equal(decode_png(table[-1]["output_image"]), base.current_image) or not steps[-1][3]["image_kept"]
+    assert (
+        np.array_equal(decode_png(table[-1]["output_image"]), base.current_image)
+        or not steps[-1][3]["image_kept"]
+    )
 
 
 def test_export_without_pyarrow(tmp_path, monkeypatch):

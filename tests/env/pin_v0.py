@@ -26,7 +26,16 @@ CASES = [
     ("ImagePoser-Hard-v0", 20, 4000, "oracle"),
     ("ImagePoser-Edit-v0", 30, 5000, "random"),
 ]
-FINAL_KEYS = ("success", "alignment", "fidelity", "aesthetics", "steps", "total_cost", "commands_done", "commands_dropped")
+FINAL_KEYS = (
+    "success",
+    "alignment",
+    "fidelity",
+    "aesthetics",
+    "steps",
+    "total_cost",
+    "commands_done",
+    "commands_dropped",
+)
 
 
 def _policy(name: str, seed: int):
@@ -77,8 +86,6 @@ def all_digests() -> dict[str, list[str]]:
     return {f"{e}|{n}|{s}|{p}": episode_digests(e, n, s, p) for e, n, s, p in CASES}
 
 
-
-
 #: (difficulty, split, editing_fraction, number of tasks, first seed) for the plan pin
 PLAN_CASES = [
     ("easy", "train", 0.25, 150, 0),
@@ -89,11 +96,15 @@ PLAN_CASES = [
 ]
 
 
-def plan_digests(difficulty: str, split: str, editing_fraction: float, n: int, first_seed: int) -> list[str]:
+def plan_digests(
+    difficulty: str, split: str, editing_fraction: float, n: int, first_seed: int
+) -> list[str]:
     """The extractor's plan (commands, kinds, constraints) of generated task prompts."""
     from poser_env.suites.registration import make_suite
 
-    suite = make_suite("shapes", difficulty=difficulty, split=split, editing_fraction=editing_fraction)
+    suite = make_suite(
+        "shapes", difficulty=difficulty, split=split, editing_fraction=editing_fraction
+    )
     out = []
     for i in range(n):
         task = suite.tasks.sample(np.random.default_rng(first_seed + i))

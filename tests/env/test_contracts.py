@@ -51,7 +51,9 @@ def test_max_episode_steps_ends_the_episode_like_max_steps(cap):
     *_, last = capped
     assert last[3] and not last[2], "truncated at the cap"
     assert last[4]["final_metrics"]["episode_over"] and last[4]["final_metrics"]["steps"] == cap
-    assert data_equivalence(capped, native), "same observations (step/max_steps), rewards (terminal reward) and infos"
+    assert data_equivalence(capped, native), (
+        "same observations (step/max_steps), rewards (terminal reward) and infos"
+    )
 
 
 def test_max_steps_below_max_episode_steps_still_wins():
@@ -63,7 +65,10 @@ def test_max_steps_below_max_episode_steps_still_wins():
 def test_render_frames_have_one_size_whatever_the_caption_length():
     env = gym.make("ImagePoser-v0", render_mode="rgb_array")
     shapes = set()
-    long = "Draw a big red circle. " + " Then ".join(f"add a small {c} triangle on the right" for c in ("blue", "green", "yellow", "red", "purple"))
+    long = "Draw a big red circle. " + " Then ".join(
+        f"add a small {c} triangle on the right"
+        for c in ("blue", "green", "yellow", "red", "purple")
+    )
     for seed, options in [(0, None), (1, {"prompt": long}), (2, {"prompt": "Draw a circle."})]:
         env.reset(seed=seed, options=options)
         shapes.add(env.render().shape)
@@ -81,7 +86,12 @@ def test_record_video_writes_a_file(tmp_path):
     pytest.importorskip("moviepy")
     from gymnasium.wrappers import RecordVideo
 
-    env = RecordVideo(gym.make("ImagePoser-v0", render_mode="rgb_array"), str(tmp_path), episode_trigger=lambda e: True, disable_logger=True)
+    env = RecordVideo(
+        gym.make("ImagePoser-v0", render_mode="rgb_array"),
+        str(tmp_path),
+        episode_trigger=lambda e: True,
+        disable_logger=True,
+    )
     for seed in (0, 1):
         env.reset(seed=seed)
         for a in (0, 6, 1, 7, 2, 8):
@@ -117,7 +127,9 @@ def test_sb3_trains_on_the_encoded_env_from_poser_env_alone():
     from poser_env.wrappers import EncodeObservation
 
     env = EncodeObservation(gym.make("ImagePoser-v0"), encoder="hashed")
-    model = sb3.DQN("MultiInputPolicy", env, learning_starts=8, buffer_size=64, train_freq=4, seed=0)
+    model = sb3.DQN(
+        "MultiInputPolicy", env, learning_starts=8, buffer_size=64, train_freq=4, seed=0
+    )
     model.learn(32)
     assert model.num_timesteps == 32
     # SB3 reads info["is_success"] at every episode end (its success-rate logging).
@@ -146,7 +158,10 @@ def _env_with(expert: Expert, **kw) -> ImagePoserEnv:
 
 def _assert_clean(obs, reward, info):
     assert math.isfinite(reward)
-    assert np.isfinite(obs["progress"]).all() and ((obs["progress"] >= 0) & (obs["progress"] <= 1)).all()
+    assert (
+        np.isfinite(obs["progress"]).all()
+        and ((obs["progress"] >= 0) & (obs["progress"] <= 1)).all()
+    )
     for key in ("prompt_score", "cost"):
         assert np.isfinite(info[key])
 
@@ -154,13 +169,22 @@ def _assert_clean(obs, reward, info):
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
-        (_BadExpert(cost=float("nan")), r"expert 'bad' failed: ComponentOutputError: expert 'bad' returned cost nan; expected a finite number >= 0"),
+        (
+            _BadExpert(cost=float("nan")),
+            r"expert 'bad' failed: ComponentOutputError: expert 'bad' returned cost nan; expected a finite number >= 0",
+        ),
         (_BadExpert(cost=-2.0), r"returned cost -2.0; expected a finite number >= 0"),
         (_BadExpert(cost=float("inf")), r"returned cost inf"),
         (_BadExpert(cost="3"), r"returned cost '3'"),
-        (_BadExpert(image=np.zeros((128, 128, 3), np.float32)), r"must be a \(128, 128, 3\) uint8 numpy array .* dtype float32"),
+        (
+            _BadExpert(image=np.zeros((128, 128, 3), np.float32)),
+            r"must be a \(128, 128, 3\) uint8 numpy array .* dtype float32",
+        ),
         (_BadExpert(image=np.zeros((64, 64, 3), np.uint8)), r"shape \(64, 64, 3\)"),
-        (_BadExpert(result=np.zeros((128, 128, 3), np.uint8)), r"must return a poser_env.ExpertResult, got ndarray"),
+        (
+            _BadExpert(result=np.zeros((128, 128, 3), np.uint8)),
+            r"must return a poser_env.ExpertResult, got ndarray",
+        ),
     ],
 )
 def test_a_bad_expert_output_truncates_like_a_failing_expert(bad, match):
@@ -180,7 +204,11 @@ def test_a_bad_expert_output_truncates_like_a_failing_expert(bad, match):
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
-        ("alignment", float("nan"), r"critic 'shapes-critic' returned alignment=nan; expected a finite number in \[0, 1\]"),
+        (
+            "alignment",
+            float("nan"),
+            r"critic 'shapes-critic' returned alignment=nan; expected a finite number in \[0, 1\]",
+        ),
         ("prompt_alignment", float("nan"), r"returned prompt_alignment=nan"),
         ("prompt_alignment", 1.5, r"returned prompt_alignment=1.5"),
         ("fidelity", -0.1, r"returned fidelity=-0.1"),
@@ -223,7 +251,9 @@ def test_a_bad_check_score_truncates():
 def test_a_bad_critique_of_the_source_image_starts_from_zero_with_the_error():
     suite = make_suite("shapes", editing_fraction=1.0)
     judge = suite.critic.judge
-    suite.critic.judge = lambda *a, **k: dataclasses.replace(judge(*a, **k), prompt_alignment=float("nan"))
+    suite.critic.judge = lambda *a, **k: dataclasses.replace(
+        judge(*a, **k), prompt_alignment=float("nan")
+    )
     env = ImagePoserEnv(suite=suite)
     obs, info = env.reset(seed=0)
     assert info["error_component"] == "critic" and "prompt_alignment=nan" in info["error"]
@@ -247,7 +277,10 @@ def test_an_extractor_failure_in_reset_is_a_component_error_naming_it():
     suite = make_suite("shapes")
     suite.extractor = _BrokenExtractor()
     env = ImagePoserEnv(suite=suite)
-    with pytest.raises(ComponentError, match=r"extractor 'broken-llm' failed: ConnectionError: the LLM server refused") as e:
+    with pytest.raises(
+        ComponentError,
+        match=r"extractor 'broken-llm' failed: ConnectionError: the LLM server refused",
+    ) as e:
         env.reset(seed=0)
     assert e.value.component == "extractor" and e.value.name == "broken-llm"
     assert isinstance(e.value.cause, ConnectionError)
@@ -256,7 +289,10 @@ def test_an_extractor_failure_in_reset_is_a_component_error_naming_it():
 def test_an_extractor_returning_no_plan_is_a_component_error():
     suite = make_suite("shapes")
     suite.extractor = _BrokenExtractor(plan=["draw a circle"])
-    with pytest.raises(ComponentError, match=r"extractor 'broken-llm' failed: ComponentOutputError: extract\(\) must return a poser_env.Plan, got list"):
+    with pytest.raises(
+        ComponentError,
+        match=r"extractor 'broken-llm' failed: ComponentOutputError: extract\(\) must return a poser_env.Plan, got list",
+    ):
         ImagePoserEnv(suite=suite).reset(seed=0)
 
 
@@ -282,7 +318,9 @@ def test_bool_actions_are_refused(action):
 
 
 def test_task_fields_are_checked_when_built():
-    with pytest.raises(ConfigError, match=r"Task.kind must be one of \['generation', 'editing'\], got 'banana'"):
+    with pytest.raises(
+        ConfigError, match=r"Task.kind must be one of \['generation', 'editing'\], got 'banana'"
+    ):
         Task("Draw a circle.", kind="banana")
     with pytest.raises(ConfigError, match=r"got 'edting'. Did you mean 'editing'\?"):
         Task("Draw a circle.", kind="edting")
@@ -302,11 +340,22 @@ def test_torchrl_reads_the_numeric_info_keys():
 
     from poser_env.wrappers import EncodeObservation
 
-    keys = ["is_success", "prompt_score", "cost", "invalid_action", "accepted", "dropped", "attempt", "commands_done"]
+    keys = [
+        "is_success",
+        "prompt_score",
+        "cost",
+        "invalid_action",
+        "accepted",
+        "dropped",
+        "attempt",
+        "commands_done",
+    ]
     env = GymWrapper(EncodeObservation(gym.make("ImagePoser-v0"), encoder="hashed"))
     env.set_info_dict_reader(default_info_dict_reader(keys))  # Python bools/floats have no .dtype
     td = env.rollout(20, break_when_any_done=False)
-    assert td["next", "is_success"].dtype.is_floating_point is False and td["next", "cost"].shape == (20,)
+    assert td["next", "is_success"].dtype.is_floating_point is False and td[
+        "next", "cost"
+    ].shape == (20,)
     assert td["next", "done"].any(), "episodes ended (and reset) within the rollout"
 
 
@@ -329,10 +378,17 @@ def test_max_episode_steps_in_vector_envs(mode):
     def run(**kw):
         venv = gym.make_vec("ImagePoser-v0", num_envs=2, vectorization_mode=mode, **kw)
         venv.reset(seed=[0, 1])
-        out = [venv.step(np.array([6, 7])) for _ in range(3)]  # invalid i2i actions: only the cap ends episodes
+        out = [
+            venv.step(np.array([6, 7])) for _ in range(3)
+        ]  # invalid i2i actions: only the cap ends episodes
         venv.close()
-        return [(r, term, trunc, info["final_metrics"]["episode_over"]) for _, r, term, trunc, info in out]
+        return [
+            (r, term, trunc, info["final_metrics"]["episode_over"])
+            for _, r, term, trunc, info in out
+        ]
 
     capped, native = run(max_episode_steps=2), run(max_steps=2)
     assert data_equivalence(capped, native)
-    assert capped[1][2].all() and capped[1][3].astype(bool).all(), "both envs end at step 2 with final metrics"
+    assert capped[1][2].all() and capped[1][3].astype(bool).all(), (
+        "both envs end at step 2 with final metrics"
+    )

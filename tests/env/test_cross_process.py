@@ -30,7 +30,9 @@ print(json.dumps(out))
 
 def run(hash_seed: str):
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    res = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, check=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-c", CODE], capture_output=True, text=True, check=True, env=env
+    )
     return json.loads(res.stdout)
 
 

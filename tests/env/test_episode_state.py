@@ -24,7 +24,10 @@ def test_has_image_follows_the_episode_and_the_old_name_agrees():
     env = ImagePoserEnv()
     env.reset(seed=0, options={"prompt": "a red circle on the left"})
     assert env.has_image is False and env.current_image.shape == (*env.suite.image_size, 3)
-    assert env.plan.commands[0] == env.current_command and env.task.prompt == "a red circle on the left"
+    assert (
+        env.plan.commands[0] == env.current_command
+        and env.task.prompt == "a red circle on the left"
+    )
     t2i = next(i for i, e in enumerate(env.experts) if e.kind == "t2i")
     env.step(t2i)
     assert env.has_image is True and env.progress_has_image is True
@@ -53,5 +56,7 @@ def test_build_suite_selects_experts_and_connects_the_pool(tmp_path):
 def test_build_suite_refuses_kwargs_with_an_instance_and_a_non_suite():
     with pytest.raises(ConfigError, match="suite_kwargs only apply to a suite given by name"):
         build_suite(make_suite("shapes"), suite_kwargs={"x": 1})
-    with pytest.raises(ConfigError, match="suite must be a registered suite name or a Suite, got int"):
+    with pytest.raises(
+        ConfigError, match="suite must be a registered suite name or a Suite, got int"
+    ):
         ImagePoserEnv(suite=3)

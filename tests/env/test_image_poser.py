@@ -196,7 +196,9 @@ def _suite_with(*extra):
 
 def test_command_is_dropped_after_max_attempts_then_truncated_at_max_steps():
     env = ImagePoserEnv(suite=_suite_with(_Blank()), max_attempts=2, max_steps=3)
-    obs, info = env.reset(seed=0, options={"prompt": "Draw two red circles. Then make the background dotted."})
+    obs, info = env.reset(
+        seed=0, options={"prompt": "Draw two red circles. Then make the background dotted."}
+    )
     blank = env.expert_names.index("blank")
     _, _, term, trunc, info = env.step(blank)
     assert not info["accepted"] and info["attempt"] == 1 and not (term or trunc)
@@ -223,7 +225,10 @@ def test_reflection_rewrites_a_failed_command():
 @pytest.mark.parametrize("keep_best", [False, True])
 def test_keep_best_decides_whether_a_worse_image_replaces_a_better_one(keep_best):
     env = ImagePoserEnv(suite=_suite_with(_Blank()), keep_best=keep_best)
-    env.reset(seed=0, options={"prompt": "Draw two red circles on the left. Then make the background dotted."})
+    env.reset(
+        seed=0,
+        options={"prompt": "Draw two red circles on the left. Then make the background dotted."},
+    )
     _, _, _, _, info = env.step(env.expert_names.index("perfect-t2i"))
     assert info["accepted"] and info["prompt_score"] == pytest.approx(2 / 3)
     good = env.current_image.copy()
@@ -254,7 +259,15 @@ class _BadShape(Expert):
 def test_failing_expert_truncates_gracefully(bad):
     suite = make_suite("shapes")
     suite.experts = (*suite.experts, bad)
-    env = ImagePoserEnv(suite=suite, reward={"failure_penalty": 2.0, "step_penalty": 0.0, "final_weight": 0.0, "success_bonus": 0.0})
+    env = ImagePoserEnv(
+        suite=suite,
+        reward={
+            "failure_penalty": 2.0,
+            "step_penalty": 0.0,
+            "final_weight": 0.0,
+            "success_bonus": 0.0,
+        },
+    )
     env.reset(seed=0)
     obs, reward, term, trunc, info = env.step(12)
     assert trunc and not term
@@ -289,9 +302,19 @@ def test_render_rgb_array_draws_caption_under_image():
 
 
 def test_reward_terms_follow_config():
-    env = ImagePoserEnv(reward=RewardConfig(progress=0, command_bonus=0, drop_penalty=0, cost_weight=1.0, step_penalty=0, final_weight=0, success_bonus=0))
+    env = ImagePoserEnv(
+        reward=RewardConfig(
+            progress=0,
+            command_bonus=0,
+            drop_penalty=0,
+            cost_weight=1.0,
+            step_penalty=0,
+            final_weight=0,
+            success_bonus=0,
+        )
+    )
     env.reset(seed=0, options={"prompt": EXAMPLE_PROMPT})
-    _, reward, *_ , info = env.step(0)  # sketch-turbo costs 0.5 s
+    _, reward, *_, info = env.step(0)  # sketch-turbo costs 0.5 s
     assert reward == pytest.approx(-0.5)
     assert info["cost"] == 0.5
 
@@ -322,8 +345,16 @@ def test_user_source_image_for_editing():
         ({"prompt": "Draw three red circles \u2603"}, PromptParseError, "\u2603"),
         ({"prompt": "Draw a purple elephant"}, PromptParseError, "purple elephant"),
         ({"prompt": 42}, ConfigError, "must be a string, got int"),
-        ({"prompt": "Make the background dotted.", "image": np.zeros((64, 64, 3), np.uint8)}, ConfigError, r"\(128, 128, 3\) uint8.*got shape \(64, 64, 3\)"),
-        ({"prompt": "Make the background dotted.", "image": np.zeros((128, 128, 3), np.float32)}, ConfigError, "dtype float32"),
+        (
+            {"prompt": "Make the background dotted.", "image": np.zeros((64, 64, 3), np.uint8)},
+            ConfigError,
+            r"\(128, 128, 3\) uint8.*got shape \(64, 64, 3\)",
+        ),
+        (
+            {"prompt": "Make the background dotted.", "image": np.zeros((128, 128, 3), np.float32)},
+            ConfigError,
+            "dtype float32",
+        ),
         ({"image": np.zeros((128, 128, 3), np.uint8)}, ConfigError, "needs options\\['prompt'\\]"),
         ({"promt": "x"}, ConfigError, "Unknown reset option"),
         ({"task": "not a task"}, ConfigError, "must be a poser_env.Task"),
@@ -339,7 +370,11 @@ def test_bad_reset_options_raise_clear_errors(options, error, match):
     "kwargs, error, match",
     [
         ({"suite": "shapez"}, UnknownNameError, "Unknown suite 'shapez'. Did you mean 'shapes'"),
-        ({"experts": ["object-adder", "generalist"]}, UnknownNameError, "Did you mean 'generalist-xl'"),
+        (
+            {"experts": ["object-adder", "generalist"]},
+            UnknownNameError,
+            "Did you mean 'generalist-xl'",
+        ),
         ({"experts": ["object-adder"]}, ConfigError, "at least one 't2i' expert"),
         ({"max_steps": 0}, ConfigError, "max_steps must be an integer >= 1, got 0"),
         ({"max_attempts": 1.5}, ConfigError, "max_attempts must be an integer"),
@@ -356,7 +391,9 @@ def test_bad_config_raises_clear_errors(kwargs, error, match):
 
 
 def test_unsupported_render_mode_is_refused():
-    with pytest.raises(ConfigError, match=r"render_mode must be None or one of \['rgb_array'\], got 'human'"):
+    with pytest.raises(
+        ConfigError, match=r"render_mode must be None or one of \['rgb_array'\], got 'human'"
+    ):
         ImagePoserEnv(render_mode="human")
 
 
@@ -369,7 +406,12 @@ def test_task_option_uses_reference_constraints_for_success():
 
 
 def test_registered_ids_are_real_presets():
-    assert {"ImagePoser-v0", "ImagePoser-Easy-v0", "ImagePoser-Hard-v0", "ImagePoser-Edit-v0"} <= set(gym.registry)
+    assert {
+        "ImagePoser-v0",
+        "ImagePoser-Easy-v0",
+        "ImagePoser-Hard-v0",
+        "ImagePoser-Edit-v0",
+    } <= set(gym.registry)
     lengths = {}
     for env_id in ("ImagePoser-Easy-v0", "ImagePoser-Hard-v0"):
         env = gym.make(env_id)
@@ -390,14 +432,18 @@ def test_final_metrics_reuse_the_last_critique_without_reference_constraints():
 
     suite.critic.judge = counting_judge
     env = ImagePoserEnv(suite=suite)
-    env.reset(seed=0, options={"prompt": "Draw two red circles on the left."})  # no reference constraints
+    env.reset(
+        seed=0, options={"prompt": "Draw two red circles on the left."}
+    )  # no reference constraints
     steps = 0
     while True:
         steps += 1
         *_, term, trunc, info = env.step(OraclePolicy()(env))
         if term or trunc:
             break
-    assert len(calls) == steps and None not in calls, "one critic call per step, none extra at the end"
+    assert len(calls) == steps and None not in calls, (
+        "one critic call per step, none extra at the end"
+    )
     env.reset(seed=0)  # a sampled task has reference constraints: judged once more at the end
     calls.clear()
     steps = 0

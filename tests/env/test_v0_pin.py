@@ -23,7 +23,9 @@ def test_v0_episodes_match_the_pin(case):
     got = pin_v0.episode_digests(*case)
     want = PINNED[key]
     diff = [i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b]
-    assert not diff, f"{key}: episodes {diff} (seeds {[case[2] + i for i in diff]}) differ from the v0 pin"
+    assert not diff, (
+        f"{key}: episodes {diff} (seeds {[case[2] + i for i in diff]}) differ from the v0 pin"
+    )
 
 
 PINNED_PLANS = json.loads((HERE / "data" / "v0_plan_pin.json").read_text())
@@ -35,7 +37,9 @@ def test_generator_prompts_parse_to_the_pinned_plans(case):
     got = pin_v0.plan_digests(*case)
     want = PINNED_PLANS[key]
     diff = [i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b]
-    assert not diff, f"{key}: tasks {diff} (seeds {[case[4] + i for i in diff]}) parse to other plans than the v0 pin"
+    assert not diff, (
+        f"{key}: tasks {diff} (seeds {[case[4] + i for i in diff]}) parse to other plans than the v0 pin"
+    )
 
 
 def test_making_v0_gives_no_out_of_date_warning_although_v1_exists():
@@ -44,5 +48,7 @@ def test_making_v0_gives_no_out_of_date_warning_although_v1_exists():
     import sys
 
     code = "import gymnasium as gym, poser_env; [gym.make(i).close() for i in ('ImagePoser-v0', 'ImagePoser-Hard-v0')]; gym.make('ImagePoser-v1').close()"
-    res = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True
+    )
     assert "out of date" not in res.stderr, res.stderr[-2000:]

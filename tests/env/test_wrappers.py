@@ -36,7 +36,15 @@ def test_poser_agents_reexports_the_same_objects():
     import poser_agents
     import poser_agents.wrappers as aw
 
-    for name in ("EncodeObservation", "HashedBagOfWords", "CachedEncoder", "TextEncoder", "StatePreset", "STATE_PRESETS", "get_state_preset"):
+    for name in (
+        "EncodeObservation",
+        "HashedBagOfWords",
+        "CachedEncoder",
+        "TextEncoder",
+        "StatePreset",
+        "STATE_PRESETS",
+        "get_state_preset",
+    ):
         assert getattr(aw, name) is getattr(pw, name), name
     assert poser_agents.EncodeObservation is pw.EncodeObservation
 
@@ -46,12 +54,17 @@ def test_torch_encoder_by_name_comes_from_poser_agents():
     from poser_agents.wrappers import SentenceTransformerEncoder
 
     env = pw.EncodeObservation(gym.make("ImagePoser-v0"), encoder="minilm")
-    assert isinstance(env.encoder, SentenceTransformerEncoder) and env.observation_space["command"].shape == (384,)
+    assert isinstance(env.encoder, SentenceTransformerEncoder) and env.observation_space[
+        "command"
+    ].shape == (384,)
 
 
 def test_torch_encoder_without_poser_agents_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "poser_agents.wrappers", None)  # import now raises ImportError
-    with pytest.raises(MissingDependencyError, match=r"'minilm' text encoder.*pip install \"image-poser\[agents\]\""):
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"'minilm' text encoder.*pip install \"image-poser\[agents\]\"",
+    ):
         pw.EncodeObservation(gym.make("ImagePoser-v0"), encoder="minilm")
     with pytest.raises(ConfigError, match=r"Unknown text encoder 'hashd'. Did you mean 'hashed'\?"):
         pw.EncodeObservation(gym.make("ImagePoser-v0"), encoder="hashd")
@@ -59,7 +72,10 @@ def test_torch_encoder_without_poser_agents_gives_the_install_hint(monkeypatch):
 
 def test_bad_encoder_arguments_are_refused_by_name():
     env = gym.make("ImagePoser-v0")
-    with pytest.raises(ConfigError, match=r"Unknown keyword argument\(s\) \['dimm'\] for HashedBagOfWords. Did you mean 'dim'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Unknown keyword argument\(s\) \['dimm'\] for HashedBagOfWords. Did you mean 'dim'\?",
+    ):
         pw.EncodeObservation(env, encoder="hashed", encoder_kwargs={"dimm": 8})
     with pytest.raises(ConfigError, match="encoder_kwargs only apply to an encoder given by name"):
         pw.EncodeObservation(env, encoder=pw.HashedBagOfWords(dim=8), encoder_kwargs={"dim": 8})
@@ -70,8 +86,12 @@ def test_bad_encoder_arguments_are_refused_by_name():
 
 
 def test_hashed_encoder_is_shared_per_configuration():
-    a = pw.EncodeObservation(gym.make("ImagePoser-v0"), encoder="hashed", encoder_kwargs={"dim": 32})
-    b = pw.EncodeObservation(gym.make("ImagePoser-v0"), encoder="hashed", encoder_kwargs={"dim": 32})
+    a = pw.EncodeObservation(
+        gym.make("ImagePoser-v0"), encoder="hashed", encoder_kwargs={"dim": 32}
+    )
+    b = pw.EncodeObservation(
+        gym.make("ImagePoser-v0"), encoder="hashed", encoder_kwargs={"dim": 32}
+    )
     assert a.encoder is b.encoder
     a.reset(seed=0)
     # reset() embedded the whole plan: the plan's commands are all cached now.

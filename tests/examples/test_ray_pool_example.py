@@ -18,7 +18,10 @@ def test_ray_pool_example_runs():
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     res = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "ray_pool.py"), "--workers", "2", "--steps", "6"],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "2 workers connected to the Ray pool" in res.stdout

@@ -34,16 +34,25 @@ def need(module: str, reason: str) -> None:
     """
     if importlib.util.find_spec(module) is not None:
         return
-    required = {m.strip() for m in os.environ.get("POSER_REQUIRED_RECIPES", "").split(",") if m.strip()}
+    required = {
+        m.strip() for m in os.environ.get("POSER_REQUIRED_RECIPES", "").split(",") if m.strip()
+    }
     if module in required:
-        pytest.fail(f"{module} is required here (POSER_REQUIRED_RECIPES) but not installed: {reason}")
+        pytest.fail(
+            f"{module} is required here (POSER_REQUIRED_RECIPES) but not installed: {reason}"
+        )
     pytest.skip(reason)
 
 
 def run_recipe(name: str, *args: str, timeout: int = 600) -> str:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     res = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
     )
     assert res.returncode == 0, f"{name} failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
     return res.stdout
@@ -62,13 +71,18 @@ def test_recipe_defines_no_wrapper_of_its_own(name):
     classes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
     bases = [ast.unparse(b) for c in classes for b in c.bases]
     assert not [b for b in bases if "Wrapper" in b or b.endswith("Env") or "Transform" in b], bases
-    imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "poser_env.wrappers" for a in n.names}
+    imports = {
+        a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module == "poser_env.wrappers"
+        for a in n.names
+    }
     assert imports == {"EncodeObservation"}
 
 
 def test_sb3_dqn_ppo_maskable_ppo():
-    need("stable_baselines3", "pip install \"image-poser[agents]\"")
-    need("sb3_contrib", "pip install \"image-poser[agents]\"")
+    need("stable_baselines3", 'pip install "image-poser[agents]"')
+    need("sb3_contrib", 'pip install "image-poser[agents]"')
     out = run_recipe("sb3_recipes.py", "--algo", "all", "--steps", "192", "--episodes", "2")
     for algo in ("dqn", "ppo", "maskable_ppo"):
         line = next(ln for ln in out.splitlines() if ln.startswith(f"{algo}:"))
@@ -80,11 +94,21 @@ def test_sb3_dqn_ppo_maskable_ppo():
         assert math.isfinite(number(r"eval return (-?[\d.]+)", line))
 
 
-@pytest.mark.parametrize(("mode", "env_id"), [("sync", "ImagePoser-v0"), ("async", "ImagePoser-v1")])
+@pytest.mark.parametrize(
+    ("mode", "env_id"), [("sync", "ImagePoser-v0"), ("async", "ImagePoser-v1")]
+)
 def test_cleanrl_dqn(mode, env_id):
     need("torch", "pip install torch")
     out = run_recipe(
-        "cleanrl_dqn.py", "--total-timesteps", "240", "--learning-starts", "60", "--vectorization-mode", mode, "--env", env_id
+        "cleanrl_dqn.py",
+        "--total-timesteps",
+        "240",
+        "--learning-starts",
+        "60",
+        "--vectorization-mode",
+        mode,
+        "--env",
+        env_id,
     )
     assert number(r"(\d+) episodes finished", out) > 0
     assert 0.0 <= number(r"success rate ([\d.]+)", out) <= 1.0
@@ -92,7 +116,7 @@ def test_cleanrl_dqn(mode, env_id):
 
 
 def test_torchrl_gymenv_action_mask_and_dqn():
-    need("torchrl", "pip install \"image-poser[test]\" (torchrl)")
+    need("torchrl", 'pip install "image-poser[test]" (torchrl)')
     out = run_recipe("torchrl_env.py", "--rollout", "40", "--frames", "100")
     assert number(r"rollout: (\d+) steps", out) == 40
     assert number(r"(\d+) episodes \(", out) > 0
@@ -114,7 +138,7 @@ def test_tianshou_dqn_collector():
 
 def test_rllib_ppo():
     # ray (with serve) is in the main environment; RLlib's own extras (dm-tree, lz4) are not.
-    need("tree", 'ray[rllib] 2.60 pins gymnasium==1.2.2; ' + SEPARATE_ENV)
+    need("tree", "ray[rllib] 2.60 pins gymnasium==1.2.2; " + SEPARATE_ENV)
     out = run_recipe("rllib_ppo.py", "--iterations", "1", "--batch", "200")
     assert number(r"(\d+) env steps", out) >= 200
     assert number(r"(\d+) episodes", out) > 0

@@ -351,9 +351,15 @@ def test_diffusers_components_follow_their_replica(tiny_specs, tiny_vlm):
     from poser_env.pools.ray_pool import place_component
     from poser_env.suites.diffusers import make_diffusers_suite
 
-    suite = make_diffusers_suite(pool=[s.to_dict() for s in tiny_specs], critic="vlm",
-                                 critic_kwargs={"model": tiny_vlm}, extractor="rules", device="auto",
-                                 memory_budget_gb=8.0, image_size=(32, 32))
+    suite = make_diffusers_suite(
+        pool=[s.to_dict() for s in tiny_specs],
+        critic="vlm",
+        critic_kwargs={"model": tiny_vlm},
+        extractor="rules",
+        device="auto",
+        memory_budget_gb=8.0,
+        image_size=(32, 32),
+    )
     copy = cloudpickle.loads(cloudpickle.dumps(suite.experts[0]))
     assert place_component(copy, 0.0, []) == "cpu" and copy.pool.device == "cpu"
     critic = cloudpickle.loads(cloudpickle.dumps(suite.critic))
@@ -374,7 +380,9 @@ def test_diffusers_components_follow_their_replica(tiny_specs, tiny_vlm):
     # Built for an explicit GPU, but the replica has none: refused with the fix.
     explicit = cloudpickle.loads(cloudpickle.dumps(suite.critic))
     explicit.vqa.device = "cuda:1"
-    with pytest.raises(ConfigError, match=r"device='cuda:1' but their Ray replica has no GPU share.*num_gpus"):
+    with pytest.raises(
+        ConfigError, match=r"device='cuda:1' but their Ray replica has no GPU share.*num_gpus"
+    ):
         place_component(explicit, 0.0, [])
 
 

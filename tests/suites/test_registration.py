@@ -18,7 +18,10 @@ def test_shapes_is_registered_and_default():
 
 
 def test_unknown_suite_lists_known_and_suggests():
-    with pytest.raises(UnknownNameError, match=r"Unknown suite 'shape'\. Did you mean 'shapes'\? Known suites: .*shapes"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"Unknown suite 'shape'\. Did you mean 'shapes'\? Known suites: .*shapes",
+    ):
         make_suite("shape")
 
 
@@ -42,7 +45,9 @@ def test_register_custom_suite_by_callable_and_entry_point():
 def test_entry_point_errors():
     register_suite("broken-test", "no_colon_here")
     try:
-        with pytest.raises(ConfigError, match="Entry point must look like 'module:function', got 'no_colon_here'"):
+        with pytest.raises(
+            ConfigError, match="Entry point must look like 'module:function', got 'no_colon_here'"
+        ):
             make_suite("broken-test")
     finally:
         registry.pop("broken-test")
@@ -55,6 +60,13 @@ def test_expert_subset_keeps_order_and_rejects_duplicates():
     sub = suite.select_experts(["restyler", "count-master"])
     assert sub.expert_names == ("restyler", "count-master")
     with pytest.raises(ConfigError, match="repeated"):
-        Suite("x", [suite.experts[0], suite.experts[0]], suite.critic, suite.extractor, suite.tasks, (128, 128))
+        Suite(
+            "x",
+            [suite.experts[0], suite.experts[0]],
+            suite.critic,
+            suite.extractor,
+            suite.tasks,
+            (128, 128),
+        )
     with pytest.raises(ConfigError, match="list of expert names"):
         suite.select_experts("restyler")

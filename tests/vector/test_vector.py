@@ -54,9 +54,16 @@ def vector_run(venv, seeds, steps=STEPS, mask_key="action_mask"):
     obs, _ = venv.reset(seed=seeds)
     out = []
     for t in range(steps):
-        actions = np.array([pick(np.asarray(obs[mask_key][i]) > 0.5, t, i) for i in range(len(seeds))])
+        actions = np.array(
+            [pick(np.asarray(obs[mask_key][i]) > 0.5, t, i) for i in range(len(seeds))]
+        )
         obs, r, term, trunc, _ = venv.step(actions)
-        out.append([({k: v[i] for k, v in obs.items()}, float(r[i]), bool(term[i]), bool(trunc[i])) for i in range(len(seeds))])
+        out.append(
+            [
+                ({k: v[i] for k, v in obs.items()}, float(r[i]), bool(term[i]), bool(trunc[i]))
+                for i in range(len(seeds))
+            ]
+        )
     venv.close()
     return out
 
@@ -64,7 +71,15 @@ def vector_run(venv, seeds, steps=STEPS, mask_key="action_mask"):
 def as_plain(rows):
     """Observations with text as str and arrays as arrays, rewards as float."""
     return [
-        [({k: (str(v) if isinstance(v, str) else np.asarray(v)) for k, v in o.items()}, float(r), bool(a), bool(b)) for o, r, a, b in row]
+        [
+            (
+                {k: (str(v) if isinstance(v, str) else np.asarray(v)) for k, v in o.items()},
+                float(r),
+                bool(a),
+                bool(b),
+            )
+            for o, r, a, b in row
+        ]
         for row in rows
     ]
 
@@ -86,7 +101,11 @@ def test_make_vec_matches_single_envs(mode, reference):
 
 def test_async_workers_sharing_a_cache_match_single_envs(tmp_path, reference):
     venv = gym.make_vec(
-        "ImagePoser-v0", num_envs=len(SEEDS), vectorization_mode="async", vector_kwargs=ASYNC, cache=str(tmp_path)
+        "ImagePoser-v0",
+        num_envs=len(SEEDS),
+        vectorization_mode="async",
+        vector_kwargs=ASYNC,
+        cache=str(tmp_path),
     )
     assert data_equivalence(as_plain(vector_run(venv, SEEDS)), reference)
     from poser_env.cache import GenerationCache
@@ -132,7 +151,9 @@ def test_sb3_subproc_vec_env_matches_dummy_vec_env():
             actions = np.array([pick(obs["action_mask"][i] > 0.5, t, i) for i in range(len(SEEDS))])
             obs, rewards, dones, infos = venv.step(actions)
             # DummyVecEnv buffers rewards as float32, SubprocVecEnv stacks float64.
-            rows.append((dict(obs), rewards.astype(np.float32), dones, [info["expert"] for info in infos]))
+            rows.append(
+                (dict(obs), rewards.astype(np.float32), dones, [info["expert"] for info in infos])
+            )
         venv.close()
         results.append(rows)
     assert any(step[2].any() for step in results[0][1:])  # episodes ended and reset

@@ -63,11 +63,22 @@ def unstack_info(infos: dict, i: int) -> dict:
 def vector_runs(venv, actions: np.ndarray):
     n = len(SEEDS)
     obs, infos = venv.reset(seed=SEEDS)
-    runs = [[({k: v[i] for k, v in obs.items()}, 0.0, False, False, unstack_info(infos, i))] for i in range(n)]
+    runs = [
+        [({k: v[i] for k, v in obs.items()}, 0.0, False, False, unstack_info(infos, i))]
+        for i in range(n)
+    ]
     for t in range(len(actions)):
         obs, r, term, trunc, infos = venv.step(actions[t])
         for i in range(n):
-            runs[i].append(({k: v[i] for k, v in obs.items()}, float(r[i]), bool(term[i]), bool(trunc[i]), unstack_info(infos, i)))
+            runs[i].append(
+                (
+                    {k: v[i] for k, v in obs.items()},
+                    float(r[i]),
+                    bool(term[i]),
+                    bool(trunc[i]),
+                    unstack_info(infos, i),
+                )
+            )
     venv.close()
     return runs
 
@@ -98,9 +109,13 @@ def test_make_vec_with_default_arguments_equals_single_envs(mode, env_id, action
     got = vector_runs(venv, actions)
     for i in range(len(SEEDS)):
         for t, (want, row) in enumerate(zip(reference[i], got[i], strict=True)):
-            assert data_equivalence(want[:4], row[:4]), f"env {i} step {t}: observation, reward or flags differ"
+            assert data_equivalence(want[:4], row[:4]), (
+                f"env {i} step {t}: observation, reward or flags differ"
+            )
             assert data_equivalence(want[4], row[4]), f"env {i} step {t}: info differs"
-    assert all(row[0]["prompt"].strip() for run in got for row in run), "text observations came through"
+    assert all(row[0]["prompt"].strip() for run in got for row in run), (
+        "text observations came through"
+    )
 
 
 def test_every_info_has_the_same_keys_and_types(reference):
@@ -112,10 +127,16 @@ def test_every_info_has_the_same_keys_and_types(reference):
     infos = [row[4] for run in reference for row in run]
     first = shape(infos[0])
     assert tuple(first) == INFO_KEYS
-    assert tuple(first["verdict"]) == VERDICT_FIELDS and tuple(first["final_metrics"]) == FINAL_FIELDS
+    assert (
+        tuple(first["verdict"]) == VERDICT_FIELDS and tuple(first["final_metrics"]) == FINAL_FIELDS
+    )
     assert all(shape(info) == first for info in infos)
     # Numbers are numpy scalars (TorchRL's info reader needs .dtype), never Python bools or None.
-    flat = [v for info in infos for v in (*info.values(), *info["verdict"].values(), *info["final_metrics"].values())]
+    flat = [
+        v
+        for info in infos
+        for v in (*info.values(), *info["verdict"].values(), *info["final_metrics"].values())
+    ]
     assert not any(v is None or isinstance(v, bool) for v in flat)
 
 
@@ -137,7 +158,10 @@ def test_details_carry_the_variable_length_parts(reference):
     assert judged
     for info in judged:
         verdict = poser_env.read_details(info)["verdict"]
-        assert verdict["alignment"] == info["verdict"]["alignment"] and verdict["accepted"] == info["verdict"]["accepted"]
+        assert (
+            verdict["alignment"] == info["verdict"]["alignment"]
+            and verdict["accepted"] == info["verdict"]["accepted"]
+        )
         assert info["verdict"]["checks_total"] == len(verdict["checks"])
 
 
@@ -149,12 +173,16 @@ def test_async_default_shared_memory_keeps_text_per_step_and_copies():
     single = [gym.make("ImagePoser-v0").reset(seed=s)[0]["prompt"] for s in (0, 1)]
     assert obs["prompt"] == tuple(single)
     obs, *_ = venv.step(np.array([0, 0]))
-    assert first == tuple(gym.make("ImagePoser-v0").reset(seed=s)[0]["command"] for s in (0, 1)), "returned copies"
+    assert first == tuple(gym.make("ImagePoser-v0").reset(seed=s)[0]["command"] for s in (0, 1)), (
+        "returned copies"
+    )
     venv.close()
 
 
 def test_async_without_copy_reads_the_current_text():
-    venv = gym.make_vec("ImagePoser-v0", num_envs=2, vectorization_mode="async", vector_kwargs={"copy": False})
+    venv = gym.make_vec(
+        "ImagePoser-v0", num_envs=2, vectorization_mode="async", vector_kwargs={"copy": False}
+    )
     obs, _ = venv.reset(seed=[0, 1])
     want = [gym.make("ImagePoser-v0").reset(seed=s)[0]["command"] for s in (0, 1)]
     assert list(obs["command"]) == want and obs["command"] == tuple(want)

@@ -21,7 +21,14 @@ from poser_env.error import ConfigError, UnknownArgumentError, UnknownNameError
 from poser_env.suites.diffusers.models import DEFAULT_POOL, ExpertSpec, default_pool, pool_table
 from poser_env.suites.registration import Suite
 
-__all__ = ["DEFAULT_POOL", "ExpertSpec", "default_pool", "make_critic", "make_diffusers_suite", "pool_table"]
+__all__ = [
+    "DEFAULT_POOL",
+    "ExpertSpec",
+    "default_pool",
+    "make_critic",
+    "make_diffusers_suite",
+    "pool_table",
+]
 
 
 def make_critic(kind: str | Critic, device: str = "auto", **kwargs: Any) -> Critic:
@@ -54,7 +61,11 @@ def check_kwargs(cls: type, kwargs: dict[str, Any], where: str) -> None:
         from poser_env.suites.diffusers.openai_client import ChatClient
 
         params.update(inspect.signature(ChatClient.__init__).parameters)
-    valid = [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    valid = [
+        n
+        for n, p in params.items()
+        if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
     for key in kwargs:
         if key not in valid:
             raise UnknownArgumentError(where, key, valid)
@@ -153,7 +164,9 @@ def make_diffusers_suite(
     if image_size is None:
         image_size = max((s.resolution for s in specs), key=lambda r: r[0] * r[1])
     if len(image_size) != 2 or min(image_size) < 8:
-        raise ConfigError(f"image_size must be (height, width) with sides >= 8, got {image_size!r}.")
+        raise ConfigError(
+            f"image_size must be (height, width) with sides >= 8, got {image_size!r}."
+        )
     image_size = (int(image_size[0]), int(image_size[1]))
     require_spec_packages(specs)
 
@@ -169,7 +182,11 @@ def make_diffusers_suite(
         extractor_kwargs.setdefault("device", device)
         extractor_kwargs.setdefault("local_files_only", local_files_only)
     if memory_budget_gb is None:
-        critic_model = critic_kwargs.get("model") if critic == "vlm" else ("clip" if critic == "clip" else None)
+        critic_model = (
+            critic_kwargs.get("model")
+            if critic == "vlm"
+            else ("clip" if critic == "clip" else None)
+        )
         extractor_model = extractor_kwargs.get("model") if extractor == "llm" else None
         plan = memory_plan(chosen.gpu_gb, specs, critic_model, extractor_model)
         # A plan with no room left still gets a small positive budget: the pool then refuses
@@ -177,7 +194,10 @@ def make_diffusers_suite(
         memory_budget_gb = max(plan.expert_budget_gb, 0.1)
 
     shared = PipelinePool(
-        device=device, memory_budget_gb=memory_budget_gb, model_root=model_root, local_files_only=local_files_only
+        device=device,
+        memory_budget_gb=memory_budget_gb,
+        model_root=model_root,
+        local_files_only=local_files_only,
     )
     expert_objs = [make_expert(s, shared, output_size=image_size) for s in specs]
     if isinstance(tasks, TaskSource):

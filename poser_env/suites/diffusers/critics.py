@@ -47,16 +47,22 @@ def command_constraints(command: Command | None) -> tuple[Constraint, ...]:
 class _ScoreCritic(Critic):
     """Builds a Critique from per-constraint scores in [0, 1]; subclasses provide the scores."""
 
-    def __init__(self, threshold: float = 0.5, weights: tuple[float, float, float] = (0.6, 0.2, 0.2)):
+    def __init__(
+        self, threshold: float = 0.5, weights: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    ):
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {threshold}.")
         if len(weights) != 3 or any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ConfigError(f"weights must be three non-negative numbers with a positive sum, got {weights!r}.")
+            raise ConfigError(
+                f"weights must be three non-negative numbers with a positive sum, got {weights!r}."
+            )
         total = float(sum(weights))
         self.threshold = float(threshold)
         self.weights = tuple(w / total for w in weights)
 
-    def scores(self, image: np.ndarray, constraints: Sequence[Constraint]) -> tuple[list[float], float, float]:
+    def scores(
+        self, image: np.ndarray, constraints: Sequence[Constraint]
+    ) -> tuple[list[float], float, float]:
         """Scores of each constraint, then fidelity and aesthetics."""
         raise NotImplementedError
 
@@ -75,7 +81,9 @@ class _ScoreCritic(Critic):
         prompt = tuple(prompt_constraints)
         all_scores, fidelity, aesthetics = self.scores(image, [*cmd, *prompt])
         if len(all_scores) != len(cmd) + len(prompt):
-            raise RuntimeError(f"{type(self).__name__} returned {len(all_scores)} scores for {len(cmd) + len(prompt)} constraints.")
+            raise RuntimeError(
+                f"{type(self).__name__} returned {len(all_scores)} scores for {len(cmd) + len(prompt)} constraints."
+            )
 
         def make(cs: Sequence[Constraint], ss: Sequence[float]) -> tuple[ConstraintCheck, ...]:
             return tuple(
@@ -97,7 +105,11 @@ class _ScoreCritic(Critic):
         palign = palign if palign is not None else align
         fidelity, aesthetics = float(np.clip(fidelity, 0, 1)), float(np.clip(aesthetics, 0, 1))
         wa, wf, we = self.weights
-        accepted = all(c.passed for c in checks) if command is not None else all(c.passed for c in prompt_checks)
+        accepted = (
+            all(c.passed for c in checks)
+            if command is not None
+            else all(c.passed for c in prompt_checks)
+        )
         failed = [c for c in (checks if command is not None else prompt_checks) if not c.passed]
         return Critique(
             checks=checks,
@@ -155,7 +167,9 @@ class VLMCritic(_ScoreCritic):
             model, device=device, dtype=dtype, local_files_only=local_files_only, formula=formula
         )
 
-    def scores(self, image: np.ndarray, constraints: Sequence[Constraint]) -> tuple[list[float], float, float]:
+    def scores(
+        self, image: np.ndarray, constraints: Sequence[Constraint]
+    ) -> tuple[list[float], float, float]:
         counts = known_counts(constraints)
         questions = [constraint_text(c, counts, question=True) for c in constraints]
         p = self.vqa.p_yes(image, [*questions, FIDELITY_QUESTION, AESTHETICS_QUESTION])
@@ -167,7 +181,8 @@ class VLMCritic(_ScoreCritic):
             return base
         wanted = "; ".join(c.expected for c in failed)
         text = self.vqa.generate(
-            image, f"The image should satisfy: {wanted}. It does not yet. In one sentence, what should change?"
+            image,
+            f"The image should satisfy: {wanted}. It does not yet. In one sentence, what should change?",
         )
         return f"{base} {text}".strip()
 
@@ -212,12 +227,16 @@ class CLIPCritic(_ScoreCritic):
     ):
         super().__init__(threshold, weights)
         if not high > low:
-            raise ConfigError(f"Expected high > low for the CLIP calibration, got low={low}, high={high}.")
+            raise ConfigError(
+                f"Expected high > low for the CLIP calibration, got low={low}, high={high}."
+            )
         self.low, self.high = float(low), float(high)
         self.clip = clip or CLIPScoreModel(model_name, pretrained=pretrained, device=device)
         self._cos: dict[int, float] = {}
 
-    def scores(self, image: np.ndarray, constraints: Sequence[Constraint]) -> tuple[list[float], float, float]:
+    def scores(
+        self, image: np.ndarray, constraints: Sequence[Constraint]
+    ) -> tuple[list[float], float, float]:
         counts = known_counts(constraints)
         texts = [constraint_text(c, counts, question=False) for c in constraints] + [
             "a sharp, clean, high quality image",
@@ -313,7 +332,12 @@ class HTTPCritic(Critic):
         prompt = tuple(prompt_constraints)
         allc = [*cmd, *prompt]
         counts = known_counts(allc)
-        listing = "\n".join(f"{i}. {constraint_text(c, counts, question=False)}" for i, c in enumerate(allc)) or "(no statements)"
+        listing = (
+            "\n".join(
+                f"{i}. {constraint_text(c, counts, question=False)}" for i, c in enumerate(allc)
+            )
+            or "(no statements)"
+        )
         messages = [
             {"role": "system", "content": _CRITIC_SYSTEM},
             {
@@ -329,7 +353,9 @@ class HTTPCritic(Critic):
             verdict = self._schema.model_validate(extract_json(text))
             got = sorted(c.index for c in verdict.checks)
             if got != list(range(len(allc))):
-                raise ValueError(f"expected one check for each index 0..{len(allc) - 1}, got indices {got}")
+                raise ValueError(
+                    f"expected one check for each index 0..{len(allc) - 1}, got indices {got}"
+                )
             return verdict
 
         verdict = self.client.complete(messages, parse)
@@ -339,7 +365,15 @@ class HTTPCritic(Critic):
             out = []
             for i, c in enumerate(cs):
                 v = by_index[offset + i]
-                out.append(ConstraintCheck(c, c.statement(), v.observed or ("yes" if v.passed else "no"), v.passed, v.score))
+                out.append(
+                    ConstraintCheck(
+                        c,
+                        c.statement(),
+                        v.observed or ("yes" if v.passed else "no"),
+                        v.passed,
+                        v.score,
+                    )
+                )
             return tuple(out)
 
         checks, prompt_checks = make(0, cmd), make(len(cmd), prompt)

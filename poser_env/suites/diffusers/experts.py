@@ -25,7 +25,9 @@ def to_pil(image: np.ndarray, size: tuple[int, int]) -> Any:
     from PIL import Image
 
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"Expected an (H, W, 3) uint8 image, got shape {image.shape} and dtype {image.dtype}.")
+        raise ValueError(
+            f"Expected an (H, W, 3) uint8 image, got shape {image.shape} and dtype {image.dtype}."
+        )
     pil = Image.fromarray(image)
     if pil.size != (size[1], size[0]):
         pil = pil.resize((size[1], size[0]), Image.Resampling.LANCZOS)
@@ -41,9 +43,13 @@ def to_uint8(image: Any, size: tuple[int, int] | None) -> np.ndarray:
     else:
         arr = np.asarray(image, dtype=np.float32)
         if arr.ndim != 3 or arr.shape[2] != 3:
-            raise ValueError(f"Pipeline returned an image of shape {arr.shape}; expected (H, W, 3).")
+            raise ValueError(
+                f"Pipeline returned an image of shape {arr.shape}; expected (H, W, 3)."
+            )
         if not np.isfinite(arr).all():
-            raise ValueError("Pipeline returned NaN or infinite pixels (fp16 overflow? try dtype='bfloat16').")
+            raise ValueError(
+                "Pipeline returned NaN or infinite pixels (fp16 overflow? try dtype='bfloat16')."
+            )
         pixels = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
         if size is None or pixels.shape[:2] == tuple(size):
             return pixels  # already a fresh array: no PIL round trip
@@ -78,7 +84,9 @@ class DiffusersExpert(Expert):
 
     family: str = ""
 
-    def __init__(self, spec: ExpertSpec, pool: PipelinePool, output_size: tuple[int, int] | None = None):
+    def __init__(
+        self, spec: ExpertSpec, pool: PipelinePool, output_size: tuple[int, int] | None = None
+    ):
         if self.family and spec.family != self.family:
             raise ConfigError(
                 f"{type(self).__name__} runs family {self.family!r}, got spec {spec.name!r} of family {spec.family!r}; "
@@ -108,7 +116,9 @@ class DiffusersExpert(Expert):
             )
         spec = self.spec
         kwargs = self.call_kwargs(command, image)
-        kwargs.update(num_inference_steps=spec.steps, guidance_scale=spec.guidance, output_type="np")
+        kwargs.update(
+            num_inference_steps=spec.steps, guidance_scale=spec.guidance, output_type="np"
+        )
         if spec.negative_prompt and spec.guidance > 1.0:
             kwargs["negative_prompt"] = spec.negative_prompt
         kwargs.update(spec.call_kwargs)
@@ -156,7 +166,9 @@ class DiffusersExpert(Expert):
                 out = pipe(**kwargs)
         images = out.images if hasattr(out, "images") else out[0]
         if len(images) != len(seeds):
-            raise ValueError(f"Pipeline of expert {self.name!r} returned {len(images)} images for {len(seeds)} requests.")
+            raise ValueError(
+                f"Pipeline of expert {self.name!r} returned {len(images)} images for {len(seeds)} requests."
+            )
         return images
 
     def _results(self, kwargs: dict[str, Any], seeds: list[int]) -> list[ExpertResult]:
@@ -164,7 +176,11 @@ class DiffusersExpert(Expert):
         images = self.raw_images(kwargs, seeds)
         meta = {"model": spec.model, "family": spec.family, "steps": spec.steps}
         return [
-            ExpertResult(image=to_uint8(image, self.output_size), cost=self.cost, meta={**meta, "seed": int(seed)})
+            ExpertResult(
+                image=to_uint8(image, self.output_size),
+                cost=self.cost,
+                meta={**meta, "seed": int(seed)},
+            )
             for image, seed in zip(images, seeds, strict=True)
         ]
 
@@ -178,7 +194,6 @@ class DiffusersExpert(Expert):
 
     def close(self) -> None:
         """Experts hold no weights; the pool owns them (``pool.clear()`` frees memory)."""
-
 
 
 class Text2ImageExpert(DiffusersExpert):
@@ -210,7 +225,10 @@ class InstructPix2PixExpert(DiffusersExpert):
     family = "instruct_pix2pix"
 
     def call_kwargs(self, command: Command, image: np.ndarray | None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"prompt": self.prompt(command), "image": to_pil(image, self.spec.resolution)}
+        kwargs: dict[str, Any] = {
+            "prompt": self.prompt(command),
+            "image": to_pil(image, self.spec.resolution),
+        }
         if self.spec.image_guidance is not None:
             kwargs["image_guidance_scale"] = self.spec.image_guidance
         return kwargs
@@ -223,14 +241,22 @@ class InstructionEditExpert(DiffusersExpert):
 
     def call_kwargs(self, command: Command, image: np.ndarray | None) -> dict[str, Any]:
         h, w = self.spec.resolution
-        return {"prompt": self.prompt(command), "image": to_pil(image, self.spec.resolution), "height": h, "width": w}
+        return {
+            "prompt": self.prompt(command),
+            "image": to_pil(image, self.spec.resolution),
+            "height": h,
+            "width": w,
+        }
 
 
 EXPERT_CLASSES: dict[str, type[DiffusersExpert]] = {
-    cls.family: cls for cls in (Text2ImageExpert, Image2ImageExpert, InstructPix2PixExpert, InstructionEditExpert)
+    cls.family: cls
+    for cls in (Text2ImageExpert, Image2ImageExpert, InstructPix2PixExpert, InstructionEditExpert)
 }
 
 
-def make_expert(spec: ExpertSpec, pool: PipelinePool, output_size: tuple[int, int] | None = None) -> DiffusersExpert:
+def make_expert(
+    spec: ExpertSpec, pool: PipelinePool, output_size: tuple[int, int] | None = None
+) -> DiffusersExpert:
     """The expert class for ``spec.family``, built on ``pool``."""
     return EXPERT_CLASSES[spec.family](spec, pool, output_size=output_size)

@@ -39,11 +39,31 @@ COLORS = (
 )  # fmt: skip
 SIZES = ("small", "tiny", "little", "big", "large", "huge", "medium")
 _ADJ = set(COLORS) | set(SIZES)
-_STOP_NOUNS = {"the", "a", "an", "it", "them", "image", "picture", "scene", "background", "style", "of", "and", "with"}
+_STOP_NOUNS = {
+    "the",
+    "a",
+    "an",
+    "it",
+    "them",
+    "image",
+    "picture",
+    "scene",
+    "background",
+    "style",
+    "of",
+    "and",
+    "with",
+}
 _SEQ = re.compile(r"\b(?:and then|then|after that|afterwards|next|finally|lastly)\b[,]?", re.I)
-_REGION = re.compile(r"\b(?:on|at|in|to) the (left|right|top|bottom|center|centre|middle)\b(?! of)", re.I)
-_RELATION = re.compile(r"\b(to the left of|to the right of|left of|right of|above|below|under|on top of)\b", re.I)
-_BACKGROUND = re.compile(r"\bbackground (?:is |to |into |in |of |as )?(?:an? |the )?([a-z ,'-]+)", re.I)
+_REGION = re.compile(
+    r"\b(?:on|at|in|to) the (left|right|top|bottom|center|centre|middle)\b(?! of)", re.I
+)
+_RELATION = re.compile(
+    r"\b(to the left of|to the right of|left of|right of|above|below|under|on top of)\b", re.I
+)
+_BACKGROUND = re.compile(
+    r"\bbackground (?:is |to |into |in |of |as )?(?:an? |the )?([a-z ,'-]+)", re.I
+)
 _VERBS = {
     "add": ("add", "put", "place", "insert", "include", "draw"),
     "remove": ("remove", "delete", "erase", "take away", "get rid of"),
@@ -85,11 +105,18 @@ def parse_objects(text: str) -> list[tuple[int | None, ObjectRef]]:
     while i < len(words):
         w = words[i]
         count = int(w) if w.isdigit() else _NUMBERS.get(w)
-        if count is None or (w in ("a", "an") and i + 1 < len(words) and words[i + 1] in ("few", "lot", "bit")):
+        if count is None or (
+            w in ("a", "an") and i + 1 < len(words) and words[i + 1] in ("few", "lot", "bit")
+        ):
             i += 1
             continue
         j, color, size, run = i + 1, None, None, []
-        while j < len(words) and len(run) < 3 and words[j] not in _FUNCTION_WORDS and words[j] not in _NUMBERS:
+        while (
+            j < len(words)
+            and len(run) < 3
+            and words[j] not in _FUNCTION_WORDS
+            and words[j] not in _NUMBERS
+        ):
             if words[j] in COLORS and not run:
                 color = "gray" if words[j] == "grey" else words[j]
             elif words[j] in SIZES and not run:
@@ -126,7 +153,9 @@ def clause_kind(clause: str, first: bool) -> str:
             return kind
     if re.match(r"(make|change|turn)\b.*\b(" + "|".join(COLORS) + r")\b", low):
         return "recolor"
-    if re.match(r"(make|change|turn)\b.*\b(style|look like|painting|sketch|watercolou?r|cartoon)\b", low):
+    if re.match(
+        r"(make|change|turn)\b.*\b(style|look like|painting|sketch|watercolou?r|cartoon)\b", low
+    ):
         return "restyle"
     return "generate" if first else "refine"
 
@@ -147,9 +176,9 @@ def clause_constraints(clause: str, kind: str) -> tuple[Constraint, ...]:
         if ref is not None:
             out.append(Constraint(kind="count", subject=ref, count=0))
     elif kind == "recolor":
-        target = re.search(r"\b(?:to|into|in|be)\s+(" + "|".join(COLORS) + r")\b", low) or re.search(
-            r"\b(" + "|".join(COLORS) + r")\s*$", low.strip(" .")
-        )
+        target = re.search(
+            r"\b(?:to|into|in|be)\s+(" + "|".join(COLORS) + r")\b", low
+        ) or re.search(r"\b(" + "|".join(COLORS) + r")\s*$", low.strip(" ."))
         ref = _first_ref(low)
         if ref is not None and target:
             # Counts of the recoloured object are unknown here, so state the colour only.
@@ -157,9 +186,12 @@ def clause_constraints(clause: str, kind: str) -> tuple[Constraint, ...]:
     elif rel and kind in ("generate", "add", "move"):
         left, right = low[: rel.start()], low[rel.end() :]
         a, b = _first_ref(left), _first_ref(right)
-        relation = {"to the left of": "left of", "to the right of": "right of", "under": "below", "on top of": "above"}.get(
-            rel.group(1), rel.group(1)
-        )
+        relation = {
+            "to the left of": "left of",
+            "to the right of": "right of",
+            "under": "below",
+            "on top of": "above",
+        }.get(rel.group(1), rel.group(1))
         if a is not None and b is not None:
             out.append(Constraint(kind="relation", subject=a, relation=relation, other=b))
         for count, ref in parse_objects(left)[:1] + parse_objects(right)[:1]:
@@ -177,7 +209,9 @@ def clause_constraints(clause: str, kind: str) -> tuple[Constraint, ...]:
         elif region and kind == "move":
             ref = _first_ref(low)
             if ref is not None:
-                name = {"centre": "center", "middle": "center"}.get(region.group(1), region.group(1))
+                name = {"centre": "center", "middle": "center"}.get(
+                    region.group(1), region.group(1)
+                )
                 out.append(Constraint(kind="region", subject=ref, region=name))
     if not out:
         out.append(Constraint(kind="text", text=clause.strip().rstrip(".")))
@@ -218,7 +252,9 @@ class RuleExtractor(CommandExtractor):
             kind = clause_kind(clause, first=(i == 0 and image is None))
             if i == 0 and image is not None and kind == "generate":
                 kind = "refine"
-            commands.append(Command(text=clause, kind=kind, constraints=clause_constraints(clause, kind)))
+            commands.append(
+                Command(text=clause, kind=kind, constraints=clause_constraints(clause, kind))
+            )
         final: dict[Any, Constraint] = {}
         for cmd in commands:
             for c in cmd.constraints:
@@ -236,7 +272,12 @@ class RuleExtractor(CommandExtractor):
             return None
         base = command.reflection_of or command.text
         fix = "; ".join(c.expected for c in failed)
-        return Command(text=f"{base} (make sure {fix})", kind=command.kind, constraints=command.constraints, reflection_of=base)
+        return Command(
+            text=f"{base} (make sure {fix})",
+            kind=command.kind,
+            constraints=command.constraints,
+            reflection_of=base,
+        )
 
 
 _PLAN_SYSTEM = f"""You turn an image prompt into a sequence of commands for image generation and editing experts.
@@ -300,11 +341,15 @@ def plan_from_json(data: Any, plan_model: Any) -> Plan:
         Command(
             text=c.text,
             kind=c.kind,
-            constraints=tuple(Constraint.from_dict(k.model_dump(exclude_none=True)) for k in c.constraints),
+            constraints=tuple(
+                Constraint.from_dict(k.model_dump(exclude_none=True)) for k in c.constraints
+            ),
         )
         for c in model.commands
     )
-    constraints = tuple(Constraint.from_dict(k.model_dump(exclude_none=True)) for k in model.constraints)
+    constraints = tuple(
+        Constraint.from_dict(k.model_dump(exclude_none=True)) for k in model.constraints
+    )
     return Plan(commands=commands, constraints=constraints)
 
 
@@ -334,15 +379,25 @@ class _JSONExtractor(CommandExtractor):
                 convo = [
                     *messages,
                     {"role": "assistant", "content": text},
-                    {"role": "user", "content": f"That was not valid ({reason}). Reply with only the corrected JSON."},
+                    {
+                        "role": "user",
+                        "content": f"That was not valid ({reason}). Reply with only the corrected JSON.",
+                    },
                 ]
         raise ValueError(f"no valid JSON after {len(reasons)} attempt(s): " + " | ".join(reasons))
 
     def extract(self, prompt: str, image: np.ndarray | None = None) -> Plan:
         if not isinstance(prompt, str) or not prompt.strip():
             raise PromptParseError(str(prompt), str(prompt), "the prompt is empty")
-        task = "This is an editing task on an existing image: do not start with 'generate'.\n" if image is not None else ""
-        messages = [{"role": "system", "content": _PLAN_SYSTEM}, {"role": "user", "content": f"{task}Prompt: {prompt}"}]
+        task = (
+            "This is an editing task on an existing image: do not start with 'generate'.\n"
+            if image is not None
+            else ""
+        )
+        messages = [
+            {"role": "system", "content": _PLAN_SYSTEM},
+            {"role": "user", "content": f"{task}Prompt: {prompt}"},
+        ]
         try:
             return self._ask(messages, lambda t: plan_from_json(extract_json(t), self._plan_model))
         except (ValueError, HTTPComponentError) as e:
@@ -351,20 +406,33 @@ class _JSONExtractor(CommandExtractor):
     def reflect(self, command: Command, critique: Critique) -> Command | None:
         failed = [c.expected for c in critique.checks if not c.passed]
         user = json.dumps(
-            {"command": command.text, "kind": command.kind, "failed": failed, "critic_says": critique.reflection}
+            {
+                "command": command.text,
+                "kind": command.kind,
+                "failed": failed,
+                "critic_says": critique.reflection,
+            }
         )
-        messages = [{"role": "system", "content": _REFLECT_SYSTEM}, {"role": "user", "content": user}]
+        messages = [
+            {"role": "system", "content": _REFLECT_SYSTEM},
+            {"role": "user", "content": user},
+        ]
 
         def parse(text: str) -> Command:
             r = self._reflection_model.model_validate(extract_json(text))
             base = command.reflection_of or command.text
-            return Command(text=r.text, kind=r.kind, constraints=command.constraints, reflection_of=base)
+            return Command(
+                text=r.text, kind=r.kind, constraints=command.constraints, reflection_of=base
+            )
 
         try:
             return self._ask(messages, parse)
         except (ValueError, HTTPComponentError) as e:
             # A failed reflection must not end the episode: fall back to the rules, loudly.
-            warnings.warn(f"{self.name} extractor could not reflect ({e}); using the rule-based rewrite.", stacklevel=2)
+            warnings.warn(
+                f"{self.name} extractor could not reflect ({e}); using the rule-based rewrite.",
+                stacklevel=2,
+            )
             return self._rules.reflect(command, critique)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -425,8 +493,12 @@ class LLMExtractor(_JSONExtractor):
         dtype = _model_dtype(torch, self.dtype, self.device)
         local = _local_only(self.local_files_only)
         try:
-            tok = transformers.AutoTokenizer.from_pretrained(self.model_name, local_files_only=local)
-            model = transformers.AutoModelForCausalLM.from_pretrained(self.model_name, dtype=dtype, local_files_only=local)
+            tok = transformers.AutoTokenizer.from_pretrained(
+                self.model_name, local_files_only=local
+            )
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                self.model_name, dtype=dtype, local_files_only=local
+            )
         except Exception as e:  # noqa: BLE001
             raise _load_error(self.model_name, "LLM", e, local) from e
         self._tok, self._model = tok, model.to(self.device).eval()
@@ -439,7 +511,9 @@ class LLMExtractor(_JSONExtractor):
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(self.device)
         with torch.inference_mode():
-            out = self._model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+            out = self._model.generate(
+                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False
+            )
         return self._tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
     def close(self) -> None:
@@ -464,7 +538,14 @@ class HTTPExtractor(_JSONExtractor):
 
     name = "http"
 
-    def __init__(self, base_url: str, model: str, max_retries: int = 2, client: ChatClient | None = None, **client_kwargs: Any):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        max_retries: int = 2,
+        client: ChatClient | None = None,
+        **client_kwargs: Any,
+    ):
         super().__init__()
         self.max_retries = int(max_retries)
         self.client = client or ChatClient(base_url, model, **client_kwargs)

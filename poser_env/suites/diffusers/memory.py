@@ -105,18 +105,33 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "80gb": Preset(
-        "80gb", 80.0, "vlm", "Qwen/Qwen2.5-VL-7B-Instruct", "llm", "Qwen/Qwen2.5-7B-Instruct",
+        "80gb",
+        80.0,
+        "vlm",
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        "llm",
+        "Qwen/Qwen2.5-7B-Instruct",
         description="A100/H100 80 GB: all 12 experts, 7B VLM critic and 7B LLM extractor resident; "
         "the two 12B FLUX models are never resident together (LRU).",
     ),
     "48gb": Preset(
-        "48gb", 48.0, "vlm", "Qwen/Qwen2.5-VL-7B-Instruct", "llm", "Qwen/Qwen2.5-1.5B-Instruct",
+        "48gb",
+        48.0,
+        "vlm",
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        "llm",
+        "Qwen/Qwen2.5-1.5B-Instruct",
         drop=("flux-schnell", "flux-kontext"),
         description="L40S/A6000 48 GB: 10 experts (no 12B FLUX: its transformer alone is 23.8 GB), "
         "7B VLM critic, 1.5B LLM extractor.",
     ),
     "24gb": Preset(
-        "24gb", 24.0, "vlm", "Qwen/Qwen2-VL-2B-Instruct", "rules", None,
+        "24gb",
+        24.0,
+        "vlm",
+        "Qwen/Qwen2-VL-2B-Instruct",
+        "rules",
+        None,
         drop=("flux-schnell", "flux-kontext"),
         offload=("sd3.5-medium", "sd3.5-medium-img2img", "pixart-sigma"),
         description="RTX 4090/L4/A10 24 GB: 10 experts, the T5-XXL models with CPU offload, "
@@ -136,7 +151,9 @@ def component_size(model: str | None) -> ComponentSize:
     if size is None and Path(model).is_dir():
         # A local checkpoint: its weight files say how big it is (an upper bound when they
         # are float32 and the model runs in bfloat16).
-        weights = sum(f.stat().st_size for f in Path(model).rglob("*") if f.suffix in (".safetensors", ".bin"))
+        weights = sum(
+            f.stat().st_size for f in Path(model).rglob("*") if f.suffix in (".safetensors", ".bin")
+        )
         return ComponentSize(weights / 1e9, 0.1 * weights / 1e9, model, "local")
     if size is None:
         warnings.warn(
@@ -181,10 +198,14 @@ class MemoryPlan:
         rows = ["| on the GPU | GB (est.) |", "| --- | --- |"]
         rows += [f"| {what} | {gb:.1f} |" for what, gb in self.resident]
         rows.append(f"| reserve for the largest expert call | {self.activation_gb:.1f} |")
-        rows.append(f"| **expert weight budget (`memory_budget_gb`)** | **{self.expert_budget_gb:.1f}** |")
+        rows.append(
+            f"| **expert weight budget (`memory_budget_gb`)** | **{self.expert_budget_gb:.1f}** |"
+        )
         rows.append(f"| total | {self.gpu_gb:.1f} |")
         rows += ["", "| expert weight group | GB (est.) | experts |", "| --- | --- | --- |"]
-        rows += [f"| `{model}` | {gb:.1f} | {', '.join(names)} |" for model, gb, names in self.groups]
+        rows += [
+            f"| `{model}` | {gb:.1f} | {', '.join(names)} |" for model, gb, names in self.groups
+        ]
         resident_all = "yes" if self.all_groups_gb <= self.expert_budget_gb else "no (LRU eviction)"
         rows += [
             "",
@@ -217,7 +238,9 @@ def memory_plan(
         raise ConfigError(f"gpu_gb must be a number > 0 (GB), got {gpu_gb!r}.")
     if not specs:
         raise ConfigError("memory_plan needs at least one ExpertSpec.")
-    resident: list[tuple[str, float]] = [("CUDA context, workspaces, fragmentation", RUNTIME_OVERHEAD_GB)]
+    resident: list[tuple[str, float]] = [
+        ("CUDA context, workspaces, fragmentation", RUNTIME_OVERHEAD_GB)
+    ]
     activation = 0.0
     for role, model in (("critic", critic_model), ("extractor", extractor_model)):
         if model is None:
@@ -236,7 +259,9 @@ def memory_plan(
     largest = max(gb for _, gb, _ in group_rows)
     problems = []
     if budget <= 0:
-        problems.append(f"The resident models and reserves alone take {gpu_gb - budget:.1f} GB of {gpu_gb:g} GB.")
+        problems.append(
+            f"The resident models and reserves alone take {gpu_gb - budget:.1f} GB of {gpu_gb:g} GB."
+        )
     elif largest > budget:
         big = [f"{m} ({gb:.1f} GB)" for m, gb, _ in group_rows if gb > budget]
         problems.append(
@@ -270,7 +295,9 @@ def preset_for(gpu_gb: float) -> Preset:
     return max(fitting, key=lambda p: p.gpu_gb) if fitting else PRESETS["24gb"]
 
 
-def preset_plan(preset: Preset | str, gpu_gb: float | None = None, pool: Sequence[ExpertSpec] = DEFAULT_POOL) -> MemoryPlan:
+def preset_plan(
+    preset: Preset | str, gpu_gb: float | None = None, pool: Sequence[ExpertSpec] = DEFAULT_POOL
+) -> MemoryPlan:
     """The plan of ``preset`` on a card of ``gpu_gb`` (default: the preset's own size)."""
     p = get_preset(preset) if isinstance(preset, str) else preset
     by_name = {s.name: s for s in pool}
@@ -288,7 +315,11 @@ def describe(preset: Preset, gpu_gb: float) -> str:
     """The text ``pool plan`` prints for ``preset`` on a ``gpu_gb`` card."""
     plan = preset_plan(preset, gpu_gb)
     critic = f"{preset.critic} ({preset.critic_model})" if preset.critic_model else preset.critic
-    extractor = f"{preset.extractor} ({preset.extractor_model})" if preset.extractor_model else preset.extractor
+    extractor = (
+        f"{preset.extractor} ({preset.extractor_model})"
+        if preset.extractor_model
+        else preset.extractor
+    )
     lines = [
         f"Memory plan for one {gpu_gb:g} GB GPU, preset {preset.name!r}: {preset.description}",
         f"critic: {critic}; extractor: {extractor}; experts: {len(preset.experts())} "
@@ -311,9 +342,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--gpu-gb", type=float, default=80.0, help="GPU memory in GB (default 80)")
     parser.add_argument(
-        "--preset", default=None, help=f"one of {', '.join(PRESETS)} (default: the largest that fits --gpu-gb)"
+        "--preset",
+        default=None,
+        help=f"one of {', '.join(PRESETS)} (default: the largest that fits --gpu-gb)",
     )
-    parser.add_argument("--all", action="store_true", help="print every preset on its own card size")
+    parser.add_argument(
+        "--all", action="store_true", help="print every preset on its own card size"
+    )
     args = parser.parse_args(argv)
     if not args.gpu_gb > 0:
         parser.error(f"--gpu-gb must be > 0, got {args.gpu_gb:g}")

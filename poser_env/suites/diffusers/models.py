@@ -126,7 +126,9 @@ class ExpertSpec:
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
-            raise ConfigError(f"ExpertSpec {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}.")
+            raise ConfigError(
+                f"ExpertSpec {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}."
+            )
         if self.dtype not in ("float16", "bfloat16", "float32"):
             raise ConfigError(
                 f"ExpertSpec {self.name!r}: dtype must be 'float16', 'bfloat16' or 'float32', got {self.dtype!r}."
@@ -144,15 +146,23 @@ class ExpertSpec:
                     f"got steps={self.steps}, strength={self.strength}. Raise steps to at least {int(1 / self.strength + 0.999)}."
                 )
         if len(self.resolution) != 2 or min(self.resolution) < 8:
-            raise ConfigError(f"ExpertSpec {self.name!r}: resolution must be (height, width) >= 8, got {self.resolution!r}.")
+            raise ConfigError(
+                f"ExpertSpec {self.name!r}: resolution must be (height, width) >= 8, got {self.resolution!r}."
+            )
         object.__setattr__(self, "resolution", tuple(int(v) for v in self.resolution))
         object.__setattr__(self, "needs", tuple(self.needs))
         for field_name in ("memory_gb", "activation_gb"):
             value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ConfigError(f"ExpertSpec {self.name!r}: {field_name} must be a number >= 0 (GB), got {value!r}.")
-        if self.offload_gb is not None and not (isinstance(self.offload_gb, (int, float)) and self.offload_gb >= 0):
-            raise ConfigError(f"ExpertSpec {self.name!r}: offload_gb must be None or a number >= 0 (GB), got {self.offload_gb!r}.")
+                raise ConfigError(
+                    f"ExpertSpec {self.name!r}: {field_name} must be a number >= 0 (GB), got {value!r}."
+                )
+        if self.offload_gb is not None and not (
+            isinstance(self.offload_gb, (int, float)) and self.offload_gb >= 0
+        ):
+            raise ConfigError(
+                f"ExpertSpec {self.name!r}: offload_gb must be None or a number >= 0 (GB), got {self.offload_gb!r}."
+            )
 
     @property
     def resident_gb(self) -> float:

@@ -128,7 +128,9 @@ class ChatClient:
                 "Expected timeout > 0, max_retries >= 0, backoff >= 0, max_retry_after >= 0; got "
                 f"{timeout}, {max_retries}, {backoff}, {max_retry_after}."
             )
-        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        ):
             raise ConfigError(f"max_tokens must be None or an integer >= 1, got {max_tokens!r}.")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
@@ -203,7 +205,10 @@ class ChatClient:
                 convo = [
                     *messages,
                     {"role": "assistant", "content": text or ""},
-                    {"role": "user", "content": f"That answer was not valid: {reason}. Reply again with only the JSON."},
+                    {
+                        "role": "user",
+                        "content": f"That answer was not valid: {reason}. Reply again with only the JSON.",
+                    },
                 ]
         raise HTTPComponentError(self.url, attempts)
 
@@ -220,10 +225,21 @@ class ChatClient:
     def _adapt(self, error_text: str) -> bool:
         """Drop or rename the parameter a 400 answer refuses; ``False`` if it names none we can change."""
         low = error_text.lower()
-        if "max_completion_tokens" in low and self.max_tokens_key == "max_tokens" and self.max_tokens is not None:
+        if (
+            "max_completion_tokens" in low
+            and self.max_tokens_key == "max_tokens"
+            and self.max_tokens is not None
+        ):
             self.max_tokens_key = "max_completion_tokens"
             return True
-        refused = ("unsupported", "not supported", "does not support", "only the default", "not allowed", "unrecognized")
+        refused = (
+            "unsupported",
+            "not supported",
+            "does not support",
+            "only the default",
+            "not allowed",
+            "unrecognized",
+        )
         if not any(word in low for word in refused):
             return False
         for param, sent in (

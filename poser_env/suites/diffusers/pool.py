@@ -98,7 +98,9 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} was asked for but CUDA is not available; use device='cpu' or 'auto'.")
+        raise ConfigError(
+            f"device={device!r} was asked for but CUDA is not available; use device='cpu' or 'auto'."
+        )
     return device
 
 
@@ -171,15 +173,23 @@ class PipelinePool:
             from poser_env.suites.diffusers.memory import DEFAULT_EXPERT_BUDGET_GB
 
             memory_budget_gb = DEFAULT_EXPERT_BUDGET_GB
-        if isinstance(memory_budget_gb, bool) or not isinstance(memory_budget_gb, (int, float)) or not memory_budget_gb > 0:
-            raise ConfigError(f"memory_budget_gb must be a number > 0 (GB), got {short_repr(memory_budget_gb)}.")
+        if (
+            isinstance(memory_budget_gb, bool)
+            or not isinstance(memory_budget_gb, (int, float))
+            or not memory_budget_gb > 0
+        ):
+            raise ConfigError(
+                f"memory_budget_gb must be a number > 0 (GB), got {short_repr(memory_budget_gb)}."
+            )
         self.device_request = check_device(device)
         # "auto" stays unresolved until a model loads, in the process that loads it.
         self._device: str | None = None if device == "auto" else resolve_device(device)
         self.memory_budget_gb = float(memory_budget_gb)
         self.model_root = Path(model_root) if model_root is not None else None
         if self.model_root is not None and not self.model_root.is_dir():
-            raise ConfigError(f"model_root must be an existing folder, got {str(self.model_root)!r}.")
+            raise ConfigError(
+                f"model_root must be an existing folder, got {str(self.model_root)!r}."
+            )
         if local_files_only is None:
             local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
         self.local_files_only = bool(local_files_only)
@@ -207,14 +217,18 @@ class PipelinePool:
             ConfigError: models are already loaded, or the share is not in (0, 1].
         """
         if self._groups:
-            raise ConfigError(f"PipelinePool.place({device!r}) after models were loaded ({self.resident()}).")
+            raise ConfigError(
+                f"PipelinePool.place({device!r}) after models were loaded ({self.resident()})."
+            )
         if not 0.0 < gpu_share <= 1.0:
             raise ConfigError(f"gpu_share must be in (0, 1], got {gpu_share!r}.")
         device = placed_device(self.device_request, device, "The diffusers experts")
         self.device_request = device
         self._device = resolve_device(device)
         if self._device.startswith("cuda") and gpu_share < 1.0:
-            self.memory_budget_gb = min(self.memory_budget_gb, float(gpu_share) * card_gb(self._device))
+            self.memory_budget_gb = min(
+                self.memory_budget_gb, float(gpu_share) * card_gb(self._device)
+            )
 
     def resolve_model(self, model: str) -> str:
         """Where ``model`` is loaded from: a folder under ``model_root`` if present, else as given."""
@@ -308,7 +322,9 @@ class PipelinePool:
             raise ModelLoadError(
                 spec.model,
                 spec.name,
-                MemoryError(f"needs about {need:g} GB{what}, budget is {self.memory_budget_gb:g} GB"),
+                MemoryError(
+                    f"needs about {need:g} GB{what}, budget is {self.memory_budget_gb:g} GB"
+                ),
                 "Raise memory_budget_gb (see `python -m poser_env pool plan`), set cpu_offload=True in the expert "
                 "spec, or drop this expert.",
             )
@@ -324,7 +340,9 @@ class PipelinePool:
                 raise ModelLoadError(
                     spec.model,
                     spec.name,
-                    MemoryError(f"out of GPU memory loading {spec.model} with every other model evicted"),
+                    MemoryError(
+                        f"out of GPU memory loading {spec.model} with every other model evicted"
+                    ),
                     "Set cpu_offload=True, use a smaller dtype, lower memory_budget_gb so the critic and extractor "
                     "keep their room, or run this expert on another GPU.",
                 )
@@ -452,7 +470,9 @@ def require_spec_packages(specs: Any) -> None:
     if missing:
         module, names = next(iter(missing.items()))
         package = {"google.protobuf": "protobuf"}.get(module, module)
-        raise MissingDependencyError(package, "models", f"The tokenizer of expert(s) {', '.join(names)}")
+        raise MissingDependencyError(
+            package, "models", f"The tokenizer of expert(s) {', '.join(names)}"
+        )
 
 
 def _pipeline_class(diffusers: Any, spec: ExpertSpec) -> Any:
@@ -481,13 +501,21 @@ def is_gated_error(error: BaseException) -> bool:
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         text = f"{type(e).__name__} {e}".lower()
-        if "gatedrepo" in text or "gated repo" in text or "401" in text or "403" in text or "restricted" in text:
+        if (
+            "gatedrepo" in text
+            or "gated repo" in text
+            or "401" in text
+            or "403" in text
+            or "restricted" in text
+        ):
             return True
         e = e.__cause__ or e.__context__
     return False
 
 
-def _load_hint(spec: ExpertSpec, where: str, pool: PipelinePool, error: BaseException | None = None) -> str:
+def _load_hint(
+    spec: ExpertSpec, where: str, pool: PipelinePool, error: BaseException | None = None
+) -> str:
     if Path(where).is_dir():
         return (
             f"The folder {where!r} exists but is not a complete {spec.pipeline} checkpoint "

@@ -38,7 +38,9 @@ from poser_env.error import ConfigError, ModelLoadError
 
 def _model_dtype(torch: Any, name: str | None, device: str) -> Any:
     """The torch dtype named ``name``, or bfloat16 on CUDA and float32 elsewhere."""
-    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(name)
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
+        name
+    )
     if dtype is None:
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     return dtype
@@ -53,7 +55,12 @@ def _local_only(local_files_only: bool | None) -> bool:
 def _pil(image: np.ndarray) -> Any:
     from PIL import Image
 
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+    if (
+        not isinstance(image, np.ndarray)
+        or image.dtype != np.uint8
+        or image.ndim != 3
+        or image.shape[2] != 3
+    ):
         got = f"shape {getattr(image, 'shape', None)} dtype {getattr(image, 'dtype', type(image).__name__)}"
         raise ValueError(f"Expected an (H, W, 3) uint8 image, got {got}.")
     return Image.fromarray(image)
@@ -148,7 +155,9 @@ class VQAScoreModel:
         dtype = _model_dtype(torch, self.dtype, self.device)
         local = _local_only(self.local_files_only)
         try:
-            processor = transformers.AutoProcessor.from_pretrained(self.model_name, local_files_only=local)
+            processor = transformers.AutoProcessor.from_pretrained(
+                self.model_name, local_files_only=local
+            )
             model = transformers.AutoModelForImageTextToText.from_pretrained(
                 self.model_name, dtype=dtype, local_files_only=local
             )
@@ -160,7 +169,9 @@ class VQAScoreModel:
         self._yes = _single_token(tok, "Yes", self.model_name)
         self._no = _single_token(tok, "No", self.model_name)
         if self._yes == self._no:
-            raise ConfigError(f"VLM {self.model_name!r}: its tokenizer maps 'Yes' and 'No' to the same token.")
+            raise ConfigError(
+                f"VLM {self.model_name!r}: its tokenizer maps 'Yes' and 'No' to the same token."
+            )
         self._processor, self._model = processor, model
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
 
@@ -169,15 +180,21 @@ class VQAScoreModel:
         from poser_env.suites.diffusers.pool import placed_device
 
         if self._model is not None:
-            raise ConfigError(f"VQAScoreModel.place({device!r}) after {self.model_name!r} was loaded.")
+            raise ConfigError(
+                f"VQAScoreModel.place({device!r}) after {self.model_name!r} was loaded."
+            )
         self.device = placed_device(self.device, device, f"The VLM {self.model_name!r}")
 
     def _prompt(self, text: str) -> str:
         # The same few questions come back every step: render each chat template once.
         prompt = self._prompts.get(text)
         if prompt is None:
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
-            prompt = self._processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            messages = [
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
+            ]
+            prompt = self._processor.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
             self._prompts[text] = prompt
             if len(self._prompts) > max(self.cache_size, 256):
                 self._prompts.popitem(last=False)
@@ -205,7 +222,9 @@ class VQAScoreModel:
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             texts = [self._prompt(f"{q}{ANSWER_SUFFIX}") for q in chunk]
-            inputs = self._processor(text=texts, images=[pil] * len(chunk), padding=True, return_tensors="pt")
+            inputs = self._processor(
+                text=texts, images=[pil] * len(chunk), padding=True, return_tensors="pt"
+            )
             inputs = inputs.to(self.device)
             with torch.inference_mode():
                 # Only the answer position's logits: the full (rows x tokens x vocabulary)
@@ -214,7 +233,11 @@ class VQAScoreModel:
                 logits = self._model(**inputs, **extra).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)
             yes = probs[:, self._yes]
-            p = yes if self.formula == "vqascore" else yes / (yes + probs[:, self._no]).clamp_min(1e-12)
+            p = (
+                yes
+                if self.formula == "vqascore"
+                else yes / (yes + probs[:, self._no]).clamp_min(1e-12)
+            )
             for q, v in zip(chunk, p.tolist(), strict=True):
                 found[q] = v
                 if self.cache_size:
@@ -228,10 +251,14 @@ class VQAScoreModel:
         import torch
 
         self.load()
-        inputs = self._processor(text=[self._prompt(text)], images=[_pil(image)], return_tensors="pt").to(self.device)
+        inputs = self._processor(
+            text=[self._prompt(text)], images=[_pil(image)], return_tensors="pt"
+        ).to(self.device)
         with torch.inference_mode():
             out = self._model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0].strip()
+        return self._processor.batch_decode(
+            out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+        )[0].strip()
 
     def close(self) -> None:
         self._model = self._processor = None
@@ -276,7 +303,12 @@ class CLIPScoreModel:
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
     """
 
-    def __init__(self, model_name: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", device: str = "auto"):
+    def __init__(
+        self,
+        model_name: str = "ViT-B-32",
+        pretrained: str | None = "laion2b_s34b_b79k",
+        device: str = "auto",
+    ):
         from poser_env.suites.diffusers.pool import check_device
 
         self.model_name = model_name
@@ -287,7 +319,9 @@ class CLIPScoreModel:
     def load(self) -> None:
         if self._model is not None:
             return
-        open_clip = require("open_clip", "models", "The CLIP critic and scorer", package="open_clip_torch")
+        open_clip = require(
+            "open_clip", "models", "The CLIP critic and scorer", package="open_clip_torch"
+        )
         from poser_env.suites.diffusers.pool import resolve_device
 
         self.device = resolve_device(self.device)
@@ -337,7 +371,9 @@ class Scorer(ABC):
     name: str = "scorer"
 
     @abstractmethod
-    def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
+    def score(
+        self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()
+    ) -> dict[str, float]:
         """Named scores for ``image`` (higher is better)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -356,7 +392,9 @@ class CLIPScorer(Scorer):
     def __init__(self, clip: CLIPScoreModel | None = None):
         self.clip = clip or CLIPScoreModel()
 
-    def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
+    def score(
+        self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()
+    ) -> dict[str, float]:
         cos = float(self.clip.cosine(image, [prompt])[0])
         return {"clipscore": 2.5 * max(cos, 0.0)}
 
@@ -381,7 +419,12 @@ class VQAScorer(Scorer):
 
     name = "vqascore"
 
-    def __init__(self, vqa: VQAScoreModel | str = DEFAULT_SCORER_MODEL, threshold: float = 0.5, device: str = "auto"):
+    def __init__(
+        self,
+        vqa: VQAScoreModel | str = DEFAULT_SCORER_MODEL,
+        threshold: float = 0.5,
+        device: str = "auto",
+    ):
         self.vqa = VQAScoreModel(vqa, device=device) if isinstance(vqa, str) else vqa
         self.threshold = threshold
 
@@ -390,7 +433,9 @@ class VQAScorer(Scorer):
         """Model family of the scoring VLM (see :func:`model_family`)."""
         return model_family(self.vqa.model_name)
 
-    def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
+    def score(
+        self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()
+    ) -> dict[str, float]:
         # p_yes appends ANSWER_SUFFIX, giving exactly VQASCORE_QUESTION.format(prompt).
         counts = known_counts(constraints)
         questions = [
@@ -422,7 +467,16 @@ class Detection:
 Detector = Callable[[np.ndarray, Sequence[str]], Sequence[Detection]]
 
 #: Reference hues (degrees) for colour words; greys handled by saturation/value.
-_HUES = {"red": 0, "orange": 30, "yellow": 60, "green": 120, "cyan": 180, "blue": 230, "purple": 280, "pink": 330}
+_HUES = {
+    "red": 0,
+    "orange": 30,
+    "yellow": 60,
+    "green": 120,
+    "cyan": 180,
+    "blue": 230,
+    "purple": 280,
+    "pink": 330,
+}
 
 
 def dominant_color(image: np.ndarray, box: tuple[float, float, float, float]) -> str:
@@ -432,7 +486,9 @@ def dominant_color(image: np.ndarray, box: tuple[float, float, float, float]) ->
     cx0, cx1 = int(x0 + (x1 - x0) / 4), int(x1 - (x1 - x0) / 4)
     cy0, cy1 = int(y0 + (y1 - y0) / 4), int(y1 - (y1 - y0) / 4)
     crop = image[max(cy0, 0) : max(min(cy1, h), cy0 + 1), max(cx0, 0) : max(min(cx1, w), cx0 + 1)]
-    r, g, b = (crop.reshape(-1, 3).astype(np.float64).mean(0) / 255.0) if crop.size else (0.0, 0.0, 0.0)
+    r, g, b = (
+        (crop.reshape(-1, 3).astype(np.float64).mean(0) / 255.0) if crop.size else (0.0, 0.0, 0.0)
+    )
     hue, sat, val = colorsys.rgb_to_hsv(r, g, b)
     if val < 0.2:
         return "black"
@@ -463,7 +519,9 @@ class GenEvalScorer(Scorer):
         self.detector = detector
         self.threshold = threshold
 
-    def check(self, image: np.ndarray, constraint: Constraint, dets: Sequence[Detection]) -> bool | None:
+    def check(
+        self, image: np.ndarray, constraint: Constraint, dets: Sequence[Detection]
+    ) -> bool | None:
         """Whether ``constraint`` holds given ``dets``; ``None`` when a detector cannot tell."""
         h, w = image.shape[:2]
 
@@ -501,13 +559,15 @@ class GenEvalScorer(Scorer):
                 "above": lambda a, b: a[1] < b[1],
                 "below": lambda a, b: a[1] > b[1],
             }.get(constraint.relation)
-            return None if cmp is None else all(cmp(centre(s), centre(o)) for s in subj for o in other)
+            return (
+                None if cmp is None else all(cmp(centre(s), centre(o)) for s in subj for o in other)
+            )
         return None
 
-    def score(self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()) -> dict[str, float]:
-        nouns = sorted(
-            {r.noun for c in constraints for r in (c.subject, c.other) if r is not None}
-        )
+    def score(
+        self, image: np.ndarray, prompt: str, constraints: Sequence[Constraint] = ()
+    ) -> dict[str, float]:
+        nouns = sorted({r.noun for c in constraints for r in (c.subject, c.other) if r is not None})
         dets = list(self.detector(image, nouns)) if nouns else []
         results = [self.check(image, c, dets) for c in constraints]
         checked = [r for r in results if r is not None]
@@ -518,7 +578,9 @@ class GenEvalScorer(Scorer):
         }
 
 
-def owl_detector(model: str = "google/owlv2-base-patch16-ensemble", device: str = "auto") -> Detector:
+def owl_detector(
+    model: str = "google/owlv2-base-patch16-ensemble", device: str = "auto"
+) -> Detector:
     """A :data:`Detector` from a transformers zero-shot object detector (loaded on first call).
 
     Not exercised by the test suite (no tiny detector is built there); the GenEval logic is
@@ -532,13 +594,17 @@ def owl_detector(model: str = "google/owlv2-base-patch16-ensemble", device: str 
             from poser_env.suites.diffusers.pool import resolve_device
 
             dev = resolve_device(device)
-            state["pipe"] = transformers.pipeline("zero-shot-object-detection", model=model, device=dev)
+            state["pipe"] = transformers.pipeline(
+                "zero-shot-object-detection", model=model, device=dev
+            )
         out = state["pipe"](_pil(image), candidate_labels=[f"a photo of a {n}" for n in nouns])
         dets = []
         for d in out:
             noun = d["label"].removeprefix("a photo of a ")
             b = d["box"]
-            dets.append(Detection(noun, float(d["score"]), (b["xmin"], b["ymin"], b["xmax"], b["ymax"])))
+            dets.append(
+                Detection(noun, float(d["score"]), (b["xmin"], b["ymin"], b["xmax"], b["ymax"]))
+            )
         return dets
 
     return detect
@@ -593,7 +659,9 @@ def scorer_family(scorer: Scorer) -> str | None:
     return None
 
 
-def check_independent(critic: Any, scorers: Sequence[Scorer], allow_same_family: bool = False) -> None:
+def check_independent(
+    critic: Any, scorers: Sequence[Scorer], allow_same_family: bool = False
+) -> None:
     """Refuse an evaluation scorer of the reward critic's model family.
 
     The paper's reviewers objected that one model was both reward and judge: a policy that
@@ -606,7 +674,9 @@ def check_independent(critic: Any, scorers: Sequence[Scorer], allow_same_family:
     """
     family = critic_family(critic)
     for scorer in scorers:
-        same_object = getattr(scorer, "vqa", None) is not None and getattr(scorer, "vqa", None) is getattr(critic, "vqa", None)
+        same_object = getattr(scorer, "vqa", None) is not None and getattr(
+            scorer, "vqa", None
+        ) is getattr(critic, "vqa", None)
         if allow_same_family and not same_object:
             continue
         if same_object or scorer_family(scorer) == family:
@@ -615,7 +685,11 @@ def check_independent(critic: Any, scorers: Sequence[Scorer], allow_same_family:
                 f"the reward critic ({family!r}): a policy that exploits the critic would look good in evaluation too. "
                 f"Use default_scorer(critic) (a {model_family(DEFAULT_SCORER_MODEL)!r} or "
                 f"{model_family(ALTERNATE_SCORER_MODEL)!r} VLM) or another family"
-                + ("." if same_object else ", or pass allow_same_family=True to compare them knowingly.")
+                + (
+                    "."
+                    if same_object
+                    else ", or pass allow_same_family=True to compare them knowingly."
+                )
             )
 
 
@@ -625,7 +699,11 @@ def default_scorer(critic: Any = None, device: str = "auto") -> VQAScorer:
     Nothing loads until the first score.
     """
     family = critic_family(critic) if critic is not None else "qwen"
-    model = ALTERNATE_SCORER_MODEL if family == model_family(DEFAULT_SCORER_MODEL) else DEFAULT_SCORER_MODEL
+    model = (
+        ALTERNATE_SCORER_MODEL
+        if family == model_family(DEFAULT_SCORER_MODEL)
+        else DEFAULT_SCORER_MODEL
+    )
     scorer = VQAScorer(model, device=device)
     if critic is not None:
         check_independent(critic, [scorer])

@@ -46,12 +46,22 @@ BUILTIN_PROMPTS: tuple[tuple[str, tuple[Constraint, ...]], ...] = (
     (
         "Three glass bottles standing on a wooden table, each with a different label. "
         "Then add a red apple to the left of the bottles. Finally, make the background a brick wall.",
-        (_count("bottle", 3), _count("apple", 1, "red"), _rel("apple", "left of", "bottle"), _bg("a brick wall")),
+        (
+            _count("bottle", 3),
+            _count("apple", 1, "red"),
+            _rel("apple", "left of", "bottle"),
+            _bg("a brick wall"),
+        ),
     ),
     (
         "A white cat sitting on the left and a black dog sitting on the right, in a sunny park. "
         "Then add a yellow ball between them.",
-        (_count("cat", 1, "white"), _count("dog", 1, "black"), _rel("cat", "left of", "dog"), _count("ball", 1, "yellow")),
+        (
+            _count("cat", 1, "white"),
+            _count("dog", 1, "black"),
+            _rel("cat", "left of", "dog"),
+            _count("ball", 1, "yellow"),
+        ),
     ),
     (
         "Two blue mugs on a kitchen counter. Then remove one of the mugs. "
@@ -61,18 +71,32 @@ BUILTIN_PROMPTS: tuple[tuple[str, tuple[Constraint, ...]], ...] = (
     (
         "A red car parked below a large billboard at night. "
         "Then restyle the whole image as a watercolor painting.",
-        (_count("car", 1, "red"), _rel("car", "below", "billboard"), Constraint(kind="text", text="the image looks like a watercolor painting")),
+        (
+            _count("car", 1, "red"),
+            _rel("car", "below", "billboard"),
+            Constraint(kind="text", text="the image looks like a watercolor painting"),
+        ),
     ),
     (
         "Four yellow tulips in a white vase in the center of a wooden table. "
         "Then add a pair of glasses next to the vase.",
-        (_count("tulip", 4, "yellow"), _count("vase", 1, "white"), _region("vase", "center"), _count("glasses", 1)),
+        (
+            _count("tulip", 4, "yellow"),
+            _count("vase", 1, "white"),
+            _region("vase", "center"),
+            _count("glasses", 1),
+        ),
     ),
     (
         "A lighthouse on the right side of a rocky coast at sunset, with two sailboats on the left. "
         "Then make the sky stormy.",
-        (_count("lighthouse", 1), _region("lighthouse", "right"), _count("sailboat", 2), _region("sailboat", "left"),
-         Constraint(kind="text", text="the sky is stormy")),
+        (
+            _count("lighthouse", 1),
+            _region("lighthouse", "right"),
+            _count("sailboat", 2),
+            _region("sailboat", "left"),
+            Constraint(kind="text", text="the sky is stormy"),
+        ),
     ),
     (
         "A green frog sitting above a pink water lily on a pond. Then add three small fish below the lily.",
@@ -86,24 +110,43 @@ BUILTIN_PROMPTS: tuple[tuple[str, tuple[Constraint, ...]], ...] = (
     (
         "A wooden chair to the left of a blue sofa in a bright living room. "
         "Then add a small lamp on top of a table to the right of the sofa.",
-        (_count("chair", 1), _count("sofa", 1, "blue"), _rel("chair", "left of", "sofa"), _count("lamp", 1)),
+        (
+            _count("chair", 1),
+            _count("sofa", 1, "blue"),
+            _rel("chair", "left of", "sofa"),
+            _count("lamp", 1),
+        ),
     ),
     (
         "A birthday cake with six candles in the center of the image, on a purple tablecloth. "
         "Then recolor the tablecloth to green.",
-        (_count("cake", 1), _count("candle", 6), _region("cake", "center"), Constraint(kind="text", text="the tablecloth is green")),
+        (
+            _count("cake", 1),
+            _count("candle", 6),
+            _region("cake", "center"),
+            Constraint(kind="text", text="the tablecloth is green"),
+        ),
     ),
     (
         "Two astronauts standing on the moon, one holding a red flag, with the Earth at the top of the image. "
         "Then render the scene in the style of a vintage poster.",
-        (_count("astronaut", 2), _count("flag", 1, "red"), _region("earth", "top"),
-         Constraint(kind="text", text="the image looks like a vintage poster")),
+        (
+            _count("astronaut", 2),
+            _count("flag", 1, "red"),
+            _region("earth", "top"),
+            Constraint(kind="text", text="the image looks like a vintage poster"),
+        ),
     ),
     (
         "A black bicycle leaning against a yellow wall, with a brown dog lying below the bicycle. "
         "Then add a blue bird above the bicycle.",
-        (_count("bicycle", 1, "black"), _count("dog", 1, "brown"), _rel("dog", "below", "bicycle"),
-         _count("bird", 1, "blue"), _rel("bird", "above", "bicycle")),
+        (
+            _count("bicycle", 1, "black"),
+            _count("dog", 1, "brown"),
+            _rel("dog", "below", "bicycle"),
+            _count("bird", 1, "blue"),
+            _rel("bird", "above", "bicycle"),
+        ),
     ),
 )
 
@@ -128,14 +171,20 @@ class PromptTaskSource(TaskSource):
                     continue
                 try:
                     d = json.loads(line)
-                    cons = tuple(Constraint.from_dict(c) for c in d["constraints"]) if "constraints" in d else None
+                    cons = (
+                        tuple(Constraint.from_dict(c) for c in d["constraints"])
+                        if "constraints" in d
+                        else None
+                    )
                     items.append((str(d["prompt"]), cons))
                 except (ValueError, KeyError, TypeError) as e:
                     raise ConfigError(
                         f"{prompts}:{n}: expected {{'prompt': str, 'constraints': [...]}}, got {line[:80]!r} ({e})."
                     ) from e
         elif isinstance(prompts, str):
-            raise ConfigError(f"prompts must be a list of prompts or a .jsonl path, got the string {prompts!r}.")
+            raise ConfigError(
+                f"prompts must be a list of prompts or a .jsonl path, got the string {prompts!r}."
+            )
         else:
             items = [(p, None) if isinstance(p, str) else (str(p[0]), tuple(p[1])) for p in prompts]
         if not items:
@@ -148,4 +197,9 @@ class PromptTaskSource(TaskSource):
     def sample(self, rng: np.random.Generator) -> Task:
         i = int(rng.integers(len(self.items)))
         prompt, constraints = self.items[i]
-        return Task(prompt=prompt, kind="generation", constraints=constraints, meta={"index": i, "source": "prompts"})
+        return Task(
+            prompt=prompt,
+            kind="generation",
+            constraints=constraints,
+            meta={"index": i, "source": "prompts"},
+        )

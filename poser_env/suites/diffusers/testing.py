@@ -33,7 +33,11 @@ _CHAT_TEMPLATE = (
 
 def _bytes_to_unicode() -> dict[int, str]:
     # The GPT-2 / CLIP byte-to-printable-character table.
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -72,7 +76,16 @@ def make_chat_tokenizer() -> Any:
         vocab[t] = len(vocab)
     for c in _bytes_to_unicode().values():
         vocab.setdefault(c, len(vocab))
-    merges = [("Y", "e"), ("Ye", "s"), ("N", "o"), ("Ġ", "Yes"), ("Ġ", "No"), ("y", "e"), ("ye", "s"), ("n", "o")]
+    merges = [
+        ("Y", "e"),
+        ("Ye", "s"),
+        ("N", "o"),
+        ("Ġ", "Yes"),
+        ("Ġ", "No"),
+        ("y", "e"),
+        ("ye", "s"),
+        ("n", "o"),
+    ]
     for a, b in [("Y", "e"), ("Ye", "s"), ("N", "o"), ("y", "e"), ("ye", "s"), ("n", "o")]:
         vocab.setdefault(a + b, len(vocab))
     for w in ("ĠYes", "ĠNo"):
@@ -92,7 +105,9 @@ def make_chat_tokenizer() -> Any:
     return tok
 
 
-def save_tiny_sd(folder: str | os.PathLike, *, instruct_pix2pix: bool = False, seed: int = 0) -> Path:
+def save_tiny_sd(
+    folder: str | os.PathLike, *, instruct_pix2pix: bool = False, seed: int = 0
+) -> Path:
     """A tiny Stable Diffusion (or InstructPix2Pix: 8 UNet input channels) pipeline in ``folder``."""
     import torch
     from diffusers import (
@@ -143,7 +158,11 @@ def save_tiny_sd(folder: str | os.PathLike, *, instruct_pix2pix: bool = False, s
         )
     )
     scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing", steps_offset=1
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="trailing",
+        steps_offset=1,
     )
     cls = StableDiffusionInstructPix2PixPipeline if instruct_pix2pix else StableDiffusionPipeline
     pipe = cls(
@@ -176,7 +195,12 @@ def save_tiny_vlm(folder: str | os.PathLike, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(
-            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
         ),
         text_config=_tiny_llama_config(tok, max_position_embeddings=2048),
         image_token_id=tok.convert_tokens_to_ids("<image>"),
@@ -188,7 +212,9 @@ def save_tiny_vlm(folder: str | os.PathLike, seed: int = 0) -> Path:
     model.generation_config.eos_token_id = tok.eos_token_id
     model.save_pretrained(folder)
     processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        ),
         tokenizer=tok,
         patch_size=8,
         num_additional_image_tokens=1,  # the CLIP class token, dropped by the "default" strategy
@@ -250,15 +276,54 @@ def tiny_pool(root: str | os.PathLike, steps: int = 2) -> tuple[ExpertSpec, ...]
     if not (ip2p / "model_index.json").exists():
         save_tiny_sd(ip2p, instruct_pix2pix=True, seed=1)
     res = (TINY_RESOLUTION, TINY_RESOLUTION)
-    common = {"resolution": res, "dtype": "float32", "memory_gb": 0.001, "licence": "random weights"}
+    common = {
+        "resolution": res,
+        "dtype": "float32",
+        "memory_gb": 0.001,
+        "licence": "random weights",
+    }
     return (
-        ExpertSpec(name="tiny-t2i", model=str(sd), family="text2image", pipeline="AutoPipelineForText2Image",
-                   steps=steps, guidance=0.0, cost=0.1, **common),
-        ExpertSpec(name="tiny-t2i-b", model=str(sd), family="text2image", pipeline="StableDiffusionPipeline",
-                   steps=steps, guidance=2.0, cost=0.2, negative_prompt="blurry", **common),
-        ExpertSpec(name="tiny-img2img", model=str(sd), family="image2image", pipeline="AutoPipelineForImage2Image",
-                   steps=steps, guidance=0.0, strength=0.5, cost=0.1, **common),
-        ExpertSpec(name="tiny-ip2p", model=str(ip2p), family="instruct_pix2pix",
-                   pipeline="StableDiffusionInstructPix2PixPipeline", steps=steps, guidance=2.0,
-                   image_guidance=1.5, cost=0.3, **common),
+        ExpertSpec(
+            name="tiny-t2i",
+            model=str(sd),
+            family="text2image",
+            pipeline="AutoPipelineForText2Image",
+            steps=steps,
+            guidance=0.0,
+            cost=0.1,
+            **common,
+        ),
+        ExpertSpec(
+            name="tiny-t2i-b",
+            model=str(sd),
+            family="text2image",
+            pipeline="StableDiffusionPipeline",
+            steps=steps,
+            guidance=2.0,
+            cost=0.2,
+            negative_prompt="blurry",
+            **common,
+        ),
+        ExpertSpec(
+            name="tiny-img2img",
+            model=str(sd),
+            family="image2image",
+            pipeline="AutoPipelineForImage2Image",
+            steps=steps,
+            guidance=0.0,
+            strength=0.5,
+            cost=0.1,
+            **common,
+        ),
+        ExpertSpec(
+            name="tiny-ip2p",
+            model=str(ip2p),
+            family="instruct_pix2pix",
+            pipeline="StableDiffusionInstructPix2PixPipeline",
+            steps=steps,
+            guidance=2.0,
+            image_guidance=1.5,
+            cost=0.3,
+            **common,
+        ),
     )

@@ -55,15 +55,21 @@ class ShapesCritic(Critic):
 
     name = "shapes-critic"
 
-    def __init__(self, accept_fidelity: float = 0.5, weights: tuple[float, float, float] = (0.6, 0.2, 0.2)):
+    def __init__(
+        self, accept_fidelity: float = 0.5, weights: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    ):
         if not 0.0 <= accept_fidelity <= 1.0:
             raise ConfigError(f"accept_fidelity must be in [0, 1], got {accept_fidelity!r}.")
         if len(weights) != 3 or min(weights) < 0 or sum(weights) <= 0:
-            raise ConfigError(f"weights must be 3 non-negative numbers with a positive sum, got {weights!r}.")
+            raise ConfigError(
+                f"weights must be 3 non-negative numbers with a positive sum, got {weights!r}."
+            )
         self.accept_fidelity = float(accept_fidelity)
         self.weights = tuple(float(w) / sum(weights) for w in weights)
 
-    def check(self, perception: Perception, constraints: Sequence[Constraint]) -> tuple[ConstraintCheck, ...]:
+    def check(
+        self, perception: Perception, constraints: Sequence[Constraint]
+    ) -> tuple[ConstraintCheck, ...]:
         scene = perception.scene
         out = []
         for c in constraints:
@@ -75,21 +81,31 @@ class ShapesCritic(Critic):
         """What the critic sees in ``image`` (exactly, for this critic)."""
         return perceive(image)
 
-    def judge(self, image: np.ndarray, command: Command | None, prompt_constraints: Sequence[Constraint]) -> Critique:
+    def judge(
+        self, image: np.ndarray, command: Command | None, prompt_constraints: Sequence[Constraint]
+    ) -> Critique:
         # A whole-prompt judgement (no command) is the reference judgement: the env uses it
         # for the reset score and the final metrics, so it is exact for every critic.
         p = self.perceive(image, exact=command is None)
         checks = self.check(p, command.constraints) if command is not None else ()
         prompt_checks = self.check(p, prompt_constraints)
         alignment = sum(c.passed for c in checks) / len(checks) if checks else 1.0
-        prompt_alignment = sum(c.passed for c in prompt_checks) / len(prompt_checks) if prompt_checks else 1.0
+        prompt_alignment = (
+            sum(c.passed for c in prompt_checks) / len(prompt_checks) if prompt_checks else 1.0
+        )
         fidelity = p.fidelity
         aesthetics = aesthetics_score(p)
         wa, wf, we = self.weights
-        overall = wa * (alignment if command is not None else prompt_alignment) + wf * fidelity + we * aesthetics
+        overall = (
+            wa * (alignment if command is not None else prompt_alignment)
+            + wf * fidelity
+            + we * aesthetics
+        )
         notes = [f"Expected {c.expected}; observed {c.observed}." for c in checks if not c.passed]
         if fidelity < self.accept_fidelity:
-            notes.append(f"The image is noisy or blurred (fidelity {fidelity:.2f} < {self.accept_fidelity:.2f}).")
+            notes.append(
+                f"The image is noisy or blurred (fidelity {fidelity:.2f} < {self.accept_fidelity:.2f})."
+            )
         accepted = all(c.passed for c in checks) and fidelity >= self.accept_fidelity
         return Critique(
             checks=checks,
@@ -127,7 +143,9 @@ class CriticErrors:
         for name in CRITIC_ERROR_KINDS:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-                raise ConfigError(f"critic_errors[{name!r}] must be a probability in [0, 1], got {v!r}.")
+                raise ConfigError(
+                    f"critic_errors[{name!r}] must be a probability in [0, 1], got {v!r}."
+                )
 
     @property
     def exact(self) -> bool:
@@ -142,14 +160,18 @@ class CriticErrors:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"critic_errors must be a probability in [0, 1] (one rate for every kind), got {value!r}.")
+                raise ConfigError(
+                    f"critic_errors must be a probability in [0, 1] (one rate for every kind), got {value!r}."
+                )
             return cls(*(float(value),) * len(CRITIC_ERROR_KINDS))
         if isinstance(value, Mapping):
             unknown = [k for k in value if k not in CRITIC_ERROR_KINDS]
             if unknown:
                 close = difflib.get_close_matches(str(unknown[0]), CRITIC_ERROR_KINDS, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"Unknown critic_errors kind {unknown[0]!r}; known kinds: {list(CRITIC_ERROR_KINDS)}.{hint}")
+                raise ConfigError(
+                    f"Unknown critic_errors kind {unknown[0]!r}; known kinds: {list(CRITIC_ERROR_KINDS)}.{hint}"
+                )
             return cls(**value)
         raise ConfigError(
             f"critic_errors must be None (exact), a rate in [0, 1] or a dict of rates for {list(CRITIC_ERROR_KINDS)}, "
@@ -176,7 +198,12 @@ class NoisyShapesCritic(ShapesCritic):
     #: step's critique as the final metrics).
     exact_steps = False
 
-    def __init__(self, errors: CriticErrors, accept_fidelity: float = 0.5, weights: tuple[float, float, float] = (0.6, 0.2, 0.2)):
+    def __init__(
+        self,
+        errors: CriticErrors,
+        accept_fidelity: float = 0.5,
+        weights: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    ):
         super().__init__(accept_fidelity, weights)
         self.errors = CriticErrors.coerce(errors)
 
@@ -186,7 +213,9 @@ class NoisyShapesCritic(ShapesCritic):
             return p
         e = self.errors
         rng = np.random.default_rng(zlib.crc32(image.tobytes()))
-        objs = [o for o in p.scene.objects if not (o.size == "small" and rng.random() < e.miss_small)]
+        objs = [
+            o for o in p.scene.objects if not (o.size == "small" and rng.random() < e.miss_small)
+        ]
         groups: dict[tuple[str, str], list[Obj]] = {}
         for o in objs:
             groups.setdefault((o.shape, o.color), []).append(o)

@@ -157,7 +157,9 @@ def place(
         # near the middle of the allowed box.
         same = [o for o in existing if o.shape == shape and o.color == color]
         if same:
-            picks = sorted(picks, key=lambda i: min(abs(gx[i] - o.x) + abs(gy[i] - o.y) for o in same))
+            picks = sorted(
+                picks, key=lambda i: min(abs(gx[i] - o.x) + abs(gy[i] - o.y) for o in same)
+            )
         else:
             mx, my = (x0 + x1) / 2, (y0 + y1) / 2
             picks = sorted(picks, key=lambda i: abs(gx[i] - mx) + abs(gy[i] - my))
@@ -206,19 +208,29 @@ class ShapesExpert(Expert):
         description: One line for the action table.
     """
 
-    def __init__(self, name: str, kind: str, cost: float, profile: SkillProfile, description: str = ""):
+    def __init__(
+        self, name: str, kind: str, cost: float, profile: SkillProfile, description: str = ""
+    ):
         if kind not in ("t2i", "i2i"):
             raise ConfigError(f"Expert kind must be 't2i' or 'i2i', got {kind!r}.")
         if cost < 0:
             raise ConfigError(f"Expert cost must be >= 0 seconds, got {cost!r}.")
-        self.name, self.kind, self.cost, self.profile, self.description = name, kind, float(cost), profile, description
+        self.name, self.kind, self.cost, self.profile, self.description = (
+            name,
+            kind,
+            float(cost),
+            profile,
+            description,
+        )
 
     # ------------------------------------------------------------------ execution
     def __call__(self, command: Command, image: np.ndarray | None, seed: int) -> ExpertResult:
         rng = np.random.default_rng(seed)
         if self.kind == "t2i" or image is None:
             if self.kind == "i2i":
-                raise ValueError(f"Image-to-image expert {self.name!r} needs an input image, got None.")
+                raise ValueError(
+                    f"Image-to-image expert {self.name!r} needs an input image, got None."
+                )
             base = Scene((), "plain")
         else:
             base = perceive(image).scene
@@ -229,7 +241,9 @@ class ShapesExpert(Expert):
             events.append(artefact)
         return ExpertResult(out, self.cost, {"events": events})
 
-    def edit_scene(self, base: Scene, command: Command, rng: np.random.Generator) -> tuple[Scene, list[str]]:
+    def edit_scene(
+        self, base: Scene, command: Command, rng: np.random.Generator
+    ) -> tuple[Scene, list[str]]:
         """Apply ``command`` to the symbolic ``base`` with this expert's skills and failures."""
         p = self.profile
         t2i = self.kind == "t2i"
@@ -250,7 +264,9 @@ class ShapesExpert(Expert):
             if roll(p.style, "ignored style"):
                 bg = targets.style
 
-        scene_colors = sorted({r.color for r, n in targets.counts if n > 0 and r.color} | {o.color for o in objs})
+        scene_colors = sorted(
+            {r.color for r, n in targets.counts if n > 0 and r.color} | {o.color for o in objs}
+        )
         new_group_index = 0
         for ref, n in targets.counts:
             current = matching(objs, ref)
@@ -275,11 +291,15 @@ class ShapesExpert(Expert):
                 wanted = {r for r, k in targets.counts if k > 0}
                 unwanted = [r for r, k in targets.counts if k == 0]
                 spare = [
-                    o for o in objs
-                    if o.shape == ref.noun and id(o) not in touched
+                    o
+                    for o in objs
+                    if o.shape == ref.noun
+                    and id(o) not in touched
                     and not any(w.matches(o.shape, o.color, o.size) for w in wanted)
                 ]
-                spare.sort(key=lambda o: not any(u.matches(o.shape, o.color, o.size) for u in unwanted))
+                spare.sort(
+                    key=lambda o: not any(u.matches(o.shape, o.color, o.size) for u in unwanted)
+                )
                 if spare and roll(p.recolor, "failed recolour"):
                     for o in spare[:need]:
                         i = objs.index(o)
@@ -309,7 +329,11 @@ class ShapesExpert(Expert):
             rel = targets.relations.get(ref)
             spatial_ok = True
             if region is not None or rel is not None:
-                spatial_ok = roll((p.spatial if region is not None else 1.0) * (p.relation if rel is not None else 1.0), "misplaced")
+                spatial_ok = roll(
+                    (p.spatial if region is not None else 1.0)
+                    * (p.relation if rel is not None else 1.0),
+                    "misplaced",
+                )
             place_region, place_rel = region, rel
             if not spatial_ok:
                 # The classic failures: the wrong region, or left/right and above/below swapped.
@@ -334,7 +358,9 @@ class ShapesExpert(Expert):
         for ref in dict.fromkeys([*targets.regions, *targets.relations]):
             region = targets.regions.get(ref)
             rel = targets.relations.get(ref)
-            group_ok = rel is None or relation_holds(matching(objs, ref), rel[0], matching(objs, rel[1]))
+            group_ok = rel is None or relation_holds(
+                matching(objs, ref), rel[0], matching(objs, rel[1])
+            )
             for o in matching(objs, ref):
                 if id(o) in placed:
                     continue
@@ -342,7 +368,11 @@ class ShapesExpert(Expert):
                 ok_rel = group_ok or relation_holds([o], rel[0], matching(objs, rel[1]))
                 if ok_region and ok_rel:
                     continue
-                skill = (p.spatial if rel is None else p.relation) if (t2i or command.kind != "move") else p.move
+                skill = (
+                    (p.spatial if rel is None else p.relation)
+                    if (t2i or command.kind != "move")
+                    else p.move
+                )
                 if not roll(skill, "failed move"):
                     continue
                 rest = [q for q in objs if q is not o]
@@ -362,7 +392,13 @@ class ShapesExpert(Expert):
                     objs.pop(i)
                     events.append("damaged: removed an object")
                 elif how == 1:
-                    objs[i] = Obj(victim.shape, str(rng.choice([c for c in COLORS if c != victim.color])), victim.size, victim.x, victim.y)
+                    objs[i] = Obj(
+                        victim.shape,
+                        str(rng.choice([c for c in COLORS if c != victim.color])),
+                        victim.size,
+                        victim.x,
+                        victim.y,
+                    )
                     events.append("damaged: recoloured an object")
                 else:
                     rest = objs[:i] + objs[i + 1 :]
@@ -372,7 +408,9 @@ class ShapesExpert(Expert):
                     events.append("damaged: moved an object")
         return Scene(tuple(objs), bg), events
 
-    def _artefacts(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
+    def _artefacts(
+        self, image: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, str | None]:
         p = self.profile
         if rng.random() < p.artefacts:
             out = image.astype(np.int16)
@@ -411,7 +449,9 @@ class ShapesExpert(Expert):
         prob = 1.0 - p.artefacts
         if targets.style is not None and targets.style != base.background:
             prob *= p.style
-        colors = {r.color for r, n in targets.counts if n > 0 and r.color} | {o.color for o in base.objects}
+        colors = {r.color for r, n in targets.counts if n > 0 and r.color} | {
+            o.color for o in base.objects
+        }
         groups = 0
         for ref, n in targets.counts:
             cur = len(matching(base.objects, ref))
@@ -442,7 +482,9 @@ class ShapesExpert(Expert):
         """Probability that objects the command is not about survive the call."""
         targets = _targets(command)
         refs = [r for r, _ in targets.counts]
-        bystanders = [o for o in scene.objects if not any(r.matches(o.shape, o.color, o.size) for r in refs)]
+        bystanders = [
+            o for o in scene.objects if not any(r.matches(o.shape, o.color, o.size) for r in refs)
+        ]
         if self.kind == "t2i":
             # Drawing from scratch loses every bystander and a non-default background.
             loses_style = targets.style is None and scene.background != "plain"
@@ -463,30 +505,165 @@ def _i2i(name, cost, desc, **skills) -> ShapesExpert:
 def default_experts() -> tuple[ShapesExpert, ...]:
     """The default pool of 12 experts (6 text-to-image, 6 image-to-image)."""
     return (
-        _t2i("sketch-turbo", 0.5, "Few-step sketcher: fast and cheap, sloppy counts and layout, noisy.",
-             presence=0.85, counting=0.55, binding=0.55, spatial=0.45, style=0.5, artefacts=0.25, noise=4.0, aesthetic=0.2),
-        _t2i("count-master", 2.0, "Counts objects exactly; mixes up colours and ignores layout.",
-             presence=0.97, counting=0.99, binding=0.45, spatial=0.35, style=0.35, artefacts=0.03, noise=1.5, aesthetic=0.5),
-        _t2i("color-binder", 2.0, "Binds colours to the right objects; poor at counting.",
-             presence=0.97, counting=0.45, binding=0.99, spatial=0.45, style=0.5, artefacts=0.03, noise=1.5, aesthetic=0.6),
-        _t2i("layout-planner", 3.0, "Places objects where asked (regions, relations); weak colours, no style.",
-             presence=0.98, counting=0.8, binding=0.45, spatial=0.99, style=0.15, artefacts=0.03, noise=1.0, aesthetic=0.9),
-        _t2i("style-painter", 2.5, "Renders background styles faithfully and prettily; careless with counts.",
-             presence=0.9, counting=0.5, binding=0.7, spatial=0.4, style=0.99, artefacts=0.02, noise=0.5, aesthetic=1.0),
-        _t2i("generalist-xl", 6.0, "Large generalist: decent at everything, slow and expensive.",
-             presence=0.9, counting=0.6, binding=0.6, spatial=0.6, style=0.6, artefacts=0.05, noise=1.0, aesthetic=0.8),
-        _i2i("object-adder", 1.5, "Inpainting adder: inserts objects in named regions; imprecise next to other objects.",
-             add=0.99, counting=0.97, binding=0.97, spatial=0.97, relation=0.55, remove=0.1, recolor=0.1, move=0.2, damage=0.03, noise=1.0),
-        _i2i("object-eraser", 1.0, "Eraser: removes objects cleanly; poor at everything else.",
-             add=0.15, remove=0.99, recolor=0.1, move=0.1, damage=0.02, noise=1.0),
-        _i2i("recolorist", 1.5, "Instruction editor for colours; poor at other edits.",
-             add=0.3, remove=0.3, recolor=0.99, move=0.2, style=0.5, damage=0.02, noise=1.5),
-        _i2i("object-mover", 2.0, "Drag-style layout editor: moves objects precisely and inserts objects next to others.",
-             add=0.7, counting=0.85, binding=0.95, remove=0.2, recolor=0.1, move=0.99, spatial=0.99, relation=0.99, damage=0.02, noise=1.0),
-        _i2i("restyler", 1.5, "Background restyler: faithful styles, rarely disturbs objects.",
-             add=0.1, remove=0.1, recolor=0.2, move=0.1, style=0.99, damage=0.02, noise=1.0),
-        _i2i("edit-generalist", 5.0, "General instruction editor: does every edit passably, slow, some damage.",
-             add=0.55, remove=0.6, recolor=0.55, move=0.5, style=0.55, counting=0.7, binding=0.7, spatial=0.6, damage=0.15, artefacts=0.06, noise=2.0),
+        _t2i(
+            "sketch-turbo",
+            0.5,
+            "Few-step sketcher: fast and cheap, sloppy counts and layout, noisy.",
+            presence=0.85,
+            counting=0.55,
+            binding=0.55,
+            spatial=0.45,
+            style=0.5,
+            artefacts=0.25,
+            noise=4.0,
+            aesthetic=0.2,
+        ),
+        _t2i(
+            "count-master",
+            2.0,
+            "Counts objects exactly; mixes up colours and ignores layout.",
+            presence=0.97,
+            counting=0.99,
+            binding=0.45,
+            spatial=0.35,
+            style=0.35,
+            artefacts=0.03,
+            noise=1.5,
+            aesthetic=0.5,
+        ),
+        _t2i(
+            "color-binder",
+            2.0,
+            "Binds colours to the right objects; poor at counting.",
+            presence=0.97,
+            counting=0.45,
+            binding=0.99,
+            spatial=0.45,
+            style=0.5,
+            artefacts=0.03,
+            noise=1.5,
+            aesthetic=0.6,
+        ),
+        _t2i(
+            "layout-planner",
+            3.0,
+            "Places objects where asked (regions, relations); weak colours, no style.",
+            presence=0.98,
+            counting=0.8,
+            binding=0.45,
+            spatial=0.99,
+            style=0.15,
+            artefacts=0.03,
+            noise=1.0,
+            aesthetic=0.9,
+        ),
+        _t2i(
+            "style-painter",
+            2.5,
+            "Renders background styles faithfully and prettily; careless with counts.",
+            presence=0.9,
+            counting=0.5,
+            binding=0.7,
+            spatial=0.4,
+            style=0.99,
+            artefacts=0.02,
+            noise=0.5,
+            aesthetic=1.0,
+        ),
+        _t2i(
+            "generalist-xl",
+            6.0,
+            "Large generalist: decent at everything, slow and expensive.",
+            presence=0.9,
+            counting=0.6,
+            binding=0.6,
+            spatial=0.6,
+            style=0.6,
+            artefacts=0.05,
+            noise=1.0,
+            aesthetic=0.8,
+        ),
+        _i2i(
+            "object-adder",
+            1.5,
+            "Inpainting adder: inserts objects in named regions; imprecise next to other objects.",
+            add=0.99,
+            counting=0.97,
+            binding=0.97,
+            spatial=0.97,
+            relation=0.55,
+            remove=0.1,
+            recolor=0.1,
+            move=0.2,
+            damage=0.03,
+            noise=1.0,
+        ),
+        _i2i(
+            "object-eraser",
+            1.0,
+            "Eraser: removes objects cleanly; poor at everything else.",
+            add=0.15,
+            remove=0.99,
+            recolor=0.1,
+            move=0.1,
+            damage=0.02,
+            noise=1.0,
+        ),
+        _i2i(
+            "recolorist",
+            1.5,
+            "Instruction editor for colours; poor at other edits.",
+            add=0.3,
+            remove=0.3,
+            recolor=0.99,
+            move=0.2,
+            style=0.5,
+            damage=0.02,
+            noise=1.5,
+        ),
+        _i2i(
+            "object-mover",
+            2.0,
+            "Drag-style layout editor: moves objects precisely and inserts objects next to others.",
+            add=0.7,
+            counting=0.85,
+            binding=0.95,
+            remove=0.2,
+            recolor=0.1,
+            move=0.99,
+            spatial=0.99,
+            relation=0.99,
+            damage=0.02,
+            noise=1.0,
+        ),
+        _i2i(
+            "restyler",
+            1.5,
+            "Background restyler: faithful styles, rarely disturbs objects.",
+            add=0.1,
+            remove=0.1,
+            recolor=0.2,
+            move=0.1,
+            style=0.99,
+            damage=0.02,
+            noise=1.0,
+        ),
+        _i2i(
+            "edit-generalist",
+            5.0,
+            "General instruction editor: does every edit passably, slow, some damage.",
+            add=0.55,
+            remove=0.6,
+            recolor=0.55,
+            move=0.5,
+            style=0.55,
+            counting=0.7,
+            binding=0.7,
+            spatial=0.6,
+            damage=0.15,
+            artefacts=0.06,
+            noise=2.0,
+        ),
     )
 
 

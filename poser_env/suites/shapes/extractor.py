@@ -46,9 +46,24 @@ _EXAMPLES = (
     "'remove the red circles', 'make the star green', 'move the stars to the top', 'make the background striped'"
 )
 _PICTURE_WORDS = {"picture", "image", "canvas", "scene", "frame", "drawing"}
-_DIRECTIONS = {"up": "top", "upwards": "top", "down": "bottom", "downwards": "bottom", "leftwards": "left", "rightwards": "right"}
+_DIRECTIONS = {
+    "up": "top",
+    "upwards": "top",
+    "down": "bottom",
+    "downwards": "bottom",
+    "leftwards": "left",
+    "rightwards": "right",
+}
 _PRONOUNS = {"them", "it", "they", "those", "these"}
-_SEPARATORS = {("and",), ("with",), ("plus",), ("along", "with"), ("as", "well", "as"), ("alongside",), ("together", "with")}
+_SEPARATORS = {
+    ("and",),
+    ("with",),
+    ("plus",),
+    ("along", "with"),
+    ("as", "well", "as"),
+    ("alongside",),
+    ("together", "with"),
+}
 #: What a clause may hold at a position, by priority when one phrase is in several tables.
 _CHUNK_PHRASES = lx.combine(
     ("rel", lx.RELATION_PHRASES),
@@ -98,7 +113,9 @@ def split_clauses(prompt: str) -> tuple[list[str], bool]:
     clauses = _clauses(lx.tokenize(prompt))
     texts = [_text(prompt, c.content) for c in clauses]
     head = " ".join(prompt.lower().split())
-    editing = head.startswith(("edit the image", "edit this image", "in this picture", "change this image"))
+    editing = head.startswith(
+        ("edit the image", "edit this image", "in this picture", "change this image")
+    )
     return [t for t in texts if t], editing
 
 
@@ -131,12 +148,18 @@ def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
             i += 1
             continue
         m = lx.longest_match(words, i, _SPLIT_PHRASES) if w in _SPLIT_FIRST else None
-        if m is not None and m[1][0] == "connector" and not (w == "next" and words[i + 1 : i + 2] == ["to"]):
+        if (
+            m is not None
+            and m[1][0] == "connector"
+            and not (w == "next" and words[i + 1 : i + 2] == ["to"])
+        ):
             flush()
             cur.sequenced, cur.after_comma = True, False
             i += m[0]
             continue
-        if m is not None and m[1][0] == "filler" and m[0] > 1:  # "go ahead and draw": the "and" is filler
+        if (
+            m is not None and m[1][0] == "filler" and m[0] > 1
+        ):  # "go ahead and draw": the "and" is filler
             cur.tokens += tokens[i : i + m[0]]
             i += m[0]
             continue
@@ -160,7 +183,13 @@ def _clauses(tokens: list[lx.Token]) -> list[_Clause]:
             carry = carry or c.sequenced
             continue
         c.sequenced, carry = c.sequenced or carry, False
-        if merged and c.after_comma and not c.sequenced and not _has_verb(merged[-1].tokens) and not _names_object(merged[-1].tokens):
+        if (
+            merged
+            and c.after_comma
+            and not c.sequenced
+            and not _has_verb(merged[-1].tokens)
+            and not _names_object(merged[-1].tokens)
+        ):
             # "On the left, draw three red circles": a leading place belongs to what follows.
             glue = lx.Token("and", c.tokens[0].start, c.tokens[0].start)
             c.tokens = [*merged.pop().tokens, glue, *c.tokens]
@@ -195,7 +224,14 @@ def _content_span(tokens: list[lx.Token]) -> tuple[int, int] | None:
         if words[j - 1] == "and" or tokens[j - 1].start == tokens[j - 1].end:
             j -= 1
             continue
-        n = next((n for n in range(min(_LONGEST_FILLER, j - i), 0, -1) if tuple(words[j - n : j]) in _TRAILING_FILLER), 0)
+        n = next(
+            (
+                n
+                for n in range(min(_LONGEST_FILLER, j - i), 0, -1)
+                if tuple(words[j - n : j]) in _TRAILING_FILLER
+            ),
+            0,
+        )
         if not n:
             break
         j -= n
@@ -239,7 +275,13 @@ class _Reading:
 
 def _explain(word: str) -> str:
     """Why ``word`` is not understood, with what the world offers instead."""
-    stem = word[:-2] if word.endswith("es") and word[:-2] in lx.FOREIGN_SHAPES else word.rstrip("s") if word.endswith("s") else word
+    stem = (
+        word[:-2]
+        if word.endswith("es") and word[:-2] in lx.FOREIGN_SHAPES
+        else word.rstrip("s")
+        if word.endswith("s")
+        else word
+    )
     if word in lx.FOREIGN_SHAPES or stem in lx.FOREIGN_SHAPES:
         return f"'{word}' is not a shape of this world; shapes: {', '.join(SHAPES)}"
     if word in lx.FOREIGN_COLORS:
@@ -257,7 +299,9 @@ def _explain(word: str) -> str:
         return f"'{word}' is not a count; give a number from one to {number_word(MAX_COUNT)}"
     if word in lx.KNOWN_WORDS:
         return f"'{word}' does not fit here"
-    close = difflib.get_close_matches(word, sorted(w for w in lx.KNOWN_WORDS if len(w) > 2), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(
+        word, sorted(w for w in lx.KNOWN_WORDS if len(w) > 2), n=1, cutoff=0.75
+    )
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f"'{word}' is not a word this world knows{hint}"
 
@@ -268,7 +312,12 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
         # "take one away": a verb whose particle follows the object
         k = words.index("take")
         away = words.index("away", k + 2)
-        tokens = [*tokens[:k], tokens[k]._replace(word="remove"), *tokens[k + 1 : away], *tokens[away + 1 :]]
+        tokens = [
+            *tokens[:k],
+            tokens[k]._replace(word="remove"),
+            *tokens[k + 1 : away],
+            *tokens[away + 1 :],
+        ]
         words = [t.word for t in tokens]
     orig = [t.text.lower() or t.word for t in tokens]
     out = _Reading()
@@ -337,14 +386,21 @@ def _styled(words: list[str], i: int) -> bool:
     return i < len(words) and (words[i] in STYLES or words[i] == "background")
 
 
-def _object(tokens: list[lx.Token], words: list[str], orig: list[str], i: int, problems: list[str]) -> tuple[_Chunk | None, int]:
+def _object(
+    tokens: list[lx.Token], words: list[str], orig: list[str], i: int, problems: list[str]
+) -> tuple[_Chunk | None, int]:
     """Reads an object phrase at ``i``; returns the chunk (or a stray colour/size) and the next index."""
     n = len(words)
     at = lambda k: words[k] if k < n else ""  # noqa: E731
     start = i
     w = at(i)
     obj = _Obj("bare", "")
-    if w in ("them", "it", "they") or (w in _PRONOUNS and at(i + 1) not in SHAPES and at(i + 1) not in COLORS and at(i + 1) not in SIZES):
+    if w in ("them", "it", "they") or (
+        w in _PRONOUNS
+        and at(i + 1) not in SHAPES
+        and at(i + 1) not in COLORS
+        and at(i + 1) not in SIZES
+    ):
         obj.det, obj.pron = "pron", w
         obj.words = w
         return _Chunk("obj", obj, w), i + (2 if at(i + 1) in ("both", "all") else 1)
@@ -390,12 +446,16 @@ def _object(tokens: list[lx.Token], words: list[str], orig: list[str], i: int, p
             i += 1
             inner = _object(tokens, words, orig, i, problems)
             if inner[0] is None or inner[0].value.det not in ("def", "pron", "other", "bare"):
-                problems.append(f"'{' '.join(orig[start:i])}' must be followed by a group such as 'the circles' or 'them'")
+                problems.append(
+                    f"'{' '.join(orig[start:i])}' must be followed by a group such as 'the circles' or 'them'"
+                )
                 return None, max(inner[1], i)
             obj.det, obj.inner = "part", inner[0].value
             obj.words = " ".join(orig[start : inner[1]])
             return _Chunk("obj", obj, obj.words), inner[1]
-    elif w in lx.VAGUE_COUNTS and (at(i + 1) in SHAPES or at(i + 1) in COLORS or at(i + 1) in SIZES or at(i + 1) == "of"):
+    elif w in lx.VAGUE_COUNTS and (
+        at(i + 1) in SHAPES or at(i + 1) in COLORS or at(i + 1) in SIZES or at(i + 1) == "of"
+    ):
         problems.append(_explain(w))
         obj.det = "indef"
         i += 1
@@ -424,7 +484,9 @@ def _object(tokens: list[lx.Token], words: list[str], orig: list[str], i: int, p
         return None, start
     obj.words = " ".join(orig[start:i])
     if obj.count is not None and not 1 <= obj.count <= MAX_COUNT and obj.det != "def":
-        problems.append(f"'{obj.words}': counts go up to {number_word(MAX_COUNT)} (one to {number_word(MAX_COUNT)} of a kind)")
+        problems.append(
+            f"'{obj.words}': counts go up to {number_word(MAX_COUNT)} (one to {number_word(MAX_COUNT)} of a kind)"
+        )
     if obj.ordinal is not None and obj.ordinal > MAX_COUNT:
         problems.append(f"'{obj.words}': counts go up to {number_word(MAX_COUNT)}")
     return _Chunk("obj", obj, obj.words), i
@@ -453,7 +515,9 @@ class _Parse:
             if (last is None or last not in pool) and len(pool) == 1:
                 return pool[0]  # "make them orange" when the picture has one group
             if last is None or last not in pool:
-                raise self.fail(f"'{obj.pron}' with nothing before it to refer to (the plan so far has {self._known(pool)})")
+                raise self.fail(
+                    f"'{obj.pron}' with nothing before it to refer to (the plan so far has {self._known(pool)})"
+                )
             return last
         if obj.det == "part":
             return self.resolve(obj.inner, pool, last)
@@ -462,7 +526,11 @@ class _Parse:
             if last is None:
                 raise self.fail(f"'{obj.words}' names no shape and nothing before it says which")
             noun = last.noun
-        cands = [r for r in pool if (noun is None or r.noun == noun) and (obj.color is None or r.color == obj.color)]
+        cands = [
+            r
+            for r in pool
+            if (noun is None or r.noun == noun) and (obj.color is None or r.color == obj.color)
+        ]
         if obj.size is not None and any(r.size == obj.size for r in cands):
             cands = [r for r in cands if r.size == obj.size]
         if obj.det == "other":
@@ -476,7 +544,9 @@ class _Parse:
             raise self.fail(f"it refers to {what}, but the plan so far has {self._known(pool)}")
         if len(cands) > 1:
             options = " or ".join(sorted(f"the {r.phrase(2)}" for r in cands))
-            raise self.fail(f"'{obj.words}' is ambiguous: it could be {options}; say which (for example 'the {cands[0].phrase(2)}')")
+            raise self.fail(
+                f"'{obj.words}' is ambiguous: it could be {options}; say which (for example 'the {cands[0].phrase(2)}')"
+            )
         return cands[0]
 
     # ---------------------------------------------------------------- clauses
@@ -486,58 +556,92 @@ class _Parse:
             raise self.fail("; ".join(reading.problems))
         verbs = [c for c in chunks if c.kind == "verb"]
         if len(verbs) > 1:
-            raise self.fail(f"two verbs in one command ({', '.join(repr(v.words) for v in verbs)}); separate commands with 'then'")
+            raise self.fail(
+                f"two verbs in one command ({', '.join(repr(v.words) for v in verbs)}); separate commands with 'then'"
+            )
         kinds = set(verbs[0].value) if verbs else None
         verb = verbs[0].words if verbs else ""
         rest = [c for c in chunks if c.kind != "verb"]
         objs = [c.value for c in rest if c.kind == "obj"]
         has = {c.kind for c in rest}
         if not rest:
-            raise self.fail(f"'{verb}' with nothing to do it to; {_EXAMPLES}" if verb else _EXAMPLES)
-        if not objs and has & {"style", "bg"} and (kinds is None or kinds & {"restyle", "generate"}):
+            raise self.fail(
+                f"'{verb}' with nothing to do it to; {_EXAMPLES}" if verb else _EXAMPLES
+            )
+        if (
+            not objs
+            and has & {"style", "bg"}
+            and (kinds is None or kinds & {"restyle", "generate"})
+        ):
             return self._restyle(rest)
-        if [o.pron for o in objs] == ["it"] and "style" in has and "color" not in has and kinds and "restyle" in kinds:
-            return self._restyle([c for c in rest if c.kind != "obj"])  # "change it to dotted": the background
+        if (
+            [o.pron for o in objs] == ["it"]
+            and "style" in has
+            and "color" not in has
+            and kinds
+            and "restyle" in kinds
+        ):
+            return self._restyle(
+                [c for c in rest if c.kind != "obj"]
+            )  # "change it to dotted": the background
         if kinds is not None and "remove" in kinds:
             return self._remove(rest, verb)
         head = objs[0] if objs else None
         definite = head is not None and (
             head.det in ("def", "pron", "other", "part")
             # "erase red circles" names a group only when there is one ("red circles on the left" draws)
-            or (head.det == "bare" and head.plural and any(g.ref.noun == head.noun for g in self.state.groups))
+            or (
+                head.det == "bare"
+                and head.plural
+                and any(g.ref.noun == head.noun for g in self.state.groups)
+            )
         )
         if definite and "color" in has and (kinds is None or "recolor" in kinds):
             return self._recolor(rest)
         if definite and has & {"region", "rel", "prel"} and (kinds is None or "move" in kinds):
             return self._move(rest)
         if definite and kinds is not None and not kinds & {"generate", "add", "remove"}:
-            wants = "a colour ('make the stars red')" if "move" not in kinds else "a destination ('to the left', 'above the circles')"
+            wants = (
+                "a colour ('make the stars red')"
+                if "move" not in kinds
+                else "a destination ('to the left', 'above the circles')"
+            )
             raise self.fail(f"'{verb} {head.words}' needs {wants}")
         if kinds is None or kinds & {"generate", "add"}:
             generate = (kinds is None or "generate" in kinds) and first and not self.state.groups
             if kinds is not None and "add" in kinds and "generate" not in kinds:
                 generate = False
             return self._groups(rest, generate)
-        raise self.fail(f"'{verb}' cannot be done with {', '.join(c.words for c in rest)}; {_EXAMPLES}")
+        raise self.fail(
+            f"'{verb}' cannot be done with {', '.join(c.words for c in rest)}; {_EXAMPLES}"
+        )
 
     def _restyle(self, rest: list[_Chunk]) -> Intent:
         styles = [c.value for c in rest if c.kind == "style"]
         if len(styles) != 1:
-            raise self.fail(f"expected one background style ({', '.join(STYLES)}), got {len(styles)}")
+            raise self.fail(
+                f"expected one background style ({', '.join(STYLES)}), got {len(styles)}"
+            )
         extra = [c.words for c in rest if c.kind not in ("style", "bg", "to", "sep")]
         if extra:
             raise self.fail(f"'{' '.join(extra)}' does not belong to a background change")
         return Intent("restyle", style=styles[0])
 
-    def _single_target(self, rest: list[_Chunk], allowed: set[str], what: str) -> tuple[_Obj, list[_Chunk]]:
+    def _single_target(
+        self, rest: list[_Chunk], allowed: set[str], what: str
+    ) -> tuple[_Obj, list[_Chunk]]:
         objs = [c for c in rest if c.kind == "obj"]
         if not objs:
             raise self.fail(f"{what} needs an object such as 'the red circles' or 'them'")
         first = objs[0].value
         if first.det == "part" and "part" not in allowed:
-            raise self.fail(f"'{first.words}' is part of a group; {what} applies to whole groups only ('the blue squares', 'them')")
+            raise self.fail(
+                f"'{first.words}' is part of a group; {what} applies to whole groups only ('the blue squares', 'them')"
+            )
         if first.det not in allowed:
-            raise self.fail(f"'{first.words}' is not a group of the picture; {what} refers to one, like 'the red circles'")
+            raise self.fail(
+                f"'{first.words}' is not a group of the picture; {what} refers to one, like 'the red circles'"
+            )
         others = [c for c in rest if c is not objs[0]]
         return first, others
 
@@ -545,12 +649,18 @@ class _Parse:
         return [g.ref for g in self.state.groups]
 
     def _remove(self, rest: list[_Chunk], verb: str) -> Intent:
-        obj, others = self._single_target(rest, {"def", "pron", "other", "part", "indef", "more", "bare"}, f"'{verb}'")
+        obj, others = self._single_target(
+            rest, {"def", "pron", "other", "part", "indef", "more", "bare"}, f"'{verb}'"
+        )
         extra = [c.words for c in others if c.kind not in ("sep",)]
         if extra:
             raise self.fail(f"'{' '.join(extra)}' does not belong to a removal")
         ref = self.resolve(obj, self._pool(), self.state.last_mentioned)
-        count = obj.count if obj.det in ("part", "indef", "more") or (obj.det == "def" and obj.count is not None) else None
+        count = (
+            obj.count
+            if obj.det in ("part", "indef", "more") or (obj.det == "def" and obj.count is not None)
+            else None
+        )
         self.recent = [ref]
         return Intent("remove", target=ref, count=count)
 
@@ -559,12 +669,16 @@ class _Parse:
         colors = [c.value for c in others if c.kind == "color"]
         extra = [c.words for c in others if c.kind not in ("color", "to")]
         if len(colors) != 1 or extra:
-            raise self.fail(f"a colour change takes one group and one colour (got {', '.join(c.words for c in rest)})")
+            raise self.fail(
+                f"a colour change takes one group and one colour (got {', '.join(c.words for c in rest)})"
+            )
         ref = self.resolve(obj, self._pool(), self.state.last_mentioned)
         if ref.color == colors[0]:
             raise self.fail(f"the {ref.phrase(2)} are already {colors[0]}")
         if self.state.find(ref.noun, colors[0]) is not None:
-            raise self.fail(f"there are already {ObjectRef(ref.noun, colors[0]).phrase(2)}; recolouring would mix two groups")
+            raise self.fail(
+                f"there are already {ObjectRef(ref.noun, colors[0]).phrase(2)}; recolouring would mix two groups"
+            )
         self.recent = [ref]
         return Intent("recolor", target=ref, color=colors[0])
 
@@ -580,12 +694,20 @@ class _Parse:
                 region = c.value
             elif c.kind == "rel" and region is None and relation is None:
                 if k + 1 >= len(others) or others[k + 1].kind != "obj":
-                    raise self.fail(f"'{c.words}' needs a group after it, such as 'the red circles'")
-                other = self.resolve(others[k + 1].value, [r for r in pool if r != ref], self.recent[0] if self.recent else None)
+                    raise self.fail(
+                        f"'{c.words}' needs a group after it, such as 'the red circles'"
+                    )
+                other = self.resolve(
+                    others[k + 1].value,
+                    [r for r in pool if r != ref],
+                    self.recent[0] if self.recent else None,
+                )
                 relation = (c.value, other)
                 k += 1
             elif c.kind != "to":
-                raise self.fail(f"'{c.words}' does not belong to a move (one destination: a region or a place relative to a group)")
+                raise self.fail(
+                    f"'{c.words}' does not belong to a move (one destination: a region or a place relative to a group)"
+                )
             k += 1
         self.recent = [ref]
         return Intent("move", target=ref, region=region, relation=relation)
@@ -607,25 +729,44 @@ class _Parse:
         def new_group(obj: _Obj) -> dict:
             nonlocal increment
             if obj.det in ("def", "pron", "other", "part"):
-                raise self.fail(f"'{obj.words}' refers to objects already there; to draw new ones give a count ('two {(obj.noun or 'circle')}s')")
+                raise self.fail(
+                    f"'{obj.words}' refers to objects already there; to draw new ones give a count ('two {(obj.noun or 'circle')}s')"
+                )
             if obj.det == "bare" and obj.plural:
-                raise self.fail(f"how many {obj.words}? give a count from one to {number_word(MAX_COUNT)}")
+                raise self.fail(
+                    f"how many {obj.words}? give a count from one to {number_word(MAX_COUNT)}"
+                )
             count = obj.count or 1
             pending = [g["ref"] for g in groups]
             existing = pending + pool_state
             base = last_ref()
             if obj.noun is None:  # "a blue one", "one more", "a third one"
                 if base is None:
-                    raise self.fail(f"'{obj.words}' names no shape and nothing before it says which")
+                    raise self.fail(
+                        f"'{obj.words}' names no shape and nothing before it says which"
+                    )
                 if obj.color is None and obj.size is None:
                     ref = base
                 else:
                     ref = ObjectRef(base.noun, obj.color or base.color, obj.size)
-            elif obj.color is None and (obj.det == "more" or obj.ordinal) and any(r.noun == obj.noun for r in existing):
-                ref = self.resolve(_Obj("def", obj.words, noun=obj.noun, size=obj.size), existing, base)
+            elif (
+                obj.color is None
+                and (obj.det == "more" or obj.ordinal)
+                and any(r.noun == obj.noun for r in existing)
+            ):
+                ref = self.resolve(
+                    _Obj("def", obj.words, noun=obj.noun, size=obj.size), existing, base
+                )
             else:
                 ref = ObjectRef(obj.noun, obj.color, obj.size)
-            mixed = next((r for r in existing if r.noun == ref.noun and r != ref and None in (r.color, ref.color)), None)
+            mixed = next(
+                (
+                    r
+                    for r in existing
+                    if r.noun == ref.noun and r != ref and None in (r.color, ref.color)
+                ),
+                None,
+            )
             if mixed is not None:
                 raise self.fail(
                     f"'{obj.words}' and the {mixed.phrase(2)} are {plural(ref.noun, 2)} of unstated and stated colours; "
@@ -634,12 +775,16 @@ class _Parse:
             same = next((r for r in existing if r.noun == ref.noun and r.color == ref.color), None)
             if same is not None:
                 if same in pending:
-                    raise self.fail(f"'{obj.words}' repeats the {same.phrase(2)} of the same command; give one count")
+                    raise self.fail(
+                        f"'{obj.words}' repeats the {same.phrase(2)} of the same command; give one count"
+                    )
                 if obj.ordinal is not None:
                     have = next(g.count for g in state.groups if g.ref == same)
                     if have != obj.ordinal - 1:
                         nth = next(w for w, k in lx.ORDINALS.items() if k == obj.ordinal)
-                        raise self.fail(f"'{obj.words}': there {'is' if have == 1 else 'are'} {number_word(have)} {same.phrase(have)} so far, so the next is not the {nth}")
+                        raise self.fail(
+                            f"'{obj.words}': there {'is' if have == 1 else 'are'} {number_word(have)} {same.phrase(have)} so far, so the next is not the {nth}"
+                        )
                 increment = True  # "one more blue star": joins the blue stars
             elif obj.ordinal is not None:
                 raise self.fail(f"'{obj.words}' but there are no {ref.phrase(2)} yet")
@@ -669,7 +814,9 @@ class _Parse:
                 if target is None:
                     raise self.fail(f"'{c.words}' comes before any object it could place")
                 if target["region"] is not None or target["relation"] is not None:
-                    raise self.fail(f"the {target['ref'].phrase(2)} get two places ('{c.words}' too); give one")
+                    raise self.fail(
+                        f"the {target['ref'].phrase(2)} get two places ('{c.words}' too); give one"
+                    )
                 if c.kind == "region":
                     target["region"] = c.value
                 elif c.kind == "prel":
@@ -680,12 +827,16 @@ class _Parse:
                     target["relation"] = (c.value, other)
                 else:
                     if k + 1 >= len(rest) or rest[k + 1].kind != "obj":
-                        raise self.fail(f"'{c.words}' needs a group after it, such as 'the red circles'")
+                        raise self.fail(
+                            f"'{c.words}' needs a group after it, such as 'the red circles'"
+                        )
                     o = rest[k + 1].value
                     if o.det in ("def", "pron", "other", "bare"):
                         prior = [g["ref"] for g in groups if g is not target] + pool_state
                         before = [g["ref"] for g in groups if g is not target]
-                        last = before[-1] if before else (None if generate else state.last_mentioned)
+                        last = (
+                            before[-1] if before else (None if generate else state.last_mentioned)
+                        )
                         other = self.resolve(o, prior, last)
                         target["relation"] = (c.value, other)
                         current = target
@@ -718,7 +869,9 @@ class _Parse:
         ordered += [g for g in groups if "before" in g and g not in ordered]
         out = tuple(Group(g["ref"], g["count"], g["region"], g["relation"]) for g in ordered)
         self.recent = [g.ref for g in out]
-        return Intent("generate" if generate else "add", groups=out, style=style, increment=increment)
+        return Intent(
+            "generate" if generate else "add", groups=out, style=style, increment=increment
+        )
 
 
 def _postposed_colors(rest: list[_Chunk]) -> list[_Chunk]:
@@ -728,7 +881,12 @@ def _postposed_colors(rest: list[_Chunk]) -> list[_Chunk]:
     for c in rest:
         if c.kind == "color":
             owner = next((o for o in reversed(out) if o.kind not in ("region", "sep")), None)
-            if owner is not None and owner.kind == "obj" and owner.value.color is None and owner.value.det in ("indef", "more", "bare"):
+            if (
+                owner is not None
+                and owner.kind == "obj"
+                and owner.value.color is None
+                and owner.value.det in ("indef", "more", "bare")
+            ):
                 owner.value.color = c.value
                 continue
         out.append(c)
@@ -749,7 +907,9 @@ class ShapesExtractor(CommandExtractor):
 
     def extract(self, prompt: str, image: np.ndarray | None = None) -> Plan:
         if not isinstance(prompt, str) or not prompt.strip():
-            raise PromptParseError(str(prompt), str(prompt), "the prompt is empty; expected English instructions")
+            raise PromptParseError(
+                str(prompt), str(prompt), "the prompt is empty; expected English instructions"
+            )
         state = SymbolicState()
         if image is not None:
             self._seed_from_image(state, image)
@@ -790,7 +950,20 @@ class ShapesExtractor(CommandExtractor):
         if not failed:
             kind, text = "refine", f"clean up the image: {command.reflection_of or command.text}"
         else:
-            wanted = {(c.constraint.subject.noun, c.constraint.subject.color) for c in critique.prompt_checks if c.constraint.subject}
-            wanted |= {(c.subject.noun, c.subject.color) for c in command.constraints if c.subject and c.kind == "count" and c.count}
+            wanted = {
+                (c.constraint.subject.noun, c.constraint.subject.color)
+                for c in critique.prompt_checks
+                if c.constraint.subject
+            }
+            wanted |= {
+                (c.subject.noun, c.subject.color)
+                for c in command.constraints
+                if c.subject and c.kind == "count" and c.count
+            }
             kind, text = fix_text(command, failed, wanted)
-        return Command(text=text, kind=kind, constraints=command.constraints, reflection_of=command.reflection_of or command.text)
+        return Command(
+            text=text,
+            kind=kind,
+            constraints=command.constraints,
+            reflection_of=command.reflection_of or command.text,
+        )

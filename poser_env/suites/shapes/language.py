@@ -61,8 +61,20 @@ class Intent:
 
 
 # --------------------------------------------------------------------------- phrasing
-REGION_WORDS = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom", "center": "in the center"}
-MOVE_REGION_WORDS = {"left": "to the left", "right": "to the right", "top": "to the top", "bottom": "to the bottom", "center": "to the center"}
+REGION_WORDS = {
+    "left": "on the left",
+    "right": "on the right",
+    "top": "at the top",
+    "bottom": "at the bottom",
+    "center": "in the center",
+}
+MOVE_REGION_WORDS = {
+    "left": "to the left",
+    "right": "to the right",
+    "top": "to the top",
+    "bottom": "to the bottom",
+    "center": "to the center",
+}
 RELATION_WORDS = {
     "left of": ("to the left of", "left of"),
     "right of": ("to the right of", "right of"),
@@ -74,9 +86,19 @@ PRONOUN_RELATIONS = {"left of": "to their left", "right of": "to their right"}
 GENERATE_VERBS = ("draw", "create an image of", "generate", "start with")
 ADD_VERBS = ("add", "put", "place", "insert")
 REMOVE_VERBS = ("remove", "delete", "erase", "take away")
-RECOLOR_FORMS = ("make the {ref} {color}", "recolor the {ref} to {color}", "change the color of the {ref} to {color}", "paint the {ref} {color}")
+RECOLOR_FORMS = (
+    "make the {ref} {color}",
+    "recolor the {ref} to {color}",
+    "change the color of the {ref} to {color}",
+    "paint the {ref} {color}",
+)
 MOVE_VERBS = ("move", "shift", "drag")
-RESTYLE_FORMS = ("make the background {style}", "give it a {style} background", "change the background to {style}", "use a {style} background")
+RESTYLE_FORMS = (
+    "make the background {style}",
+    "give it a {style} background",
+    "change the background to {style}",
+    "use a {style} background",
+)
 CONNECTORS = (", then ", ". Then ", ", and then ", ". After that, ", ". Next, ")
 EDIT_PREFIXES = ("Edit the image: ", "In this picture, ", "Change this image: ")
 
@@ -117,7 +139,10 @@ def phrase(intent: Intent, state: SymbolicState, rng: np.random.Generator) -> st
         parts = []
         previous = state.last_mentioned
         for g in intent.groups:
-            parts.append(count_phrase(g.ref, g.count, rng) + _location(g, previous, {**counts, g.ref: g.count}, rng))
+            parts.append(
+                count_phrase(g.ref, g.count, rng)
+                + _location(g, previous, {**counts, g.ref: g.count}, rng)
+            )
             counts[g.ref] = g.count
             previous = g.ref
         verb = pick(GENERATE_VERBS if intent.kind == "generate" else ADD_VERBS)
@@ -128,7 +153,9 @@ def phrase(intent: Intent, state: SymbolicState, rng: np.random.Generator) -> st
     if intent.kind == "remove":
         return f"{pick(REMOVE_VERBS)} {ref_phrase(intent.target, counts[intent.target])}"
     if intent.kind == "recolor":
-        return pick(RECOLOR_FORMS).format(ref=intent.target.phrase(counts[intent.target]), color=intent.color)
+        return pick(RECOLOR_FORMS).format(
+            ref=intent.target.phrase(counts[intent.target]), color=intent.color
+        )
     if intent.kind == "move":
         return f"{pick(MOVE_VERBS)} {ref_phrase(intent.target, counts[intent.target])} {MOVE_REGION_WORDS[intent.region]}"
     if intent.kind == "restyle":
@@ -173,7 +200,9 @@ class SymbolicState:
     last_mentioned: ObjectRef | None = None
 
     def copy(self) -> SymbolicState:
-        return SymbolicState([replace(g) for g in self.groups], self.background, self.last_mentioned)
+        return SymbolicState(
+            [replace(g) for g in self.groups], self.background, self.last_mentioned
+        )
 
     def counts(self) -> dict[ObjectRef, int]:
         return {g.ref: g.count for g in self.groups}
@@ -181,7 +210,11 @@ class SymbolicState:
     def find(self, noun: str, color: str | None, size: str | None = None) -> ObjectRef | None:
         """The group a definite reference ("the red circles") points to."""
         for g in self.groups:
-            if g.ref.noun == noun and (color is None or g.ref.color == color) and (size is None or g.ref.size == size):
+            if (
+                g.ref.noun == noun
+                and (color is None or g.ref.color == color)
+                and (size is None or g.ref.size == size)
+            ):
                 return g.ref
         return None
 
@@ -196,7 +229,9 @@ class SymbolicState:
         if g.region is not None:
             out.append(Constraint("region", subject=g.ref, region=g.region))
         if g.relation is not None:
-            out.append(Constraint("relation", subject=g.ref, relation=g.relation[0], other=g.relation[1]))
+            out.append(
+                Constraint("relation", subject=g.ref, relation=g.relation[0], other=g.relation[1])
+            )
         return out
 
     def apply(self, intent: Intent) -> tuple[Constraint, ...]:
@@ -228,7 +263,9 @@ class SymbolicState:
         self.last_mentioned = g.ref
         if k == "remove" and intent.count is not None and intent.count != g.count:
             if intent.count > g.count:
-                raise ValueError(f"It removes {number_word(intent.count)} {g.ref.phrase(intent.count)}, but there {'is' if g.count == 1 else 'are'} only {number_word(g.count)}.")
+                raise ValueError(
+                    f"It removes {number_word(intent.count)} {g.ref.phrase(intent.count)}, but there {'is' if g.count == 1 else 'are'} only {number_word(g.count)}."
+                )
             g.count -= intent.count
             # The ones left keep their place.
             return tuple(self._group_constraints(g))
@@ -264,11 +301,17 @@ class SymbolicState:
     def _increment(gs: _GroupState, g: Group) -> _GroupState:
         """Join ``g`` ("one more blue star") to the existing group ``gs`` of its kind."""
         if g.ref.size is not None and g.ref.size != gs.ref.size:
-            raise ValueError(f"There are already {gs.ref.phrase(2)}; {g.ref.phrase(2)} would be a second group of {plural(g.ref.noun, 2)} of that colour.")
+            raise ValueError(
+                f"There are already {gs.ref.phrase(2)}; {g.ref.phrase(2)} would be a second group of {plural(g.ref.noun, 2)} of that colour."
+            )
         if (g.region, g.relation) not in ((None, None), (gs.region, gs.relation)):
-            raise ValueError(f"The new {g.ref.phrase(g.count)} would be placed elsewhere than the other {gs.ref.phrase(2)}; move the group instead.")
+            raise ValueError(
+                f"The new {g.ref.phrase(g.count)} would be placed elsewhere than the other {gs.ref.phrase(2)}; move the group instead."
+            )
         if gs.count + g.count > MAX_COUNT:
-            raise ValueError(f"That makes {gs.count + g.count} {gs.ref.phrase(2)}, but counts go up to {number_word(MAX_COUNT)}.")
+            raise ValueError(
+                f"That makes {gs.count + g.count} {gs.ref.phrase(2)}, but counts go up to {number_word(MAX_COUNT)}."
+            )
         gs.count += g.count
         return gs
 
@@ -291,7 +334,11 @@ def intent_command(intent: Intent, text: str, state: SymbolicState) -> Command:
 _OTHER_RE = re.compile(r"(\d+) (\w+) (\w+)")
 
 
-def fix_text(command: Command, failed: list[tuple[Constraint, str]], wanted: set[tuple[str, str]] = frozenset()) -> tuple[str, str]:
+def fix_text(
+    command: Command,
+    failed: list[tuple[Constraint, str]],
+    wanted: set[tuple[str, str]] = frozenset(),
+) -> tuple[str, str]:
     """Kind and text of a command that repairs the failed checks (used by reflection).
 
     Args:
@@ -311,7 +358,10 @@ def fix_text(command: Command, failed: list[tuple[Constraint, str]], wanted: set
                 others = _OTHER_RE.findall(observed.split("(other ", 1)[1])
                 spare = [color for _, color, _ in others if (c.subject.noun, color) not in wanted]
                 if spare:
-                    return "recolor", f"recolor the {spare[0]} {plural(c.subject.noun, 2)} to {c.subject.color}"
+                    return (
+                        "recolor",
+                        f"recolor the {spare[0]} {plural(c.subject.noun, 2)} to {c.subject.color}",
+                    )
             k = c.count - found
             return "add", f"add {number_word(k)} more {c.subject.phrase(k)}"
         if c.count == 0:

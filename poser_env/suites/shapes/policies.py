@@ -98,8 +98,12 @@ class OraclePolicy:
             if not mask[i]:
                 continue
             if not isinstance(expert, ShapesExpert):
-                raise ConfigError(f"OraclePolicy needs Shapes experts; {expert.name!r} is {type(expert).__name__}.")
-            p = expert.success_probability(command, scene) * expert.preservation_probability(command, scene)
+                raise ConfigError(
+                    f"OraclePolicy needs Shapes experts; {expert.name!r} is {type(expert).__name__}."
+                )
+            p = expert.success_probability(command, scene) * expert.preservation_probability(
+                command, scene
+            )
             score = p - self.cost_weight * expert.cost
             if score > best_score:
                 best, best_score = i, score
@@ -135,7 +139,12 @@ class RouterPolicy:
 
 def baseline_policies(expert_names, seed: int = 0) -> list:
     """Random, every single expert, the hand-written router, and the oracle."""
-    return [RandomPolicy(seed), *[SingleExpertPolicy(n) for n in expert_names], RouterPolicy(), OraclePolicy()]
+    return [
+        RandomPolicy(seed),
+        *[SingleExpertPolicy(n) for n in expert_names],
+        RouterPolicy(),
+        OraclePolicy(),
+    ]
 
 
 # --------------------------------------------------------------------------- v1 references
@@ -144,7 +153,9 @@ def _v1_experts(base) -> list:
 
     for e in base.experts:
         if not isinstance(e, ShapesExpert):
-            raise ConfigError(f"This policy needs Shapes experts; {e.name!r} is {type(e).__name__}.")
+            raise ConfigError(
+                f"This policy needs Shapes experts; {e.name!r} is {type(e).__name__}."
+            )
     return [e for e in base.experts if isinstance(e, V1Expert)]
 
 
@@ -156,8 +167,12 @@ def _argmax_expert(base, command, scene: Scene, cost_weight: float, has_image: b
         if not mask[i]:
             continue
         if not isinstance(expert, ShapesExpert):
-            raise ConfigError(f"This policy needs Shapes experts; {expert.name!r} is {type(expert).__name__}.")
-        p = expert.success_probability(command, scene) * expert.preservation_probability(command, scene)
+            raise ConfigError(
+                f"This policy needs Shapes experts; {expert.name!r} is {type(expert).__name__}."
+            )
+        p = expert.success_probability(command, scene) * expert.preservation_probability(
+            command, scene
+        )
         score = p - cost_weight * expert.cost
         if score > best_score:
             best, best_score = i, score
@@ -196,7 +211,9 @@ class KindRouterPolicy(RouterPolicy):
             routes = V1_ROUTES if _v1_experts(base) else self.ROUTES
         names = base.expert_names
         kind = base.current_command.kind if base.progress_has_image else "generate"
-        choice = routes.get(kind, routes["generate"] if not base.progress_has_image else routes["refine"])
+        choice = routes.get(
+            kind, routes["generate"] if not base.progress_has_image else routes["refine"]
+        )
         if choice not in names:
             raise UnknownNameError("expert", choice, names)
         return names.index(choice)
@@ -246,7 +263,13 @@ class WordRouterPolicy:
         if base.progress_has_image and not objs:
             # Something else is in the image: a far-away bystander stands for it.
             objs.append(place(objs, "circle", "green", "medium", rng, region="left"))
-        return _argmax_expert(base, command, Scene(tuple(o for o in objs if o is not None), "plain"), self.cost_weight, base.progress_has_image)
+        return _argmax_expert(
+            base,
+            command,
+            Scene(tuple(o for o in objs if o is not None), "plain"),
+            self.cost_weight,
+            base.progress_has_image,
+        )
 
 
 class PlanOraclePolicy:
@@ -288,7 +311,12 @@ class PlanOraclePolicy:
             for cmd in base.plan.commands:
                 for c in cmd.constraints:
                     ref = c.subject
-                    if c.kind == "count" and c.count == 0 and ref is not None and ref.color is not None:
+                    if (
+                        c.kind == "count"
+                        and c.count == 0
+                        and ref is not None
+                        and ref.color is not None
+                    ):
                         for _ in range(2):
                             o = place(objs, ref.noun, ref.color, ref.size or "medium", rng)
                             if o is not None:
@@ -339,7 +367,16 @@ class LookaheadPolicy:
         import copy
 
         # Experts, critic, extractor and pool are stateless: share them, copy the episode.
-        memo = {id(x): x for x in (base.suite, base.experts, base.pool, base.observation_space, base.action_space)}
+        memo = {
+            id(x): x
+            for x in (
+                base.suite,
+                base.experts,
+                base.pool,
+                base.observation_space,
+                base.action_space,
+            )
+        }
         sim = copy.deepcopy(base, memo)
         sim._np_random = np.random.default_rng(seed)
         sim._cache_counter = None
@@ -348,11 +385,15 @@ class LookaheadPolicy:
     def _scores(self, base) -> list[tuple[float, int]]:
         command = base.current_command
         mask = base.action_masks()
-        scene = perceive(base.current_image).scene if base.progress_has_image else Scene((), "plain")
+        scene = (
+            perceive(base.current_image).scene if base.progress_has_image else Scene((), "plain")
+        )
         out = []
         for i, e in enumerate(base.experts):
             if mask[i]:
-                p = e.success_probability(command, scene) * e.preservation_probability(command, scene)
+                p = e.success_probability(command, scene) * e.preservation_probability(
+                    command, scene
+                )
                 out.append((p - self.oracle.cost_weight * e.cost, i))
         return sorted(out, reverse=True)
 
@@ -380,6 +421,8 @@ class LookaheadPolicy:
         # rollouts the maximum of noisy estimates favours lucky candidates.
         best, (best_wins, best_ret) = ranked[0], values[0]
         for a, (wins, ret) in zip(ranked[1:], values[1:], strict=True):
-            if wins >= best_wins + self.margin or (wins == best_wins and best is not ranked[0] and ret > best_ret):
+            if wins >= best_wins + self.margin or (
+                wins == best_wins and best is not ranked[0] and ret > best_ret
+            ):
                 best, best_wins, best_ret = a, wins, ret
         return int(best)

@@ -61,7 +61,20 @@ def _polygon(shape: str, s: float) -> list[tuple[float, float]] | None:
         return [(s / 2, 0), (s, s / 2), (s / 2, s), (0, s / 2)]
     if shape == "cross":
         a, b = s / 3, 2 * s / 3
-        return [(a, 0), (b, 0), (b, a), (s, a), (s, b), (b, b), (b, s), (a, s), (a, b), (0, b), (0, a), (a, a)]
+        return [
+            (a, 0),
+            (b, 0),
+            (b, a),
+            (s, a),
+            (s, b),
+            (b, b),
+            (b, s),
+            (a, s),
+            (a, b),
+            (0, b),
+            (0, a),
+            (a, a),
+        ]
     if shape == "star":
         c = s / 2
         pts = []
@@ -98,7 +111,9 @@ def sprite(shape: str, extent: int) -> np.ndarray:
 def background(style: str, size: int = CANVAS) -> np.ndarray:
     """The greyscale pattern of a background style, ``(size, size, 3)`` uint8 (read-only)."""
     yy, xx = np.mgrid[0:size, 0:size]
-    base = np.full((size, size), 240, np.uint8)  # clean pixels stay in [12, 243] (see experts._artefacts)
+    base = np.full(
+        (size, size), 240, np.uint8
+    )  # clean pixels stay in [12, 243] (see experts._artefacts)
     if style == "striped":
         base[(xx + yy) % 12 < 5] = 214
     elif style == "dotted":
@@ -129,7 +144,9 @@ def render(scene: Scene, size: int = CANVAS) -> np.ndarray:
             continue
         # One masked copy of the colour (boolean-index assignment of a tuple costs more).
         where = _sprite_where(obj.shape, SIZES[obj.size])[sy0:sy1, sx0:sx1]
-        np.copyto(img[y0 + sy0 : y0 + sy1, x0 + sx0 : x0 + sx1], _COLOR_PIXELS[obj.color], where=where)
+        np.copyto(
+            img[y0 + sy0 : y0 + sy1, x0 + sx0 : x0 + sx1], _COLOR_PIXELS[obj.color], where=where
+        )
     return img
 
 
@@ -168,8 +185,14 @@ def free_grid(
         reach = (extent + SIZES[o.size]) / 2 + gap
         # Cells j with |start + 2j - centre| < reach: an open interval of j. Every value
         # is a multiple of 1/4, so the float arithmetic is exact.
-        j0, j1 = max(0, math.floor((o.y - reach - ya) / 2) + 1), min(ny, math.ceil((o.y + reach - ya) / 2))
-        i0, i1 = max(0, math.floor((o.x - reach - xa) / 2) + 1), min(nx, math.ceil((o.x + reach - xa) / 2))
+        j0, j1 = (
+            max(0, math.floor((o.y - reach - ya) / 2) + 1),
+            min(ny, math.ceil((o.y + reach - ya) / 2)),
+        )
+        i0, i1 = (
+            max(0, math.floor((o.x - reach - xa) / 2) + 1),
+            min(nx, math.ceil((o.x + reach - xa) / 2)),
+        )
         if j0 < j1 and i0 < i1:
             free[j0:j1, i0:i1] = False
     return xs, ys, np.flatnonzero(free)
@@ -206,7 +229,13 @@ def matching(objects: Iterable[Obj], ref: ObjectRef) -> list[Obj]:
     """The objects of kind ``ref`` (``ref.matches`` inlined: this runs for every group of
     every command an expert executes and every task the generator draws)."""
     noun, color, size = ref.noun, ref.color, ref.size
-    return [o for o in objects if o.shape == noun and (color is None or o.color == color) and (size is None or o.size == size)]
+    return [
+        o
+        for o in objects
+        if o.shape == noun
+        and (color is None or o.color == color)
+        and (size is None or o.size == size)
+    ]
 
 
 def describe_counts(objs: Sequence[Obj]) -> str:
@@ -218,7 +247,9 @@ def describe_counts(objs: Sequence[Obj]) -> str:
     return ", ".join(f"{n} {c} {plural(s, n)}" for (c, s), n in sorted(counts.items()))
 
 
-def evaluate(constraint: Constraint, objects: Sequence[Obj], bg: str, size: int = CANVAS) -> tuple[bool, str]:
+def evaluate(
+    constraint: Constraint, objects: Sequence[Obj], bg: str, size: int = CANVAS
+) -> tuple[bool, str]:
     """Check ``constraint`` against symbolic content; returns ``(passed, observed words)``."""
     k = constraint.kind
     if k == "background":
@@ -231,7 +262,9 @@ def evaluate(constraint: Constraint, objects: Sequence[Obj], bg: str, size: int 
         if len(subj) != constraint.count:
             others = [o for o in objects if o.shape == constraint.subject.noun and o not in subj]
             if others:
-                observed += f" (other {plural(constraint.subject.noun, 2)}: {describe_counts(others)})"
+                observed += (
+                    f" (other {plural(constraint.subject.noun, 2)}: {describe_counts(others)})"
+                )
         return len(subj) == constraint.count, observed
     if not subj:
         return False, f"no {constraint.subject.phrase(2)}"
@@ -245,8 +278,14 @@ def evaluate(constraint: Constraint, objects: Sequence[Obj], bg: str, size: int 
         if not others:
             return False, f"no {constraint.other.phrase(2)} to compare with"
         if not relation_holds(subj, constraint.relation, others):
-            return False, f"the {constraint.subject.phrase(2)} are not {constraint.relation} the {constraint.other.phrase(2)} (group centres)"
-        return True, f"the {constraint.subject.phrase(2)} are {constraint.relation} the {constraint.other.phrase(2)}"
+            return (
+                False,
+                f"the {constraint.subject.phrase(2)} are not {constraint.relation} the {constraint.other.phrase(2)} (group centres)",
+            )
+        return (
+            True,
+            f"the {constraint.subject.phrase(2)} are {constraint.relation} the {constraint.other.phrase(2)}",
+        )
     raise AssertionError(k)
 
 

@@ -40,7 +40,14 @@ from poser_env.suites.shapes.vocab import (
 
 #: (shape, colour) pairs held out of the training split (one per shape and per colour).
 HELD_OUT: frozenset[tuple[str, str]] = frozenset(
-    {("circle", "purple"), ("square", "orange"), ("triangle", "blue"), ("diamond", "yellow"), ("star", "green"), ("cross", "red")}
+    {
+        ("circle", "purple"),
+        ("square", "orange"),
+        ("triangle", "blue"),
+        ("diamond", "yellow"),
+        ("star", "green"),
+        ("cross", "red"),
+    }
 )
 
 #: Number of commands per difficulty (inclusive ranges), for generation and editing tasks.
@@ -52,8 +59,19 @@ DIFFICULTIES: dict[str, dict[str, tuple[int, int]]] = {
 SPLITS = ("train", "test", "all")
 
 _PERFECT = SkillProfile(
-    presence=1, counting=1, binding=1, spatial=1, style=1, add=1, remove=1, recolor=1, move=1,
-    damage=0, artefacts=0, noise=0, aesthetic=0.0,  # random placement: a strict solvability check
+    presence=1,
+    counting=1,
+    binding=1,
+    spatial=1,
+    style=1,
+    add=1,
+    remove=1,
+    recolor=1,
+    move=1,
+    damage=0,
+    artefacts=0,
+    noise=0,
+    aesthetic=0.0,  # random placement: a strict solvability check
 )
 _PERFECT_T2I = ShapesExpert("perfect-t2i", "t2i", 0.0, _PERFECT)
 _PERFECT_I2I = ShapesExpert("perfect-i2i", "i2i", 0.0, _PERFECT)
@@ -76,7 +94,9 @@ class ShapesTaskConfig:
 
     def __post_init__(self) -> None:
         if self.difficulty not in DIFFICULTIES:
-            raise ConfigError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {self.difficulty!r}.")
+            raise ConfigError(
+                f"difficulty must be one of {sorted(DIFFICULTIES)}, got {self.difficulty!r}."
+            )
         if self.split not in SPLITS:
             raise ConfigError(f"split must be one of {SPLITS}, got {self.split!r}.")
         if not 0.0 <= self.editing_fraction <= 1.0:
@@ -100,7 +120,9 @@ class ShapesTaskSource(TaskSource):
     def _pair_ok(self, shape: str, color: str) -> bool:
         return self.config.split != "train" or (shape, color) not in HELD_OUT
 
-    def _new_ref(self, rng, state: SymbolicState, extra: tuple = (), sized: float = 0.35) -> ObjectRef | None:
+    def _new_ref(
+        self, rng, state: SymbolicState, extra: tuple = (), sized: float = 0.35
+    ) -> ObjectRef | None:
         used = {(g.ref.noun, g.ref.color) for g in state.groups} | set(extra)
         for _ in range(30):
             shape = SHAPES[int(rng.integers(len(SHAPES)))]
@@ -111,7 +133,9 @@ class ShapesTaskSource(TaskSource):
             return ObjectRef(shape, color, size)
         return None
 
-    def _new_group(self, rng, state: SymbolicState, others: list[ObjectRef], extra=()) -> Group | None:
+    def _new_group(
+        self, rng, state: SymbolicState, others: list[ObjectRef], extra=()
+    ) -> Group | None:
         ref = self._new_ref(rng, state, extra)
         if ref is None:
             return None
@@ -137,7 +161,10 @@ class ShapesTaskSource(TaskSource):
                     groups.append(g2)
             style = STYLES[1 + int(rng.integers(len(STYLES) - 1))] if rng.random() < 0.2 else None
             return Intent("generate", groups=tuple(groups), style=style)
-        kinds, weights = ["add", "recolor", "move", "remove", "restyle"], [0.28, 0.2, 0.2, 0.12, 0.2]
+        kinds, weights = (
+            ["add", "recolor", "move", "remove", "restyle"],
+            [0.28, 0.2, 0.2, 0.12, 0.2],
+        )
         kind = kinds[int(rng.choice(len(kinds), p=weights))]
         refs = [g.ref for g in state.groups]
         if kind == "add":
@@ -153,8 +180,14 @@ class ShapesTaskSource(TaskSource):
             return Intent("remove", target=target)
         if kind == "recolor":
             used = {(r.noun, r.color) for r in refs}
-            colors = [c for c in COLORS if (target.noun, c) not in used and self._pair_ok(target.noun, c)]
-            return None if not colors else Intent("recolor", target=target, color=colors[int(rng.integers(len(colors)))])
+            colors = [
+                c for c in COLORS if (target.noun, c) not in used and self._pair_ok(target.noun, c)
+            ]
+            return (
+                None
+                if not colors
+                else Intent("recolor", target=target, color=colors[int(rng.integers(len(colors)))])
+            )
         current = next(g.region for g in state.groups if g.ref == target)
         regions = [r for r in REGIONS if r != current]
         return Intent("move", target=target, region=regions[int(rng.integers(len(regions)))])
@@ -213,7 +246,9 @@ class ShapesTaskSource(TaskSource):
                 return None
             expert = _PERFECT_T2I if command.kind == "generate" else _PERFECT_I2I
             scene, _ = expert.edit_scene(scene, command, rng)
-            if not all(evaluate(c, scene.objects, scene.background)[0] for c in command.constraints):
+            if not all(
+                evaluate(c, scene.objects, scene.background)[0] for c in command.constraints
+            ):
                 return None
             clauses.append(text)
             commands.append(command)
@@ -221,7 +256,12 @@ class ShapesTaskSource(TaskSource):
         if not all(evaluate(c, scene.objects, scene.background)[0] for c in constraints):
             return None
         if cfg.split == "test":
-            pairs = {(c.subject.noun, c.subject.color) for cmd in commands for c in cmd.constraints if c.subject}
+            pairs = {
+                (c.subject.noun, c.subject.color)
+                for cmd in commands
+                for c in cmd.constraints
+                if c.subject
+            }
             if editing:
                 pairs |= {(o.shape, o.color) for o in source_objects}
             if not pairs & HELD_OUT:

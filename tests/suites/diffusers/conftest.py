@@ -24,11 +24,15 @@ class ScriptedServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server API
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                server.requests.append(
+                    {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+                )
                 entry = server.script.pop(0) if len(server.script) > 1 else server.script[0]
                 status, content, headers = (*entry, {})[:3] if len(entry) == 2 else entry
                 if status == 200:
-                    payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
+                    payload = json.dumps(
+                        {"choices": [{"message": {"role": "assistant", "content": content}}]}
+                    )
                 else:
                     payload = json.dumps({"error": content})
                 data = payload.encode()

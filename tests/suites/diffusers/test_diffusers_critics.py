@@ -12,8 +12,10 @@ from poser_env.error import ConfigError
 CMD = Command(
     "draw three red circles",
     "generate",
-    (Constraint(kind="count", subject=ObjectRef("circle", "red"), count=3),
-     Constraint(kind="region", subject=ObjectRef("circle"), region="left")),
+    (
+        Constraint(kind="count", subject=ObjectRef("circle", "red"), count=3),
+        Constraint(kind="region", subject=ObjectRef("circle"), region="left"),
+    ),
 )
 PROMPT = (Constraint(kind="background", style="a beach"),)
 IMAGE = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
@@ -55,7 +57,9 @@ def test_vlm_yes_probability_is_question_dependent_and_batch_independent(tiny_vl
     single = [vqa.p_yes(IMAGE, [q])[0] for q in qs]
     assert np.allclose(p, single, atol=1e-5)
     ratio = VQAScoreModel(tiny_vlm, device="cpu", formula="yes_no").p_yes(IMAGE, qs)
-    assert all(r < v for r, v in zip(p, ratio, strict=True))  # P(Yes) alone is smaller than Yes/(Yes+No)
+    assert all(
+        r < v for r, v in zip(p, ratio, strict=True)
+    )  # P(Yes) alone is smaller than Yes/(Yes+No)
 
 
 def test_vlm_scores_repeated_questions_once(tiny_vlm):
@@ -105,7 +109,9 @@ def test_vlm_critic_missing_model_is_a_clear_error():
     from poser_env.error import ModelLoadError
     from poser_env.suites.diffusers.critics import VLMCritic
 
-    with pytest.raises(ModelLoadError, match=r"(?s)'no-org/no-vlm' for the VLM.*hf download no-org/no-vlm"):
+    with pytest.raises(
+        ModelLoadError, match=r"(?s)'no-org/no-vlm' for the VLM.*hf download no-org/no-vlm"
+    ):
         VLMCritic("no-org/no-vlm", device="cpu", local_files_only=True).judge(IMAGE, CMD, PROMPT)
 
 
@@ -122,22 +128,33 @@ def test_clip_critic_and_scorer_with_random_weights():
     cos = clip.cosine(IMAGE, [CMD.constraints[0].statement()])[0]
     assert np.isclose(c.checks[0].score, np.clip((cos - 0.15) / 0.2, 0, 1))
     s = CLIPScorer(clip).score(IMAGE, "three red circles")
-    assert s["clipscore"] == pytest.approx(2.5 * max(clip.cosine(IMAGE, ["three red circles"])[0], 0.0))
+    assert s["clipscore"] == pytest.approx(
+        2.5 * max(clip.cosine(IMAGE, ["three red circles"])[0], 0.0)
+    )
 
 
 def test_vqa_scorer(tiny_vlm):
     from poser_env.suites.diffusers.scorers import VQAScoreModel, VQAScorer
 
-    s = VQAScorer(VQAScoreModel(tiny_vlm, device="cpu")).score(IMAGE, "three red circles", CMD.constraints)
+    s = VQAScorer(VQAScoreModel(tiny_vlm, device="cpu")).score(
+        IMAGE, "three red circles", CMD.constraints
+    )
     assert set(s) == {"vqascore", "constraint_vqascore", "constraint_accuracy"}
     assert all(0.0 <= v <= 1.0 for v in s.values())
 
 
 def _verdict(n, passed=True, score=0.9):
-    return json.dumps({
-        "checks": [{"index": i, "passed": passed, "score": score, "observed": f"seen {i}"} for i in range(n)],
-        "fidelity": 0.8, "aesthetics": 0.7, "reflection": "add more red",
-    })
+    return json.dumps(
+        {
+            "checks": [
+                {"index": i, "passed": passed, "score": score, "observed": f"seen {i}"}
+                for i in range(n)
+            ],
+            "fidelity": 0.8,
+            "aesthetics": 0.7,
+            "reflection": "add more red",
+        }
+    )
 
 
 def test_http_critic_valid_answer(http_server):
@@ -161,7 +178,9 @@ def test_http_critic_retries_malformed_and_server_errors_then_succeeds(http_serv
     pytest.importorskip("pydantic")
     from poser_env.suites.diffusers.critics import HTTPCritic
 
-    server = http_server([(500, "overloaded"), (200, "not json"), (200, _verdict(2)), (200, _verdict(3))])
+    server = http_server(
+        [(500, "overloaded"), (200, "not json"), (200, _verdict(2)), (200, _verdict(3))]
+    )
     c = HTTPCritic(server.base_url, "m", backoff=0, max_retries=3).judge(IMAGE, CMD, PROMPT)
     assert c.accepted and len(server.requests) == 4
     # The invalid answer and the reason were sent back for correction.
@@ -174,7 +193,9 @@ def test_http_critic_reports_instead_of_scoring_after_retries(http_server):
     from poser_env.suites.diffusers.openai_client import HTTPComponentError
 
     server = http_server([(200, '{"checks": [], "fidelity": 2}')])
-    with pytest.raises(HTTPComponentError, match=r"after 3 attempt\(s\).*invalid answer.*ValidationError"):
+    with pytest.raises(
+        HTTPComponentError, match=r"after 3 attempt\(s\).*invalid answer.*ValidationError"
+    ):
         HTTPCritic(server.base_url, "m", backoff=0, max_retries=2).judge(IMAGE, CMD, PROMPT)
     assert len(server.requests) == 3
     bad = http_server([(401, "bad key")])
@@ -203,16 +224,30 @@ def test_geneval_scorer_checks_counts_colours_and_positions():
     img[60:80, 65:85] = (20, 20, 220)  # blue box, right
 
     def detector(image, nouns):
-        return [Detection("cup", 0.9, (5, 10, 25, 30)), Detection("cup", 0.8, (65, 60, 85, 80)), Detection("cup", 0.1, (40, 40, 50, 50))]
+        return [
+            Detection("cup", 0.9, (5, 10, 25, 30)),
+            Detection("cup", 0.8, (65, 60, 85, 80)),
+            Detection("cup", 0.1, (40, 40, 50, 50)),
+        ]
 
     scorer = GenEvalScorer(detector)
     cup = ObjectRef("cup")
-    good = [Constraint(kind="count", subject=cup, count=2),
-            Constraint(kind="count", subject=ObjectRef("cup", "red"), count=1),
-            Constraint(kind="relation", subject=ObjectRef("cup", "red"), relation="left of", other=ObjectRef("cup", "blue")),
-            Constraint(kind="region", subject=ObjectRef("cup", "blue"), region="right"),
-            Constraint(kind="background", style="beach")]
+    good = [
+        Constraint(kind="count", subject=cup, count=2),
+        Constraint(kind="count", subject=ObjectRef("cup", "red"), count=1),
+        Constraint(
+            kind="relation",
+            subject=ObjectRef("cup", "red"),
+            relation="left of",
+            other=ObjectRef("cup", "blue"),
+        ),
+        Constraint(kind="region", subject=ObjectRef("cup", "blue"), region="right"),
+        Constraint(kind="background", style="beach"),
+    ]
     s = scorer.score(img, "two cups", good)
     assert s == {"geneval_accuracy": 1.0, "geneval_all": 1.0, "geneval_skipped": 1.0}
-    bad = [Constraint(kind="count", subject=cup, count=3), Constraint(kind="region", subject=ObjectRef("cup", "red"), region="right")]
+    bad = [
+        Constraint(kind="count", subject=cup, count=3),
+        Constraint(kind="region", subject=ObjectRef("cup", "red"), region="right"),
+    ]
     assert scorer.score(img, "three cups", bad)["geneval_accuracy"] == 0.0

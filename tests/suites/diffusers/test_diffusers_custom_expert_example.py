@@ -28,7 +28,12 @@ def example():
 def test_example_runs_as_a_script():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=300, env=env, cwd=EXAMPLE.parents[1]
+        [sys.executable, str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=EXAMPLE.parents[1],
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
@@ -62,10 +67,18 @@ def test_kind_aware_img2img_raises_strength_only_for_restyling(example, tiny_spe
     from poser_env.suites.diffusers.pool import PipelinePool
 
     spec = next(s for s in tiny_specs if s.name == "tiny-img2img")
-    expert = example.kind_aware_img2img_class()(spec, PipelinePool(device="cpu"), output_size=(32, 32))
+    expert = example.kind_aware_img2img_class()(
+        spec, PipelinePool(device="cpu"), output_size=(32, 32)
+    )
     image = np.zeros((32, 32, 3), np.uint8)
-    assert expert.call_kwargs(Command("restyle it as a watercolor", "restyle"), image)["strength"] == 0.8
-    assert expert.call_kwargs(Command("make the cat blue", "recolor"), image)["strength"] == spec.strength
+    assert (
+        expert.call_kwargs(Command("restyle it as a watercolor", "restyle"), image)["strength"]
+        == 0.8
+    )
+    assert (
+        expert.call_kwargs(Command("make the cat blue", "recolor"), image)["strength"]
+        == spec.strength
+    )
 
 
 def test_custom_suite_shares_the_pipeline_pool(example, tiny_specs, tiny_vlm):

@@ -59,7 +59,9 @@ def test_batched_pipeline_call_matches_one_by_one(tiny_specs, pool, name):
     other = None if start is None else np.full_like(start, 200)
     calls = [(GEN, start, 5), (EDIT, other, 6), (EDIT, start, 7)]
     expected = one_by_one.call_batch(calls)  # batch=False: one call after another
-    assert all(np.array_equal(e.image, one_by_one(*c).image) for e, c in zip(expected, calls, strict=True))
+    assert all(
+        np.array_equal(e.image, one_by_one(*c).image) for e, c in zip(expected, calls, strict=True)
+    )
     got = batched.call_batch(calls)
     assert [g.meta["seed"] for g in got] == [5, 6, 7]
     for g, e in zip(got, expected, strict=True):
@@ -107,8 +109,13 @@ def test_budget_keeps_both_when_they_fit(tiny_specs, pool):
 
 
 def test_missing_weights_name_the_model_and_the_fix(tiny_specs, pool, tmp_path):
-    spec = by_name(tiny_specs, "tiny-t2i").with_overrides(name="ghost", model="nobody/no-such-model")
-    with pytest.raises(ModelLoadError, match=r"(?s)'nobody/no-such-model' for expert 'ghost'.*hf download nobody/no-such-model"):
+    spec = by_name(tiny_specs, "tiny-t2i").with_overrides(
+        name="ghost", model="nobody/no-such-model"
+    )
+    with pytest.raises(
+        ModelLoadError,
+        match=r"(?s)'nobody/no-such-model' for expert 'ghost'.*hf download nobody/no-such-model",
+    ):
         make_expert(spec, pool)(GEN, None, 0)
     empty = tmp_path / "empty"
     empty.mkdir()

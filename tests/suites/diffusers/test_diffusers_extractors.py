@@ -9,8 +9,10 @@ from poser_env.constraints import Command, Constraint, ObjectRef
 from poser_env.error import PromptParseError
 from poser_env.suites.diffusers.extractors import RuleExtractor
 
-PROMPT = ("Three red bottles on a wooden table, then add a small blue cup to the left of the bottles. "
-          "Finally, make the background a sunny beach. Remove the table.")
+PROMPT = (
+    "Three red bottles on a wooden table, then add a small blue cup to the left of the bottles. "
+    "Finally, make the background a sunny beach. Remove the table."
+)
 
 
 def test_rules_split_classify_and_recognise_constraints():
@@ -19,10 +21,15 @@ def test_rules_split_classify_and_recognise_constraints():
     first = plan.commands[0].constraints
     assert Constraint(kind="count", subject=ObjectRef("bottle", "red"), count=3) in first
     assert plan.commands[1].constraints[0] == Constraint(
-        kind="relation", subject=ObjectRef("cup", "blue", "small"), relation="left of", other=ObjectRef("bottle")
+        kind="relation",
+        subject=ObjectRef("cup", "blue", "small"),
+        relation="left of",
+        other=ObjectRef("bottle"),
     )
     assert plan.commands[2].constraints == (Constraint(kind="background", style="sunny beach"),)
-    assert plan.commands[3].constraints == (Constraint(kind="count", subject=ObjectRef("table"), count=0),)
+    assert plan.commands[3].constraints == (
+        Constraint(kind="count", subject=ObjectRef("table"), count=0),
+    )
     # The later removal supersedes the earlier count of tables in the whole-prompt constraints.
     assert Constraint(kind="count", subject=ObjectRef("table"), count=0) in plan.constraints
     assert Constraint(kind="count", subject=ObjectRef("table"), count=1) not in plan.constraints
@@ -30,7 +37,9 @@ def test_rules_split_classify_and_recognise_constraints():
 
 def test_rules_keep_unrecognised_clause_as_text_and_reject_empty():
     plan = RuleExtractor().extract("Dreamy misty light everywhere")
-    assert plan.commands[0].constraints == (Constraint(kind="text", text="Dreamy misty light everywhere"),)
+    assert plan.commands[0].constraints == (
+        Constraint(kind="text", text="Dreamy misty light everywhere"),
+    )
     assert plan.constraints == ()
     with pytest.raises(PromptParseError, match="the prompt is empty"):
         RuleExtractor().extract("   ")
@@ -41,8 +50,14 @@ def test_rules_editing_task_starts_with_an_edit_and_reflection_adds_failed_check
 
     plan = RuleExtractor().extract("Make the sky stormy.", image=np.zeros((8, 8, 3), np.uint8))
     assert plan.commands[0].kind == "refine"
-    cmd = Command("three red bottles", "generate", (Constraint(kind="count", subject=ObjectRef("bottle", "red"), count=3),))
-    check = ConstraintCheck(cmd.constraints[0], "there are exactly three red bottles", "P(yes)=0.10", False, 0.1)
+    cmd = Command(
+        "three red bottles",
+        "generate",
+        (Constraint(kind="count", subject=ObjectRef("bottle", "red"), count=3),),
+    )
+    check = ConstraintCheck(
+        cmd.constraints[0], "there are exactly three red bottles", "P(yes)=0.10", False, 0.1
+    )
     crit = Critique((check,), (), 0.1, 0.1, 0.5, 0.5, 0.2, False, "")
     new = RuleExtractor().reflect(cmd, crit)
     assert new.text == "three red bottles (make sure there are exactly three red bottles)"
@@ -51,15 +66,32 @@ def test_rules_editing_task_starts_with_an_edit_and_reflection_adds_failed_check
     assert again.text == new.text  # rewrites the original, does not pile up
 
 
-GOOD_PLAN = json.dumps({
-    "commands": [
-        {"text": "three red bottles", "kind": "generate",
-         "constraints": [{"kind": "count", "subject": {"noun": "bottle", "color": "red"}, "count": 3}]},
-        {"text": "add a cup", "kind": "add", "constraints": []},
-    ],
-    "constraints": [{"kind": "background", "style": "beach"}],
-})
-BAD_PLAN = json.dumps({"commands": [{"text": "x", "kind": "generate", "constraints": [{"kind": "count", "subject": {"noun": "cup"}}]}]})
+GOOD_PLAN = json.dumps(
+    {
+        "commands": [
+            {
+                "text": "three red bottles",
+                "kind": "generate",
+                "constraints": [
+                    {"kind": "count", "subject": {"noun": "bottle", "color": "red"}, "count": 3}
+                ],
+            },
+            {"text": "add a cup", "kind": "add", "constraints": []},
+        ],
+        "constraints": [{"kind": "background", "style": "beach"}],
+    }
+)
+BAD_PLAN = json.dumps(
+    {
+        "commands": [
+            {
+                "text": "x",
+                "kind": "generate",
+                "constraints": [{"kind": "count", "subject": {"noun": "cup"}}],
+            }
+        ]
+    }
+)
 
 
 def scripted(answers):
@@ -84,7 +116,9 @@ def test_json_plan_is_validated_and_retried_with_the_error():
     ex = scripted([BAD_PLAN, "```json\n" + GOOD_PLAN + "\n```"])
     plan = ex.extract("three red bottles, then add a cup")
     assert [c.kind for c in plan.commands] == ["generate", "add"]
-    assert plan.commands[0].constraints[0] == Constraint(kind="count", subject=ObjectRef("bottle", "red"), count=3)
+    assert plan.commands[0].constraints[0] == Constraint(
+        kind="count", subject=ObjectRef("bottle", "red"), count=3
+    )
     assert plan.constraints == (Constraint(kind="background", style="beach"),)
     assert "needs ['count']" in ex.seen[1][-1]["content"]
 
@@ -107,7 +141,9 @@ def test_tiny_llm_runs_generation_and_reports_invalid_output(tiny_llm):
         ex.extract("three red bottles")
     crit = Critique((), (), 0.0, 0.0, 0.0, 0.0, 0.0, False, "")
     with pytest.warns(UserWarning, match="could not reflect"):
-        assert ex.reflect(Command("x", "generate"), crit) is None  # rules: nothing failed, retry unchanged
+        assert (
+            ex.reflect(Command("x", "generate"), crit) is None
+        )  # rules: nothing failed, retry unchanged
 
 
 def test_http_extractor_against_local_server(http_server):

@@ -75,8 +75,18 @@ def fake_pipeline_class(gpu: FakeGPU, sizes: dict[str, int]):
 
 
 def spec(name: str, model: str, memory_gb: float = 0.001, **kw) -> ExpertSpec:
-    return ExpertSpec(name=name, model=model, family="text2image", pipeline="Fake", steps=1, guidance=0.0,
-                      resolution=(32, 32), dtype="float32", memory_gb=memory_gb, **kw)
+    return ExpertSpec(
+        name=name,
+        model=model,
+        family="text2image",
+        pipeline="Fake",
+        steps=1,
+        guidance=0.0,
+        resolution=(32, 32),
+        dtype="float32",
+        memory_gb=memory_gb,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -103,7 +113,10 @@ def test_out_of_memory_retry_frees_the_half_moved_pipeline_and_succeeds(fake):
 def test_out_of_memory_even_alone_is_a_model_load_error_with_advice(fake):
     gpu, _ = fake
     pool = PipelinePool(device="cpu", memory_budget_gb=100.0)
-    with pytest.raises(ModelLoadError, match=r"out of GPU memory loading huge with every other model evicted.*cpu_offload=True"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"out of GPU memory loading huge with every other model evicted.*cpu_offload=True",
+    ):
         pool.get(spec("huge", "huge"))
     gc.collect()
     assert gpu.used() == 0  # nothing of the failed attempts is left on the "GPU"
@@ -115,11 +128,19 @@ def test_cpu_offloaded_expert_keeps_room_for_its_largest_component(tiny_specs):
     pool = PipelinePool(device="cpu", memory_budget_gb=3.0)
     offloaded = base.with_overrides(cpu_offload=True, memory_gb=5.0, offload_gb=2.0)
     pool.get(offloaded)
-    assert pool.memory_used_gb() == pytest.approx(2.0)  # not 0: the running component needs the room
-    too_big = base.with_overrides(model=next(s for s in tiny_specs if s.name == "tiny-ip2p").model,
-                                  pipeline="StableDiffusionInstructPix2PixPipeline", cpu_offload=True,
-                                  memory_gb=5.0, offload_gb=4.0)
-    with pytest.raises(ModelLoadError, match="needs about 4 GB while it runs with cpu_offload, budget is 3 GB"):
+    assert pool.memory_used_gb() == pytest.approx(
+        2.0
+    )  # not 0: the running component needs the room
+    too_big = base.with_overrides(
+        model=next(s for s in tiny_specs if s.name == "tiny-ip2p").model,
+        pipeline="StableDiffusionInstructPix2PixPipeline",
+        cpu_offload=True,
+        memory_gb=5.0,
+        offload_gb=4.0,
+    )
+    with pytest.raises(
+        ModelLoadError, match="needs about 4 GB while it runs with cpu_offload, budget is 3 GB"
+    ):
         pool.get(too_big)
 
 
@@ -147,7 +168,9 @@ def test_auto_device_is_resolved_where_the_pool_runs_and_place_pins_it(monkeypat
 def test_bad_devices_are_refused_when_the_suite_is_built(device, tiny_suite_kwargs):
     from poser_env.suites.diffusers import make_diffusers_suite
 
-    with pytest.raises(ConfigError, match=r"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got .*TPUs"):
+    with pytest.raises(
+        ConfigError, match=r"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got .*TPUs"
+    ):
         make_diffusers_suite(**{**tiny_suite_kwargs, "device": device})
 
 
@@ -157,7 +180,11 @@ def test_bad_device_through_gym_make_names_the_closest():
     import poser_env  # noqa: F401
 
     with pytest.raises(ConfigError, match=r"got 'cude'\. Did you mean 'cuda'\?"):
-        gym.make("ImagePoser-v0", suite="diffusers", suite_kwargs={"device": "cude", "extractor": "rules"})
+        gym.make(
+            "ImagePoser-v0",
+            suite="diffusers",
+            suite_kwargs={"device": "cude", "extractor": "rules"},
+        )
 
 
 def test_gated_repository_error_says_where_to_accept_the_licence(monkeypatch):
@@ -166,25 +193,48 @@ def test_gated_repository_error_says_where_to_accept_the_licence(monkeypatch):
 
         @classmethod
         def from_pretrained(cls, where, **kwargs):
-            raise OSError("401 Client Error. Cannot access gated repo for url https://huggingface.co/x")
+            raise OSError(
+                "401 Client Error. Cannot access gated repo for url https://huggingface.co/x"
+            )
 
     monkeypatch.setattr(pool_mod, "_pipeline_class", lambda diffusers, spec: Refused)
     pool = PipelinePool(device="cpu", local_files_only=False)
-    for s in (spec("flux", "black-forest-labs/FLUX.1-schnell", gated=True), spec("other", "someorg/private")):
-        with pytest.raises(ModelLoadError, match=rf"{s.model} is a gated repository: open https://huggingface.co/{s.model} "
-                           r"with your Hugging Face account and accept its licence, then log in .*hf auth login.*HF_TOKEN"):
+    for s in (
+        spec("flux", "black-forest-labs/FLUX.1-schnell", gated=True),
+        spec("other", "someorg/private"),
+    ):
+        with pytest.raises(
+            ModelLoadError,
+            match=rf"{s.model} is a gated repository: open https://huggingface.co/{s.model} "
+            r"with your Hugging Face account and accept its licence, then log in .*hf auth login.*HF_TOKEN",
+        ):
             pool.get(s)
     offline = PipelinePool(device="cpu", local_files_only=True)
-    with pytest.raises(ModelLoadError, match=r"hf download black-forest-labs/FLUX.1-schnell.*It is also gated"):
+    with pytest.raises(
+        ModelLoadError, match=r"hf download black-forest-labs/FLUX.1-schnell.*It is also gated"
+    ):
         offline.get(spec("flux", "black-forest-labs/FLUX.1-schnell", gated=True))
 
 
 def _spiece_only_folder(tmp_path):
     spm = pytest.importorskip("sentencepiece")
-    text = ["a red cube on the left of a blue ball", "three bottles on a wooden table", "the background is a beach"]
+    text = [
+        "a red cube on the left of a blue ball",
+        "three bottles on a wooden table",
+        "the background is a beach",
+    ]
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(text * 50), model_writer=model, vocab_size=30,
-                                   model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(text * 50),
+        model_writer=model,
+        vocab_size=30,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2,
+    )
     folder = tmp_path / "tokenizer_2"
     folder.mkdir()
     (folder / "spiece.model").write_bytes(model.getvalue())
@@ -202,31 +252,69 @@ def test_t5_tokenizer_shipped_only_as_spiece_model_loads(tmp_path):
     assert ids == sp.encode("a red cube on the left")
 
 
-def test_experts_needing_sentencepiece_are_refused_at_build_time_without_it(monkeypatch, tiny_suite_kwargs):
+def test_experts_needing_sentencepiece_are_refused_at_build_time_without_it(
+    monkeypatch, tiny_suite_kwargs
+):
     import importlib.util
 
     from poser_env.suites.diffusers import make_diffusers_suite
     from poser_env.suites.diffusers.models import DEFAULT_POOL
 
     assert {s.name for s in DEFAULT_POOL if "sentencepiece" in s.needs} == {
-        "flux-schnell", "sd3.5-medium", "pixart-sigma", "sd3.5-medium-img2img", "flux-kontext"}
+        "flux-schnell",
+        "sd3.5-medium",
+        "pixart-sigma",
+        "sd3.5-medium-img2img",
+        "flux-kontext",
+    }
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sentencepiece" else real(name, *a))
-    t5 = [dict(d, needs=["sentencepiece"]) if d["name"] == "tiny-t2i" else d for d in tiny_suite_kwargs["pool"]]
-    with pytest.raises(MissingDependencyError, match=r"tokenizer of expert\(s\) tiny-t2i needs the package 'sentencepiece'.*image-poser\[models\]"):
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "sentencepiece" else real(name, *a),
+    )
+    t5 = [
+        dict(d, needs=["sentencepiece"]) if d["name"] == "tiny-t2i" else d
+        for d in tiny_suite_kwargs["pool"]
+    ]
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"tokenizer of expert\(s\) tiny-t2i needs the package 'sentencepiece'.*image-poser\[models\]",
+    ):
         make_diffusers_suite(**{**tiny_suite_kwargs, "pool": t5})
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"critic_kwargs": {"modle": "x"}}, r"Unknown argument 'modle' for critic 'vlm' \(critic_kwargs\)\. Did you mean 'model'\? Valid arguments: device, dtype, formula"),
-        ({"extractor": "llm", "extractor_kwargs": {"max_new_token": 3}}, r"Unknown argument 'max_new_token' for extractor 'llm' \(extractor_kwargs\)\. Did you mean 'max_new_tokens'\?"),
-        ({"critic": "http", "critic_kwargs": {"base_url": "http://localhost:1/v1", "model": "m", "temprature": 0}}, r"Did you mean 'temperature'\? Valid arguments: api_key, .*max_tokens"),
-        ({"overrides": {"tiny-t2i": {"step": 3}}}, r"Unknown argument 'step' for ExpertSpec 'tiny-t2i' overrides\. Did you mean 'steps'\?"),
+        (
+            {"critic_kwargs": {"modle": "x"}},
+            r"Unknown argument 'modle' for critic 'vlm' \(critic_kwargs\)\. Did you mean 'model'\? Valid arguments: device, dtype, formula",
+        ),
+        (
+            {"extractor": "llm", "extractor_kwargs": {"max_new_token": 3}},
+            r"Unknown argument 'max_new_token' for extractor 'llm' \(extractor_kwargs\)\. Did you mean 'max_new_tokens'\?",
+        ),
+        (
+            {
+                "critic": "http",
+                "critic_kwargs": {
+                    "base_url": "http://localhost:1/v1",
+                    "model": "m",
+                    "temprature": 0,
+                },
+            },
+            r"Did you mean 'temperature'\? Valid arguments: api_key, .*max_tokens",
+        ),
+        (
+            {"overrides": {"tiny-t2i": {"step": 3}}},
+            r"Unknown argument 'step' for ExpertSpec 'tiny-t2i' overrides\. Did you mean 'steps'\?",
+        ),
     ],
 )
-def test_component_kwargs_typos_name_the_closest_key_and_list_all(kwargs, message, tiny_suite_kwargs):
+def test_component_kwargs_typos_name_the_closest_key_and_list_all(
+    kwargs, message, tiny_suite_kwargs
+):
     pytest.importorskip("httpx")
     from poser_env.suites.diffusers import make_diffusers_suite
 

@@ -39,8 +39,14 @@ def test_defaults_send_max_tokens_and_no_temperature(http_server, sleeps):
 
 
 def test_refused_temperature_is_dropped_and_remembered(http_server, sleeps):
-    refusal = (400, {"message": "Unsupported value: 'temperature' does not support 0 with this model. "
-                                "Only the default (1) value is supported.", "param": "temperature"})
+    refusal = (
+        400,
+        {
+            "message": "Unsupported value: 'temperature' does not support 0 with this model. "
+            "Only the default (1) value is supported.",
+            "param": "temperature",
+        },
+    )
     server = http_server([refusal, OK])
     client = ChatClient(server.base_url, "o3", temperature=0.0, max_retries=0)
     assert client.complete(MSG, json.loads) == {"ok": True}  # no retry was needed for it
@@ -52,8 +58,13 @@ def test_refused_temperature_is_dropped_and_remembered(http_server, sleeps):
 
 
 def test_max_tokens_renamed_when_the_server_wants_max_completion_tokens(http_server, sleeps):
-    refusal = (400, {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
-                                "Use 'max_completion_tokens' instead."})
+    refusal = (
+        400,
+        {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead."
+        },
+    )
     server = http_server([refusal, OK])
     client = ChatClient(server.base_url, "o3", max_tokens=300, max_retries=0)
     client.complete(MSG, json.loads)
@@ -69,7 +80,9 @@ def test_other_bad_requests_are_not_retried(http_server, sleeps):
 
 
 def test_retry_after_is_honoured(http_server, sleeps):
-    server = http_server([(429, "slow down", {"Retry-After": "7"}), (503, "busy", {"Retry-After": "0"}), OK])
+    server = http_server(
+        [(429, "slow down", {"Retry-After": "7"}), (503, "busy", {"Retry-After": "0"}), OK]
+    )
     client = ChatClient(server.base_url, "m", backoff=0.5, max_retries=3)
     assert client.complete(MSG, json.loads) == {"ok": True}
     assert sleeps == [7.0, 1.0]  # the server's wait when longer than the backoff, else the backoff
@@ -77,14 +90,20 @@ def test_retry_after_is_honoured(http_server, sleeps):
 
 def test_a_retry_after_longer_than_allowed_fails_at_once(http_server, sleeps):
     server = http_server([(429, "quota", {"Retry-After": "3600"})])
-    with pytest.raises(HTTPComponentError, match="retry after 3600 s, more than max_retry_after=60 s"):
-        ChatClient(server.base_url, "m", max_retry_after=60, max_retries=5).complete(MSG, json.loads)
+    with pytest.raises(
+        HTTPComponentError, match="retry after 3600 s, more than max_retry_after=60 s"
+    ):
+        ChatClient(server.base_url, "m", max_retry_after=60, max_retries=5).complete(
+            MSG, json.loads
+        )
     assert len(server.requests) == 1 and sleeps == []
 
 
 def test_retry_after_header_forms():
     assert retry_after_seconds("12") == 12.0
     assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: no wait
+    assert (
+        retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    )  # a date in the past: no wait
     with pytest.raises(ConfigError, match="max_tokens must be None or an integer >= 1, got 0"):
         ChatClient("http://localhost:1/v1", "m", max_tokens=0)

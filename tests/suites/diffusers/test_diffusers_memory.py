@@ -46,7 +46,9 @@ def test_the_old_defaults_do_not_fit_and_the_plan_says_why():
     assert 70.0 > plan.expert_budget_gb
     small = memory_plan(48, DEFAULT_POOL)
     assert not small.fits
-    assert "FLUX.1-schnell (33.5 GB)" in small.problems[0] and "cpu_offload=True" in small.problems[0]
+    assert (
+        "FLUX.1-schnell (33.5 GB)" in small.problems[0] and "cpu_offload=True" in small.problems[0]
+    )
     none_left = memory_plan(24, DEFAULT_POOL)
     assert not none_left.fits and none_left.expert_budget_gb == 0.0
     with pytest.raises(ConfigError, match="gpu_gb must be a number > 0"):
@@ -71,7 +73,10 @@ def test_pool_plan_command_prints_the_plan(capsys):
     assert cli(["pool", "plan", "--gpu-gb", "80"]) == 0
     out = capsys.readouterr().out
     assert "Memory plan for one 80 GB GPU, preset '80gb'" in out
-    assert f"| **expert weight budget (`memory_budget_gb`)** | **{DEFAULT_EXPERT_BUDGET_GB:.1f}** |" in out
+    assert (
+        f"| **expert weight budget (`memory_budget_gb`)** | **{DEFAULT_EXPERT_BUDGET_GB:.1f}** |"
+        in out
+    )
     assert "Fits: yes." in out and "not measured on a GPU" in out
     assert main(["--gpu-gb", "30"]) == 0
     assert "preset '24gb'" in capsys.readouterr().out
@@ -80,7 +85,10 @@ def test_pool_plan_command_prints_the_plan(capsys):
     assert main(["--preset", "48GB", "--gpu-gb", "48"]) == 0  # case and spaces do not matter
     with pytest.raises(SystemExit):
         main(["--preset", "80gbb"])
-    assert "Unknown memory preset '80gbb'. Did you mean '80gb'? Known memory presets: 24gb, 48gb, 80gb." in capsys.readouterr().err
+    assert (
+        "Unknown memory preset '80gbb'. Did you mean '80gb'? Known memory presets: 24gb, 48gb, 80gb."
+        in capsys.readouterr().err
+    )
 
 
 def test_suite_defaults_come_from_the_plan_and_presets_apply():
@@ -90,16 +98,24 @@ def test_suite_defaults_come_from_the_plan_and_presets_apply():
     suite = make_diffusers_suite(device="cpu")
     assert len(suite.experts) == 12
     assert suite.experts[0].pool.memory_budget_gb == DEFAULT_EXPERT_BUDGET_GB
-    assert suite.image_size == (1024, 1024)  # the largest native resolution: editors get native-size inputs
+    assert suite.image_size == (
+        1024,
+        1024,
+    )  # the largest native resolution: editors get native-size inputs
     assert suite.critic.vqa.model_name == "Qwen/Qwen2.5-VL-7B-Instruct"
     assert suite.extractor.model_name == "Qwen/Qwen2.5-7B-Instruct"
     small = make_diffusers_suite(device="cpu", preset="24gb")
     names = [e.name for e in small.experts]
     assert "flux-schnell" not in names and len(names) == 10
     assert small.experts[names.index("sd3.5-medium")].spec.cpu_offload
-    assert small.extractor.name == "rules" and small.critic.vqa.model_name == "Qwen/Qwen2-VL-2B-Instruct"
+    assert (
+        small.extractor.name == "rules"
+        and small.critic.vqa.model_name == "Qwen/Qwen2-VL-2B-Instruct"
+    )
     assert small.experts[0].pool.memory_budget_gb == preset_plan("24gb").expert_budget_gb
-    only_512 = make_diffusers_suite(device="cpu", experts=["sd-turbo", "instruct-pix2pix"], extractor="rules")
+    only_512 = make_diffusers_suite(
+        device="cpu", experts=["sd-turbo", "instruct-pix2pix"], extractor="rules"
+    )
     assert only_512.image_size == (512, 512)
     with pytest.raises(UnknownNameError, match="Unknown memory preset '80'.*Did you mean '80gb'"):
         make_diffusers_suite(device="cpu", preset="80")

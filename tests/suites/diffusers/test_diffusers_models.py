@@ -33,7 +33,9 @@ def test_spec_validation_messages():
         ExpertSpec(family="inpaint", steps=2, **base)
     with pytest.raises(ConfigError, match="needs 0 < strength <= 1"):
         ExpertSpec(family="image2image", steps=2, **base)
-    with pytest.raises(ConfigError, match=r"steps \* strength must be >= 1.*Raise steps to at least 4"):
+    with pytest.raises(
+        ConfigError, match=r"steps \* strength must be >= 1.*Raise steps to at least 4"
+    ):
         ExpertSpec(family="image2image", steps=2, strength=0.3, **base)
     with pytest.raises(ConfigError, match="dtype must be"):
         ExpertSpec(family="text2image", steps=2, dtype="int8", **base)
@@ -42,13 +44,19 @@ def test_spec_validation_messages():
 def test_spec_dict_round_trip_and_unknown_field():
     spec = DEFAULT_POOL[0]
     assert ExpertSpec.from_dict(spec.to_dict()) == spec
-    with pytest.raises(ConfigError, match=r"Unknown argument 'stepz' for ExpertSpec 'sd-turbo'\. Did you mean 'steps'\? Valid arguments: .*activation_gb.*variant"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Unknown argument 'stepz' for ExpertSpec 'sd-turbo'\. Did you mean 'steps'\? Valid arguments: .*activation_gb.*variant",
+    ):
         ExpertSpec.from_dict({**spec.to_dict(), "stepz": 3})
 
 
 def test_override_typos_name_the_closest_field_and_list_all():
     spec = DEFAULT_POOL[0]
-    with pytest.raises(ConfigError, match=r"Unknown argument 'guidence' for ExpertSpec 'sd-turbo' overrides\. Did you mean 'guidance'\? Valid arguments: .*batch.*steps"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Unknown argument 'guidence' for ExpertSpec 'sd-turbo' overrides\. Did you mean 'guidance'\? Valid arguments: .*batch.*steps",
+    ):
         spec.with_overrides(guidence=2.0)
     assert spec.with_overrides(steps=3, resolution=[64, 64]).resolution == (64, 64)
     with pytest.raises(ConfigError, match="memory_gb must be a number >= 0"):

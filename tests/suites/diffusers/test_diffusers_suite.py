@@ -57,7 +57,13 @@ def test_full_episode_with_tiny_models(suite_kwargs):
         pytest.skip("ImagePoser-v0 environment not available")
 
     def rollout(seed):
-        env = gym.make("ImagePoser-v0", suite="diffusers", suite_kwargs=suite_kwargs, max_steps=4, image_size=(32, 32))
+        env = gym.make(
+            "ImagePoser-v0",
+            suite="diffusers",
+            suite_kwargs=suite_kwargs,
+            max_steps=4,
+            image_size=(32, 32),
+        )
         obs, info = env.reset(seed=seed)
         assert env.observation_space.contains(obs)
         trace = []
@@ -87,7 +93,10 @@ def obs_changed(trace):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(os.environ.get("POSER_GPU_TESTS") != "1", reason="set POSER_GPU_TESTS=1 on a CUDA machine with weights")
+@pytest.mark.skipif(
+    os.environ.get("POSER_GPU_TESTS") != "1",
+    reason="set POSER_GPU_TESTS=1 on a CUDA machine with weights",
+)
 def test_gpu_acceptance_script_passes(tmp_path):
     """The named checks of scripts/gpu_smoke.py (finite, non-uniform native outputs; memory per
     group within its estimate; critic and scorer prefer the matching caption; forced eviction

@@ -72,13 +72,20 @@ def test_vqascore_is_the_unnormalised_probability_of_the_single_yes_token(stubbe
     assert got["vqascore"] == pytest.approx(expected, rel=1e-6)
     # The published question, verbatim, inside the chat template.
     assert 'Does this figure show "a red cube"? Please answer Yes or No.' in stub.texts[0]
-    assert VQASCORE_QUESTION.format("a red cube") == 'Does this figure show "a red cube"? Please answer Yes or No.'
+    assert (
+        VQASCORE_QUESTION.format("a red cube")
+        == 'Does this figure show "a red cube"? Please answer Yes or No.'
+    )
 
 
 def test_yes_no_ratio_is_kept_under_its_own_name(stubbed):
     vqa = stubbed("yes_no")
-    assert vqa.p_yes(IMAGE, ["Is there a cube?"])[0] == pytest.approx(math.exp(2) / (math.exp(2) + math.exp(1)), rel=1e-6)
-    with pytest.raises(ConfigError, match=r"formula must be one of \('vqascore', 'yes_no'\), got 'normalized'"):
+    assert vqa.p_yes(IMAGE, ["Is there a cube?"])[0] == pytest.approx(
+        math.exp(2) / (math.exp(2) + math.exp(1)), rel=1e-6
+    )
+    with pytest.raises(
+        ConfigError, match=r"formula must be one of \('vqascore', 'yes_no'\), got 'normalized'"
+    ):
         VQAScoreModel("x", formula="normalized")
 
 
@@ -87,9 +94,14 @@ def test_a_tokenizer_that_splits_yes_is_refused(tiny_vlm, monkeypatch):
     from transformers import PreTrainedTokenizerFast
 
     real = PreTrainedTokenizerFast.encode
-    monkeypatch.setattr(PreTrainedTokenizerFast, "encode",
-                        lambda self, text, **kw: [5, 6] if text == "Yes" else real(self, text, **kw))
-    with pytest.raises(ConfigError, match=r"encodes 'Yes' as 2 tokens \[5, 6\]; VQAScore needs it to be one token"):
+    monkeypatch.setattr(
+        PreTrainedTokenizerFast,
+        "encode",
+        lambda self, text, **kw: [5, 6] if text == "Yes" else real(self, text, **kw),
+    )
+    with pytest.raises(
+        ConfigError, match=r"encodes 'Yes' as 2 tokens \[5, 6\]; VQAScore needs it to be one token"
+    ):
         vqa.load()
 
 
@@ -101,17 +113,24 @@ def test_the_default_scorer_is_another_family_than_the_default_critic():
     assert VQAScorer(device="cpu").vqa.model_name == DEFAULT_SCORER_MODEL  # the class default too
     llava_critic = VLMCritic(DEFAULT_SCORER_MODEL, device="cpu")
     assert default_scorer(llava_critic, device="cpu").family == "qwen"
-    assert model_family("llava-hf/llava-onevision-qwen2-7b-ov-hf") == "qwen"  # the language model decides
+    assert (
+        model_family("llava-hf/llava-onevision-qwen2-7b-ov-hf") == "qwen"
+    )  # the language model decides
 
 
 def test_a_scorer_of_the_critics_family_is_refused():
     critic = VLMCritic(device="cpu")
     same = VQAScorer("Qwen/Qwen2-VL-2B-Instruct", device="cpu")
-    with pytest.raises(ConfigError, match=r"scorer 'vqascore' uses a 'qwen'-family model, the same family as the reward critic \('qwen'\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"scorer 'vqascore' uses a 'qwen'-family model, the same family as the reward critic \('qwen'\)",
+    ):
         check_independent(critic, [same])
     check_independent(critic, [same], allow_same_family=True)  # knowingly
     with pytest.raises(ConfigError, match="same family as the reward critic"):
-        check_independent(critic, [VQAScorer(critic.vqa)], allow_same_family=True)  # the very same model: never
+        check_independent(
+            critic, [VQAScorer(critic.vqa)], allow_same_family=True
+        )  # the very same model: never
     clip_critic = CLIPCritic(pretrained=None, device="cpu")
     with pytest.raises(ConfigError, match="'clip'-family"):
         check_independent(clip_critic, [CLIPScorer(clip_critic.clip)])
@@ -125,11 +144,18 @@ def test_region_and_relation_questions_agree_in_number():
     assert constraint_text(region, {}, question=True) == "Is the cat on the left?"
     assert constraint_text(region, {}, question=False) == "the cat is on the left"
     assert constraint_text(relation, {}, question=True) == "Is the cat left of the brown dog?"
-    three = (Constraint(kind="count", subject=cat, count=3), Constraint(kind="count", subject=dog, count=2))
+    three = (
+        Constraint(kind="count", subject=cat, count=3),
+        Constraint(kind="count", subject=dog, count=2),
+    )
     counts = known_counts(three)
     assert constraint_text(region, counts, question=True) == "Are the cats on the left?"
-    assert constraint_text(relation, counts, question=True) == "Are the cats left of the brown dogs?"
-    assert constraint_text(three[0], counts, question=True) == three[0].question()  # counts unchanged
+    assert (
+        constraint_text(relation, counts, question=True) == "Are the cats left of the brown dogs?"
+    )
+    assert (
+        constraint_text(three[0], counts, question=True) == three[0].question()
+    )  # counts unchanged
 
 
 def test_the_vlm_critic_asks_the_singular_question(tiny_vlm):
@@ -137,7 +163,13 @@ def test_the_vlm_critic_asks_the_singular_question(tiny_vlm):
     asked = []
     real = critic.vqa.p_yes
     critic.vqa.p_yes = lambda image, qs: asked.extend(qs) or real(image, qs)
-    one = Command("draw a cat on the left", "generate", (Constraint(kind="count", subject=ObjectRef("cat"), count=1),
-                                                          Constraint(kind="region", subject=ObjectRef("cat"), region="left")))
+    one = Command(
+        "draw a cat on the left",
+        "generate",
+        (
+            Constraint(kind="count", subject=ObjectRef("cat"), count=1),
+            Constraint(kind="region", subject=ObjectRef("cat"), region="left"),
+        ),
+    )
     critic.judge(IMAGE, one, ())
     assert "Is the cat on the left?" in asked and "Are the cats on the left?" not in asked

@@ -64,7 +64,9 @@ def _constraint(text: str) -> Constraint:
     for rel in RELATIONS:
         if f" {rel} " in text:
             a, b = text.split(f" {rel} ")
-            return Constraint("relation", subject=_ref(a.split()), relation=rel, other=_ref(b.split()))
+            return Constraint(
+                "relation", subject=_ref(a.split()), relation=rel, other=_ref(b.split())
+            )
     n, ref = text.split(" ", 1)
     return Constraint("count", subject=_ref(ref.split()), count=int(n))
 
@@ -81,7 +83,9 @@ def load_corpus() -> list[Entry]:
         elif line.startswith("> "):
             entries.append(Entry(section, line[2:], number, [], []))
         elif line.startswith("scene: "):
-            entries[-1].scene = [(int(p.split()[0]), _ref(p.split()[1:])) for p in line[7:].split(",")]
+            entries[-1].scene = [
+                (int(p.split()[0]), _ref(p.split()[1:])) for p in line[7:].split(",")
+            ]
         elif line.startswith("error: "):
             entries[-1].error = line[7:]
         else:
@@ -119,7 +123,9 @@ def _mismatch(entry: Entry) -> str | None:
     got = [(c.kind, sorted(map(repr, c.constraints))) for c in plan.commands]
     want = [(kind, sorted(map(repr, cs))) for kind, cs in entry.commands]
     if got != want:
-        return "got " + " | ".join(f"{c.kind}: {'; '.join(x.statement() for x in c.constraints)}" for c in plan.commands)
+        return "got " + " | ".join(
+            f"{c.kind}: {'; '.join(x.statement() for x in c.constraints)}" for c in plan.commands
+        )
     return None
 
 
@@ -136,10 +142,14 @@ def test_corpus_covers_every_phrasing_kind_of_the_issue():
 
 
 def test_hand_phrased_prompts_parse_to_exactly_their_annotated_constraints():
-    failures = {f"line {e.line}: {e.prompt!r}": why for e in MEANINGFUL if (why := _mismatch(e)) is not None}
+    failures = {
+        f"line {e.line}: {e.prompt!r}": why for e in MEANINGFUL if (why := _mismatch(e)) is not None
+    }
     rate = 1 - len(failures) / len(MEANINGFUL)
     detail = "\n".join(f"{k}\n    {v}" for k, v in failures.items())
-    assert rate >= 0.95, f"{rate:.1%} of {len(MEANINGFUL)} parse to their annotation; failures:\n{detail}"
+    assert rate >= 0.95, (
+        f"{rate:.1%} of {len(MEANINGFUL)} parse to their annotation; failures:\n{detail}"
+    )
 
 
 @pytest.mark.parametrize("entry", ERRORS, ids=lambda e: e.prompt[:40])

@@ -14,13 +14,21 @@ from poser_env.suites.shapes.scene import Obj, Scene, render
 
 RED = ObjectRef("circle", "red")
 BLUE = ObjectRef("square", "blue")
-FOUR_RED_LEFT = Command("draw four red circles on the left", "generate", (
-    Constraint("count", subject=RED, count=4), Constraint("region", subject=RED, region="left")))
+FOUR_RED_LEFT = Command(
+    "draw four red circles on the left",
+    "generate",
+    (Constraint("count", subject=RED, count=4), Constraint("region", subject=RED, region="left")),
+)
 
 
 def success_rate(expert, command, image=None, n=200):
     critic = ShapesCritic()
-    return np.mean([critic.judge(expert(command, image, seed).image, command, []).accepted for seed in range(n)])
+    return np.mean(
+        [
+            critic.judge(expert(command, image, seed).image, command, []).accepted
+            for seed in range(n)
+        ]
+    )
 
 
 def test_default_pool_has_12_experts_with_both_kinds():
@@ -32,14 +40,26 @@ def test_default_pool_has_12_experts_with_both_kinds():
 
 @pytest.mark.parametrize("expert", default_experts(), ids=lambda e: e.name)
 def test_same_seed_same_image_and_output_format(expert):
-    image = render(Scene((Obj("circle", "red", "medium", 30, 30),), "plain")) if expert.kind == "i2i" else None
-    cmd = Command("add two blue squares to the right", "add", (
-        Constraint("count", subject=BLUE, count=2), Constraint("region", subject=BLUE, region="right")))
+    image = (
+        render(Scene((Obj("circle", "red", "medium", 30, 30),), "plain"))
+        if expert.kind == "i2i"
+        else None
+    )
+    cmd = Command(
+        "add two blue squares to the right",
+        "add",
+        (
+            Constraint("count", subject=BLUE, count=2),
+            Constraint("region", subject=BLUE, region="right"),
+        ),
+    )
     a, b = expert(cmd, image, 17), expert(cmd, image, 17)
     assert a.image.shape == (128, 128, 3) and a.image.dtype == np.uint8
     np.testing.assert_array_equal(a.image, b.image)
     assert a.meta == b.meta and a.cost == expert.cost
-    assert any(not np.array_equal(a.image, expert(cmd, image, s).image) for s in range(18, 30)), "seeds matter"
+    assert any(not np.array_equal(a.image, expert(cmd, image, s).image) for s in range(18, 30)), (
+        "seeds matter"
+    )
 
 
 def by_name():
@@ -48,30 +68,71 @@ def by_name():
 
 def test_specialists_beat_others_at_their_skill():
     pool = by_name()
-    counting = {n: success_rate(pool[n], FOUR_RED_LEFT.__class__("draw four red circles", "generate", (FOUR_RED_LEFT.constraints[0],))) for n in ("count-master", "color-binder", "sketch-turbo")}
-    assert counting["count-master"] > 0.9 > max(counting["color-binder"], counting["sketch-turbo"]) + 0.3
-    one_in_center = Command("draw a red circle in the center", "generate", (
-        Constraint("count", subject=RED, count=1), Constraint("region", subject=RED, region="center")))
+    counting = {
+        n: success_rate(
+            pool[n],
+            FOUR_RED_LEFT.__class__(
+                "draw four red circles", "generate", (FOUR_RED_LEFT.constraints[0],)
+            ),
+        )
+        for n in ("count-master", "color-binder", "sketch-turbo")
+    }
+    assert (
+        counting["count-master"]
+        > 0.9
+        > max(counting["color-binder"], counting["sketch-turbo"]) + 0.3
+    )
+    one_in_center = Command(
+        "draw a red circle in the center",
+        "generate",
+        (
+            Constraint("count", subject=RED, count=1),
+            Constraint("region", subject=RED, region="center"),
+        ),
+    )
     layout = {n: success_rate(pool[n], one_in_center) for n in ("layout-planner", "count-master")}
     assert layout["layout-planner"] > 0.9 > layout["count-master"] + 0.3
 
 
 def test_i2i_edit_skills_and_damage():
     pool = by_name()
-    scene = Scene((Obj("circle", "red", "medium", 30, 30), Obj("circle", "red", "medium", 30, 80), Obj("star", "green", "small", 100, 100)), "plain")
+    scene = Scene(
+        (
+            Obj("circle", "red", "medium", 30, 30),
+            Obj("circle", "red", "medium", 30, 80),
+            Obj("star", "green", "small", 100, 100),
+        ),
+        "plain",
+    )
     image = render(scene)
-    recolor = Command("make the red circles blue", "recolor", (
-        Constraint("count", subject=RED, count=0), Constraint("count", subject=ObjectRef("circle", "blue"), count=2)))
+    recolor = Command(
+        "make the red circles blue",
+        "recolor",
+        (
+            Constraint("count", subject=RED, count=0),
+            Constraint("count", subject=ObjectRef("circle", "blue"), count=2),
+        ),
+    )
     assert success_rate(pool["recolorist"], recolor, image, 100) > 0.9
     assert success_rate(pool["object-eraser"], recolor, image, 100) < 0.3
-    remove = Command("remove the red circles", "remove", (Constraint("count", subject=RED, count=0),))
+    remove = Command(
+        "remove the red circles", "remove", (Constraint("count", subject=RED, count=0),)
+    )
     assert success_rate(pool["object-eraser"], remove, image, 100) > 0.9
+
     # The generalist damages bystanders (the green star) more often than the eraser does.
     def damaged(expert):
-        return np.mean([
-            not any(o.shape == "star" and o.color == "green" for o in perceive(expert(remove, image, s).image).scene.objects)
-            or False for s in range(200)
-        ])
+        return np.mean(
+            [
+                not any(
+                    o.shape == "star" and o.color == "green"
+                    for o in perceive(expert(remove, image, s).image).scene.objects
+                )
+                or False
+                for s in range(200)
+            ]
+        )
+
     assert damaged(pool["edit-generalist"]) > damaged(pool["object-eraser"])
 
 
@@ -88,7 +149,9 @@ def test_i2i_expert_needs_an_image():
 
 
 def test_failure_modes_show_up_in_events():
-    sloppy = ShapesExpert("sloppy", "t2i", 1.0, SkillProfile(counting=0.0, spatial=0.0, artefacts=1.0))
+    sloppy = ShapesExpert(
+        "sloppy", "t2i", 1.0, SkillProfile(counting=0.0, spatial=0.0, artefacts=1.0)
+    )
     events = set()
     for seed in range(40):
         events |= set(sloppy(FOUR_RED_LEFT, None, seed).meta["events"])

@@ -34,7 +34,9 @@ def test_expert_choice_matters():
     oracle, oracle_cost = success(OraclePolicy())
     router, router_cost = success(RouterPolicy())
     random, _ = success(RandomPolicy(0))
-    best_single = max(success(SingleExpertPolicy(n), 60)[0] for n in ("generalist-xl", "object-mover"))
+    best_single = max(
+        success(SingleExpertPolicy(n), 60)[0] for n in ("generalist-xl", "object-mover")
+    )
     pipeline, _ = success(PipelinePolicy("style-painter", "object-mover"))
     assert oracle >= 0.75 and router >= 0.75
     assert random <= 0.3 and best_single <= 0.3 and pipeline <= 0.6
