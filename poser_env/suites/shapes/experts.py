@@ -245,168 +245,20 @@ class ShapesExpert(Expert):
         self, base: Scene, command: Command, rng: np.random.Generator
     ) -> tuple[Scene, list[str]]:
         """Apply ``command`` to the symbolic ``base`` with this expert's skills and failures."""
-        p = self.profile
-        t2i = self.kind == "t2i"
-        events: list[str] = []
-        objs = list(base.objects)
-        bg = base.background
-        targets = _targets(command)
-        touched: set[int] = set()  # ids of objects this command is about
-        placed: set[int] = set()  # ids of objects drawn by this call (already rolled for placement)
-
-        def roll(prob: float, event: str) -> bool:
-            ok = bool(rng.random() < prob)
-            if not ok:
-                events.append(event)
-            return ok
-
-        if targets.style is not None and targets.style != bg:
-            if roll(p.style, "ignored style"):
-                bg = targets.style
-
-        scene_colors = sorted(
-            {r.color for r, n in targets.counts if n > 0 and r.color} | {o.color for o in objs}
+        e = _Edit(self, base, command, rng)
+        t = e.targets
+        if t.style is not None and t.style != e.bg and e.roll(self.profile.style, "ignored style"):
+            e.bg = t.style
+        colors = sorted(
+            {r.color for r, n in t.counts if n > 0 and r.color} | {o.color for o in e.objs}
         )
-        new_group_index = 0
-        for ref, n in targets.counts:
-            current = matching(objs, ref)
-            if n == 0 or len(current) > n:
-                if not current:
-                    continue
-                skill = p.remove if not t2i else 1.0
-                if roll(skill, "failed removal"):
-                    drop = current if n == 0 else current[: len(current) - n]
-                else:
-                    drop = current[: int(rng.integers(0, len(current)))]  # removed too few
-                ids = {id(o) for o in drop}
-                objs = [o for o in objs if id(o) not in ids]
-                continue
-            touched.update(id(o) for o in current)
-            need = n - len(current)
-            if need == 0:
-                continue
-            if command.kind == "recolor" and not t2i:
-                # Recolour the objects the command names in their old colour (the refs it
-                # wants gone) first, then other same-noun objects not wanted as they are.
-                wanted = {r for r, k in targets.counts if k > 0}
-                unwanted = [r for r, k in targets.counts if k == 0]
-                spare = [
-                    o
-                    for o in objs
-                    if o.shape == ref.noun
-                    and id(o) not in touched
-                    and not any(w.matches(o.shape, o.color, o.size) for w in wanted)
-                ]
-                spare.sort(
-                    key=lambda o: not any(u.matches(o.shape, o.color, o.size) for u in unwanted)
-                )
-                if spare and roll(p.recolor, "failed recolour"):
-                    for o in spare[:need]:
-                        i = objs.index(o)
-                        objs[i] = Obj(o.shape, ref.color or o.color, ref.size or o.size, o.x, o.y)
-                        touched.add(id(objs[i]))
-                    need -= min(need, len(spare))
-                elif spare:
-                    continue
-            if need <= 0:
-                continue
-            # Add objects.
-            if t2i:
-                if new_group_index > 0 and not roll(p.presence, "dropped object"):
-                    continue
-            elif not roll(p.add, "failed addition"):
-                continue
-            new_group_index += 1
-            count_ok = roll(p.counting ** (need - 1), "miscount") if need > 1 else True
-            if not count_ok:
-                need = max(1, need + int(rng.choice([-1, 1])))
-            color = ref.color or str(rng.choice(list(COLORS)))
-            others = [c for c in scene_colors if c != color]
-            if others and not roll(p.binding, "colour leak"):
-                color = str(rng.choice(others))
-            size = ref.size or ("medium" if rng.random() < 0.6 else "small")
-            region = targets.regions.get(ref)
-            rel = targets.relations.get(ref)
-            spatial_ok = True
-            if region is not None or rel is not None:
-                spatial_ok = roll(
-                    (p.spatial if region is not None else 1.0)
-                    * (p.relation if rel is not None else 1.0),
-                    "misplaced",
-                )
-            place_region, place_rel = region, rel
-            if not spatial_ok:
-                # The classic failures: the wrong region, or left/right and above/below swapped.
-                if region is not None:
-                    wrong = [r for r in REGIONS if r != region]
-                    place_region = wrong[int(rng.integers(len(wrong)))]
-                if rel is not None:
-                    place_rel = (_OPPOSITE[rel[0]], rel[1])
-            for _ in range(need):
-                relation = (place_rel[0], matching(objs, place_rel[1])) if place_rel else None
-                obj = place(objs, ref.noun, color, size, rng, place_region, relation, p.aesthetic)
-                if obj is None:
-                    events.append("no room")
-                    continue
-                objs.append(obj)
-                touched.add(id(obj))
-                placed.add(id(obj))
-
-        # Move objects that break their region or relation.
-        # dict.fromkeys keeps a fixed order; iterating a set of refs would follow string
-        # hashing, which differs between processes and would break reproducibility.
-        for ref in dict.fromkeys([*targets.regions, *targets.relations]):
-            region = targets.regions.get(ref)
-            rel = targets.relations.get(ref)
-            group_ok = rel is None or relation_holds(
-                matching(objs, ref), rel[0], matching(objs, rel[1])
-            )
-            for o in matching(objs, ref):
-                if id(o) in placed:
-                    continue
-                ok_region = region is None or in_region(o.x, o.y, region)
-                ok_rel = group_ok or relation_holds([o], rel[0], matching(objs, rel[1]))
-                if ok_region and ok_rel:
-                    continue
-                skill = (
-                    (p.spatial if rel is None else p.relation)
-                    if (t2i or command.kind != "move")
-                    else p.move
-                )
-                if not roll(skill, "failed move"):
-                    continue
-                rest = [q for q in objs if q is not o]
-                relation = (rel[0], matching(rest, rel[1])) if rel else None
-                new = place(rest, o.shape, o.color, o.size, rng, region, relation, p.aesthetic)
-                if new is not None:
-                    objs[objs.index(o)] = new
-                    touched.add(id(new))
-
-        if not t2i and p.damage > 0:
-            bystanders = [o for o in objs if id(o) not in touched]
-            if bystanders and rng.random() < p.damage:
-                victim = bystanders[int(rng.integers(len(bystanders)))]
-                i = objs.index(victim)
-                how = int(rng.integers(3))
-                if how == 0:
-                    objs.pop(i)
-                    events.append("damaged: removed an object")
-                elif how == 1:
-                    objs[i] = Obj(
-                        victim.shape,
-                        str(rng.choice([c for c in COLORS if c != victim.color])),
-                        victim.size,
-                        victim.x,
-                        victim.y,
-                    )
-                    events.append("damaged: recoloured an object")
-                else:
-                    rest = objs[:i] + objs[i + 1 :]
-                    new = place(rest, victim.shape, victim.color, victim.size, rng)
-                    if new is not None:
-                        objs[i] = new
-                    events.append("damaged: moved an object")
-        return Scene(tuple(objs), bg), events
+        groups = 0
+        for ref, n in t.counts:
+            groups += e.count(ref, n, colors, groups)
+        e.fix_layout()
+        if not e.t2i and self.profile.damage > 0:
+            e.damage()
+        return Scene(tuple(e.objs), e.bg), e.events
 
     def _artefacts(
         self, image: np.ndarray, rng: np.random.Generator
@@ -490,6 +342,181 @@ class ShapesExpert(Expert):
             loses_style = targets.style is None and scene.background != "plain"
             return 0.0 if (bystanders or loses_style) else 1.0
         return 1.0 - self.profile.damage if bystanders else 1.0
+
+
+class _Edit:
+    """One :meth:`ShapesExpert.edit_scene` call in named steps: the objects so far, the
+    failure events, and the ids of the objects the command is about (``touched``) and of
+    those drawn by this call (``placed``, already rolled for placement)."""
+
+    def __init__(self, expert: ShapesExpert, base: Scene, command: Command, rng):
+        self.p, self.t2i, self.command, self.rng = (
+            expert.profile,
+            expert.kind == "t2i",
+            command,
+            rng,
+        )
+        self.events: list[str] = []
+        self.objs, self.bg = list(base.objects), base.background
+        self.targets = _targets(command)
+        self.touched: set[int] = set()
+        self.placed: set[int] = set()
+
+    def roll(self, prob: float, event: str) -> bool:
+        ok = bool(self.rng.random() < prob)
+        if not ok:
+            self.events.append(event)
+        return ok
+
+    def count(self, ref: ObjectRef, n: int, colors: list[str], groups: int) -> int:
+        """Bring the objects matching ``ref`` to ``n``; 1 if a new group was drawn."""
+        current = matching(self.objs, ref)
+        if n == 0 or len(current) > n:
+            self.remove(current, n)
+            return 0
+        self.touched.update(id(o) for o in current)
+        need = n - len(current)
+        if need and self.command.kind == "recolor" and not self.t2i:
+            need = self.recolor(ref, need)
+        return self.add(ref, need, colors, groups) if need > 0 else 0
+
+    def remove(self, current: list[Obj], n: int) -> None:
+        if not current:
+            return
+        if self.roll(self.p.remove if not self.t2i else 1.0, "failed removal"):
+            drop = current if n == 0 else current[: len(current) - n]
+        else:
+            drop = current[: int(self.rng.integers(0, len(current)))]  # removed too few
+        ids = {id(o) for o in drop}
+        self.objs = [o for o in self.objs if id(o) not in ids]
+
+    def recolor(self, ref: ObjectRef, need: int) -> int:
+        """Recolour the objects the command names in their old colour (the refs it wants
+        gone) first, then other same-noun objects not wanted as they are; the count still
+        needed (0: the failed recolour adds nothing)."""
+        wanted = {r for r, k in self.targets.counts if k > 0}
+        unwanted = [r for r, k in self.targets.counts if k == 0]
+        spare = [
+            o
+            for o in self.objs
+            if o.shape == ref.noun
+            and id(o) not in self.touched
+            and not any(w.matches(o.shape, o.color, o.size) for w in wanted)
+        ]
+        spare.sort(key=lambda o: not any(u.matches(o.shape, o.color, o.size) for u in unwanted))
+        if not spare:
+            return need
+        if not self.roll(self.p.recolor, "failed recolour"):
+            return 0
+        for o in spare[:need]:
+            i = self.objs.index(o)
+            self.objs[i] = Obj(o.shape, ref.color or o.color, ref.size or o.size, o.x, o.y)
+            self.touched.add(id(self.objs[i]))
+        return need - min(need, len(spare))
+
+    def add(self, ref: ObjectRef, need: int, colors: list[str], groups: int) -> int:
+        """Draw ``need`` objects for ``ref`` (with the expert's failures); 1 if drawn."""
+        p, rng = self.p, self.rng
+        if self.t2i:
+            if groups > 0 and not self.roll(p.presence, "dropped object"):
+                return 0
+        elif not self.roll(p.add, "failed addition"):
+            return 0
+        if need > 1 and not self.roll(p.counting ** (need - 1), "miscount"):
+            need = max(1, need + int(rng.choice([-1, 1])))
+        color = ref.color or str(rng.choice(list(COLORS)))
+        others = [c for c in colors if c != color]
+        if others and not self.roll(p.binding, "colour leak"):
+            color = str(rng.choice(others))
+        size = ref.size or ("medium" if rng.random() < 0.6 else "small")
+        region, rel = self.where(ref)
+        for _ in range(need):
+            relation = (rel[0], matching(self.objs, rel[1])) if rel else None
+            obj = place(self.objs, ref.noun, color, size, rng, region, relation, p.aesthetic)
+            if obj is None:
+                self.events.append("no room")
+                continue
+            self.objs.append(obj)
+            self.touched.add(id(obj))
+            self.placed.add(id(obj))
+        return 1
+
+    def where(self, ref: ObjectRef) -> tuple[str | None, tuple[str, ObjectRef] | None]:
+        """The region and relation new ``ref`` objects go to, after the spatial roll."""
+        region = self.targets.regions.get(ref)
+        rel = self.targets.relations.get(ref)
+        if region is None and rel is None:
+            return None, None
+        prob = (self.p.spatial if region is not None else 1.0) * (
+            self.p.relation if rel is not None else 1.0
+        )
+        if self.roll(prob, "misplaced"):
+            return region, rel
+        # The classic failures: the wrong region, or left/right and above/below swapped.
+        if region is not None:
+            wrong = [r for r in REGIONS if r != region]
+            region = wrong[int(self.rng.integers(len(wrong)))]
+        if rel is not None:
+            rel = (_OPPOSITE[rel[0]], rel[1])
+        return region, rel
+
+    def fix_layout(self) -> None:
+        """Move objects that break their region or relation."""
+        t = self.targets
+        # dict.fromkeys keeps a fixed order; iterating a set of refs would follow string
+        # hashing, which differs between processes and would break reproducibility.
+        for ref in dict.fromkeys([*t.regions, *t.relations]):
+            region, rel = t.regions.get(ref), t.relations.get(ref)
+            group_ok = rel is None or relation_holds(
+                matching(self.objs, ref), rel[0], matching(self.objs, rel[1])
+            )
+            for o in matching(self.objs, ref):
+                if id(o) in self.placed:
+                    continue
+                ok_region = region is None or in_region(o.x, o.y, region)
+                if ok_region and (
+                    group_ok or relation_holds([o], rel[0], matching(self.objs, rel[1]))
+                ):
+                    continue
+                self.move(o, region, rel)
+
+    def move(self, o: Obj, region: str | None, rel: tuple[str, ObjectRef] | None) -> None:
+        p = self.p
+        skill = (
+            (p.spatial if rel is None else p.relation)
+            if (self.t2i or self.command.kind != "move")
+            else p.move
+        )
+        if not self.roll(skill, "failed move"):
+            return
+        rest = [q for q in self.objs if q is not o]
+        relation = (rel[0], matching(rest, rel[1])) if rel else None
+        new = place(rest, o.shape, o.color, o.size, self.rng, region, relation, p.aesthetic)
+        if new is not None:
+            self.objs[self.objs.index(o)] = new
+            self.touched.add(id(new))
+
+    def damage(self) -> None:
+        """Maybe disturb one bystander (an object the command is not about)."""
+        rng, objs = self.rng, self.objs
+        bystanders = [o for o in objs if id(o) not in self.touched]
+        if not bystanders or rng.random() >= self.p.damage:
+            return
+        victim = bystanders[int(rng.integers(len(bystanders)))]
+        i = objs.index(victim)
+        how = int(rng.integers(3))
+        if how == 0:
+            objs.pop(i)
+            self.events.append("damaged: removed an object")
+        elif how == 1:
+            color = str(rng.choice([c for c in COLORS if c != victim.color]))
+            objs[i] = Obj(victim.shape, color, victim.size, victim.x, victim.y)
+            self.events.append("damaged: recoloured an object")
+        else:
+            new = place(objs[:i] + objs[i + 1 :], victim.shape, victim.color, victim.size, rng)
+            if new is not None:
+                objs[i] = new
+            self.events.append("damaged: moved an object")
 
 
 def _t2i(name, cost, desc, **skills) -> ShapesExpert:
