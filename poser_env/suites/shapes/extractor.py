@@ -386,79 +386,22 @@ def _styled(words: list[str], i: int) -> bool:
     return i < len(words) and (words[i] in STYLES or words[i] == "background")
 
 
+def _at(words: list[str]):
+    """``at(k)``: the word at ``k``, or ``""`` past the end."""
+    n = len(words)
+    return lambda k: words[k] if k < n else ""
+
+
 def _object(
     tokens: list[lx.Token], words: list[str], orig: list[str], i: int, problems: list[str]
 ) -> tuple[_Chunk | None, int]:
     """Reads an object phrase at ``i``; returns the chunk (or a stray colour/size) and the next index."""
-    n = len(words)
-    at = lambda k: words[k] if k < n else ""  # noqa: E731
+    at = _at(words)
     start = i
-    w = at(i)
     obj = _Obj("bare", "")
-    if w in ("them", "it", "they") or (
-        w in _PRONOUNS
-        and at(i + 1) not in SHAPES
-        and at(i + 1) not in COLORS
-        and at(i + 1) not in SIZES
-    ):
-        obj.det, obj.pron = "pron", w
-        obj.words = w
-        return _Chunk("obj", obj, w), i + (2 if at(i + 1) in ("both", "all") else 1)
-    if w in ("those", "these"):
-        obj.det = "def"
-        i += 1
-    elif w == "the":
-        obj.det = "def"
-        i += 1
-        if at(i) == "other":
-            obj.det = "other"
-            i += 1
-        elif lx.count_of(at(i)) is not None and at(i) not in ("a", "an"):
-            obj.count = lx.count_of(at(i))
-            i += 1
-    elif w in ("all", "both"):
-        obj.det = "def"
-        i += 1
-        if at(i) == "of":
-            i += 1
-        if at(i) in ("the", "those", "these"):
-            i += 1
-        elif at(i) in ("them",):
-            obj.det, obj.pron = "pron", "them"
-            obj.words = " ".join(orig[start : i + 1])
-            return _Chunk("obj", obj, obj.words), i + 1
-    elif w == "another":
-        obj.det, obj.count = "more", 1
-        i += 1
-    elif w in ("a", "an"):
-        obj.det, obj.count = "indef", 1
-        i += 1
-        if at(i) in lx.ORDINALS:
-            obj.det, obj.ordinal = "more", lx.ORDINALS[at(i)]
-            i += 1
-    elif lx.count_of(w) is not None:
-        obj.det, obj.count = "indef", lx.count_of(w)
-        i += 1
-        if at(i) == "more":
-            obj.det = "more"
-            i += 1
-        elif at(i) == "of":
-            i += 1
-            inner = _object(tokens, words, orig, i, problems)
-            if inner[0] is None or inner[0].value.det not in ("def", "pron", "other", "bare"):
-                problems.append(
-                    f"'{' '.join(orig[start:i])}' must be followed by a group such as 'the circles' or 'them'"
-                )
-                return None, max(inner[1], i)
-            obj.det, obj.inner = "part", inner[0].value
-            obj.words = " ".join(orig[start : inner[1]])
-            return _Chunk("obj", obj, obj.words), inner[1]
-    elif w in lx.VAGUE_COUNTS and (
-        at(i + 1) in SHAPES or at(i + 1) in COLORS or at(i + 1) in SIZES or at(i + 1) == "of"
-    ):
-        problems.append(_explain(w))
-        obj.det = "indef"
-        i += 1
+    i = _determiner(tokens, words, orig, i, obj, problems)
+    if isinstance(i, tuple):  # a whole phrase: a pronoun or a partitive
+        return i
     while at(i) in SIZES or at(i) in COLORS:
         attr = "size" if at(i) in SIZES else "color"
         if getattr(obj, attr) is not None:
@@ -471,17 +414,15 @@ def _object(
     elif at(i) == "one":
         obj.one, obj.plural = True, tokens[i].plural
         i += 1
+    if i == start:
+        return None, start
     if obj.det == "bare" and obj.noun is None and not obj.one:
-        if i == start:
-            return None, start
         # A colour or size on its own: "make the star red".
         chunks = [("size", obj.size), ("color", obj.color)]
         kind, value = next((k, v) for k, v in chunks if v is not None)
         if obj.size is not None and obj.color is not None:
             problems.append(f"'{obj.size} {obj.color}' is not attached to a shape")
         return _Chunk(kind, value, value), i
-    if i == start:
-        return None, start
     obj.words = " ".join(orig[start:i])
     if obj.count is not None and not 1 <= obj.count <= MAX_COUNT and obj.det != "def":
         problems.append(
@@ -490,6 +431,104 @@ def _object(
     if obj.ordinal is not None and obj.ordinal > MAX_COUNT:
         problems.append(f"'{obj.words}': counts go up to {number_word(MAX_COUNT)}")
     return _Chunk("obj", obj, obj.words), i
+
+
+def _determiner(
+    tokens: list[lx.Token],
+    words: list[str],
+    orig: list[str],
+    i: int,
+    obj: _Obj,
+    problems: list[str],
+) -> int | tuple[_Chunk | None, int]:
+    """Reads the determiner or count at ``i`` into ``obj``; the next index, or the whole
+    phrase's result when the determiner ends it (a pronoun, a partitive)."""
+    at = _at(words)
+    w = at(i)
+    if w in ("them", "it", "they") or (
+        w in _PRONOUNS and not any(at(i + 1) in vocab for vocab in (SHAPES, COLORS, SIZES))
+    ):
+        obj.det, obj.pron, obj.words = "pron", w, w
+        return _Chunk("obj", obj, w), i + (2 if at(i + 1) in ("both", "all") else 1)
+    if w in ("those", "these"):
+        obj.det = "def"
+        return i + 1
+    if w == "the":
+        obj.det = "def"
+        if at(i + 1) == "other":
+            obj.det = "other"
+            return i + 2
+        if lx.count_of(at(i + 1)) is not None and at(i + 1) not in ("a", "an"):
+            obj.count = lx.count_of(at(i + 1))
+            return i + 2
+        return i + 1
+    if w in ("all", "both"):
+        return _all(words, orig, i, obj)
+    if w == "another":
+        obj.det, obj.count = "more", 1
+        return i + 1
+    if w in ("a", "an"):
+        obj.det, obj.count = "indef", 1
+        if at(i + 1) in lx.ORDINALS:
+            obj.det, obj.ordinal = "more", lx.ORDINALS[at(i + 1)]
+            return i + 2
+        return i + 1
+    if lx.count_of(w) is not None:
+        return _counted(tokens, words, orig, i, obj, problems)
+    if w in lx.VAGUE_COUNTS and (
+        any(at(i + 1) in vocab for vocab in (SHAPES, COLORS, SIZES)) or at(i + 1) == "of"
+    ):
+        problems.append(_explain(w))
+        obj.det = "indef"
+        return i + 1
+    return i
+
+
+def _all(words: list[str], orig: list[str], i: int, obj: _Obj) -> int | tuple[_Chunk, int]:
+    """ "all (of) the circles", "both of them"."""
+    at = _at(words)
+    start = i
+    obj.det = "def"
+    i += 1
+    if at(i) == "of":
+        i += 1
+    if at(i) in ("the", "those", "these"):
+        i += 1
+    elif at(i) == "them":
+        obj.det, obj.pron = "pron", "them"
+        obj.words = " ".join(orig[start : i + 1])
+        return _Chunk("obj", obj, obj.words), i + 1
+    return i
+
+
+def _counted(
+    tokens: list[lx.Token],
+    words: list[str],
+    orig: list[str],
+    i: int,
+    obj: _Obj,
+    problems: list[str],
+) -> int | tuple[_Chunk | None, int]:
+    """ "three", "two more", "two of the circles" (a partitive, read whole)."""
+    at = _at(words)
+    start = i
+    obj.det, obj.count = "indef", lx.count_of(at(i))
+    i += 1
+    if at(i) == "more":
+        obj.det = "more"
+        return i + 1
+    if at(i) != "of":
+        return i
+    i += 1
+    inner = _object(tokens, words, orig, i, problems)
+    if inner[0] is None or inner[0].value.det not in ("def", "pron", "other", "bare"):
+        problems.append(
+            f"'{' '.join(orig[start:i])}' must be followed by a group such as 'the circles' or 'them'"
+        )
+        return None, max(inner[1], i)
+    obj.det, obj.inner = "part", inner[0].value
+    obj.words = " ".join(orig[start : inner[1]])
+    return _Chunk("obj", obj, obj.words), inner[1]
 
 
 # ------------------------------------------------------------------------------ meaning
@@ -713,151 +752,179 @@ class _Parse:
         return Intent("move", target=ref, region=region, relation=relation)
 
     def _groups(self, rest: list[_Chunk], generate: bool) -> Intent:
-        rest = _postposed_colors(rest)
-        state = self.state
-        pool_state = [] if generate else self._pool()
-        groups: list[dict] = []
-        style = None
-        increment = False
-        current: dict | None = None
-        leading: str | None = None
+        g = _Groups(self, generate)
+        g.read(_postposed_colors(rest))
+        out = g.ordered()
+        self.recent = [x.ref for x in out]
+        return Intent(
+            "generate" if generate else "add", groups=out, style=g.style, increment=g.increment
+        )
+
+
+class _Groups:
+    """The groups a drawing clause asks for ("two red circles on the left and a star above
+    them"), read chunk by chunk for :meth:`_Parse._groups`."""
+
+    def __init__(self, parse: _Parse, generate: bool):
+        self.parse, self.fail, self.generate = parse, parse.fail, generate
+        self.last_mentioned = parse.state.last_mentioned
+        self.state_groups = parse.state.groups
+        self.pool_state = [] if generate else parse._pool()
+        self.groups: list[dict] = []
+        self.style: str | None = None
+        self.increment = False
+        self.current: dict | None = None
+        self.leading: str | None = None  # "on the left, three red circles"
+
+    def _last(self, refs: list[ObjectRef]) -> ObjectRef | None:
+        """What "them" means after ``refs`` of this clause."""
+        return refs[-1] if refs else (None if self.generate else self.last_mentioned)
+
+    def read(self, rest: list[_Chunk]) -> None:
         k = 0
-
-        def last_ref() -> ObjectRef | None:
-            return groups[-1]["ref"] if groups else (None if generate else state.last_mentioned)
-
-        def new_group(obj: _Obj) -> dict:
-            nonlocal increment
-            if obj.det in ("def", "pron", "other", "part"):
-                raise self.fail(
-                    f"'{obj.words}' refers to objects already there; to draw new ones give a count ('two {(obj.noun or 'circle')}s')"
-                )
-            if obj.det == "bare" and obj.plural:
-                raise self.fail(
-                    f"how many {obj.words}? give a count from one to {number_word(MAX_COUNT)}"
-                )
-            count = obj.count or 1
-            pending = [g["ref"] for g in groups]
-            existing = pending + pool_state
-            base = last_ref()
-            if obj.noun is None:  # "a blue one", "one more", "a third one"
-                if base is None:
-                    raise self.fail(
-                        f"'{obj.words}' names no shape and nothing before it says which"
-                    )
-                if obj.color is None and obj.size is None:
-                    ref = base
-                else:
-                    ref = ObjectRef(base.noun, obj.color or base.color, obj.size)
-            elif (
-                obj.color is None
-                and (obj.det == "more" or obj.ordinal)
-                and any(r.noun == obj.noun for r in existing)
-            ):
-                ref = self.resolve(
-                    _Obj("def", obj.words, noun=obj.noun, size=obj.size), existing, base
-                )
-            else:
-                ref = ObjectRef(obj.noun, obj.color, obj.size)
-            mixed = next(
-                (
-                    r
-                    for r in existing
-                    if r.noun == ref.noun and r != ref and None in (r.color, ref.color)
-                ),
-                None,
-            )
-            if mixed is not None:
-                raise self.fail(
-                    f"'{obj.words}' and the {mixed.phrase(2)} are {plural(ref.noun, 2)} of unstated and stated colours; "
-                    f"give each colour its own count ('a red {ref.noun} and a blue {ref.noun}')"
-                )
-            same = next((r for r in existing if r.noun == ref.noun and r.color == ref.color), None)
-            if same is not None:
-                if same in pending:
-                    raise self.fail(
-                        f"'{obj.words}' repeats the {same.phrase(2)} of the same command; give one count"
-                    )
-                if obj.ordinal is not None:
-                    have = next(g.count for g in state.groups if g.ref == same)
-                    if have != obj.ordinal - 1:
-                        nth = next(w for w, k in lx.ORDINALS.items() if k == obj.ordinal)
-                        raise self.fail(
-                            f"'{obj.words}': there {'is' if have == 1 else 'are'} {number_word(have)} {same.phrase(have)} so far, so the next is not the {nth}"
-                        )
-                increment = True  # "one more blue star": joins the blue stars
-            elif obj.ordinal is not None:
-                raise self.fail(f"'{obj.words}' but there are no {ref.phrase(2)} yet")
-            g = {"ref": ref, "count": count, "region": None, "relation": None}
-            groups.append(g)
-            return g
-
         while k < len(rest):
-            c = rest[k]
-            if c.kind == "obj":
-                current = new_group(c.value)
-                if leading is not None:
-                    current["region"], leading = leading, None
-            elif c.kind == "sep":
-                current = None
-            elif c.kind in ("style", "bg"):
-                if c.kind == "style":
-                    if style is not None:
-                        raise self.fail("two background styles in one command")
-                    style = c.value
-            elif c.kind in ("region", "rel", "prel"):
-                target = current if current is not None else (groups[-1] if groups else None)
-                if target is None and c.kind == "region" and leading is None:
-                    leading = c.value  # "on the left, three red circles"
-                    k += 1
-                    continue
-                if target is None:
-                    raise self.fail(f"'{c.words}' comes before any object it could place")
-                if target["region"] is not None or target["relation"] is not None:
-                    raise self.fail(
-                        f"the {target['ref'].phrase(2)} get two places ('{c.words}' too); give one"
-                    )
-                if c.kind == "region":
-                    target["region"] = c.value
-                elif c.kind == "prel":
-                    before = [g["ref"] for g in groups if g is not target]
-                    other = before[-1] if before else (None if generate else state.last_mentioned)
-                    if other is None:
-                        raise self.fail(f"'{c.words}' with nothing before it to refer to")
-                    target["relation"] = (c.value, other)
-                else:
-                    if k + 1 >= len(rest) or rest[k + 1].kind != "obj":
-                        raise self.fail(
-                            f"'{c.words}' needs a group after it, such as 'the red circles'"
-                        )
-                    o = rest[k + 1].value
-                    if o.det in ("def", "pron", "other", "bare"):
-                        prior = [g["ref"] for g in groups if g is not target] + pool_state
-                        before = [g["ref"] for g in groups if g is not target]
-                        last = (
-                            before[-1] if before else (None if generate else state.last_mentioned)
-                        )
-                        other = self.resolve(o, prior, last)
-                        target["relation"] = (c.value, other)
-                        current = target
-                    else:
-                        # "a purple square above a green cross": the cross is drawn by the same command.
-                        og = new_group(o)
-                        target["relation"] = (c.value, og["ref"])
-                        og["before"] = target
-                        current = og
-                    k += 1
-            elif c.kind == "to":
-                pass
-            else:
-                raise self.fail(f"'{c.words}' is not attached to a shape; {_EXAMPLES}")
-            k += 1
-        if not groups:
+            k = self._chunk(rest, k) + 1
+
+    def _chunk(self, rest: list[_Chunk], k: int) -> int:
+        """Reads ``rest[k]``; the index of the last chunk it used."""
+        c = rest[k]
+        if c.kind == "obj":
+            self.current = self.new_group(c.value)
+            if self.leading is not None:
+                self.current["region"], self.leading = self.leading, None
+        elif c.kind == "sep":
+            self.current = None
+        elif c.kind == "style":
+            if self.style is not None:
+                raise self.fail("two background styles in one command")
+            self.style = c.value
+        elif c.kind in ("region", "rel", "prel"):
+            return self._place(rest, k)
+        elif c.kind not in ("bg", "to"):
+            raise self.fail(f"'{c.words}' is not attached to a shape; {_EXAMPLES}")
+        return k
+
+    def _place(self, rest: list[_Chunk], k: int) -> int:
+        c = rest[k]
+        target = (
+            self.current if self.current is not None else (self.groups[-1] if self.groups else None)
+        )
+        if target is None and c.kind == "region" and self.leading is None:
+            self.leading = c.value
+            return k
+        if target is None:
+            raise self.fail(f"'{c.words}' comes before any object it could place")
+        if target["region"] is not None or target["relation"] is not None:
+            raise self.fail(
+                f"the {target['ref'].phrase(2)} get two places ('{c.words}' too); give one"
+            )
+        before = [g["ref"] for g in self.groups if g is not target]
+        if c.kind == "region":
+            target["region"] = c.value
+        elif c.kind == "prel":
+            other = self._last(before)
+            if other is None:
+                raise self.fail(f"'{c.words}' with nothing before it to refer to")
+            target["relation"] = (c.value, other)
+        else:
+            self._relate(rest, k, target, before)
+            return k + 1
+        return k
+
+    def _relate(self, rest: list[_Chunk], k: int, target: dict, before: list[ObjectRef]) -> None:
+        """ "above the circles" (a group already there) or "above a green cross" (drawn too)."""
+        c = rest[k]
+        if k + 1 >= len(rest) or rest[k + 1].kind != "obj":
+            raise self.fail(f"'{c.words}' needs a group after it, such as 'the red circles'")
+        o = rest[k + 1].value
+        if o.det in ("def", "pron", "other", "bare"):
+            other = self.parse.resolve(o, before + self.pool_state, self._last(before))
+            target["relation"] = (c.value, other)
+            self.current = target
+        else:
+            # "a purple square above a green cross": the cross is drawn by the same command.
+            og = self.new_group(o)
+            target["relation"] = (c.value, og["ref"])
+            og["before"] = target
+            self.current = og
+
+    def new_group(self, obj: _Obj) -> dict:
+        if obj.det in ("def", "pron", "other", "part"):
+            raise self.fail(
+                f"'{obj.words}' refers to objects already there; to draw new ones give a count ('two {(obj.noun or 'circle')}s')"
+            )
+        if obj.det == "bare" and obj.plural:
+            raise self.fail(
+                f"how many {obj.words}? give a count from one to {number_word(MAX_COUNT)}"
+            )
+        pending = [g["ref"] for g in self.groups]
+        existing = pending + self.pool_state
+        ref = self._ref(obj, existing, self._last(pending))
+        self._check(obj, ref, existing, pending)
+        g = {"ref": ref, "count": obj.count or 1, "region": None, "relation": None}
+        self.groups.append(g)
+        return g
+
+    def _ref(self, obj: _Obj, existing: list[ObjectRef], base: ObjectRef | None) -> ObjectRef:
+        if obj.noun is None:  # "a blue one", "one more", "a third one"
+            if base is None:
+                raise self.fail(f"'{obj.words}' names no shape and nothing before it says which")
+            if obj.color is None and obj.size is None:
+                return base
+            return ObjectRef(base.noun, obj.color or base.color, obj.size)
+        if (
+            obj.color is None
+            and (obj.det == "more" or obj.ordinal)
+            and any(r.noun == obj.noun for r in existing)
+        ):
+            return self.parse.resolve(
+                _Obj("def", obj.words, noun=obj.noun, size=obj.size), existing, base
+            )
+        return ObjectRef(obj.noun, obj.color, obj.size)
+
+    def _check(
+        self, obj: _Obj, ref: ObjectRef, existing: list[ObjectRef], pending: list[ObjectRef]
+    ) -> None:
+        """Refuses mixed or repeated groups; "one more blue star" joins the blue stars."""
+        mixed = next(
+            (
+                r
+                for r in existing
+                if r.noun == ref.noun and r != ref and None in (r.color, ref.color)
+            ),
+            None,
+        )
+        if mixed is not None:
+            raise self.fail(
+                f"'{obj.words}' and the {mixed.phrase(2)} are {plural(ref.noun, 2)} of unstated and stated colours; "
+                f"give each colour its own count ('a red {ref.noun} and a blue {ref.noun}')"
+            )
+        same = next((r for r in existing if r.noun == ref.noun and r.color == ref.color), None)
+        if same is None:
+            if obj.ordinal is not None:
+                raise self.fail(f"'{obj.words}' but there are no {ref.phrase(2)} yet")
+            return
+        if same in pending:
+            raise self.fail(
+                f"'{obj.words}' repeats the {same.phrase(2)} of the same command; give one count"
+            )
+        if obj.ordinal is not None:
+            have = next(g.count for g in self.state_groups if g.ref == same)
+            if have != obj.ordinal - 1:
+                nth = next(w for w, k in lx.ORDINALS.items() if k == obj.ordinal)
+                raise self.fail(
+                    f"'{obj.words}': there {'is' if have == 1 else 'are'} {number_word(have)} {same.phrase(have)} so far, so the next is not the {nth}"
+                )
+        self.increment = True
+
+    def ordered(self) -> tuple[Group, ...]:
+        """The groups, those another one is placed relative to first."""
+        if not self.groups:
             raise self.fail(f"nothing to draw; {_EXAMPLES}")
-        if leading is not None:
-            raise self.fail(f"the place '{leading}' is not attached to an object")
-        # Groups another one is placed relative to are drawn first.
-        ordered: list[dict] = []
+        if self.leading is not None:
+            raise self.fail(f"the place '{self.leading}' is not attached to an object")
+        groups = self.groups
+        out: list[dict] = []
         for g in groups:
             if "before" in g:
                 continue
@@ -865,13 +932,9 @@ class _Parse:
             for h in groups:
                 if h.get("before") is g:
                     chain.insert(0, h)
-            ordered += chain
-        ordered += [g for g in groups if "before" in g and g not in ordered]
-        out = tuple(Group(g["ref"], g["count"], g["region"], g["relation"]) for g in ordered)
-        self.recent = [g.ref for g in out]
-        return Intent(
-            "generate" if generate else "add", groups=out, style=style, increment=increment
-        )
+            out += chain
+        out += [g for g in groups if "before" in g and g not in out]
+        return tuple(Group(g["ref"], g["count"], g["region"], g["relation"]) for g in out)
 
 
 def _postposed_colors(rest: list[_Chunk]) -> list[_Chunk]:

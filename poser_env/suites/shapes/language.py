@@ -238,30 +238,45 @@ class SymbolicState:
         """Update the state with ``intent``; returns the command's own constraints."""
         k = intent.kind
         if k in ("generate", "add"):
-            if k == "generate":
-                self.groups = []
-            out: list[Constraint] = []
-            for g in intent.groups:
-                existing = self.find(g.ref.noun, g.ref.color)
-                if existing is not None and intent.increment:
-                    gs = self._increment(self._group(existing), g)
-                elif existing is not None:
-                    raise ValueError(f"There is already a group of {g.ref.phrase(2)}.")
-                else:
-                    gs = _GroupState(g.ref, g.count, g.region, g.relation)
-                    self.groups.append(gs)
-                out += self._group_constraints(gs)
-                self.last_mentioned = gs.ref
-            if intent.style is not None:
-                self.background = intent.style
-                out.append(Constraint("background", style=intent.style))
-            return tuple(out)
+            return self._draw(intent)
         if k == "restyle":
             self.background = intent.style
             return (Constraint("background", style=intent.style),)
         g = self._group(intent.target)
         self.last_mentioned = g.ref
-        if k == "remove" and intent.count is not None and intent.count != g.count:
+        step = {"remove": self._remove, "recolor": self._recolor, "move": self._move}.get(k)
+        if step is None:
+            raise ValueError(f"Unknown intent kind {k!r}; expected one of {INTENT_KINDS}.")
+        return step(g, intent)
+
+    def _draw(self, intent: Intent) -> tuple[Constraint, ...]:
+        if intent.kind == "generate":
+            self.groups = []
+        out: list[Constraint] = []
+        for g in intent.groups:
+            existing = self.find(g.ref.noun, g.ref.color)
+            if existing is not None and intent.increment:
+                gs = self._increment(self._group(existing), g)
+            elif existing is not None:
+                raise ValueError(f"There is already a group of {g.ref.phrase(2)}.")
+            else:
+                gs = _GroupState(g.ref, g.count, g.region, g.relation)
+                self.groups.append(gs)
+            out += self._group_constraints(gs)
+            self.last_mentioned = gs.ref
+        if intent.style is not None:
+            self.background = intent.style
+            out.append(Constraint("background", style=intent.style))
+        return tuple(out)
+
+    def _unlink(self, ref: ObjectRef) -> None:
+        """Drop the relations of other groups to ``ref``."""
+        for other in self.groups:
+            if other.relation is not None and other.relation[1] == ref:
+                other.relation = None
+
+    def _remove(self, g: _GroupState, intent: Intent) -> tuple[Constraint, ...]:
+        if intent.count is not None and intent.count != g.count:
             if intent.count > g.count:
                 raise ValueError(
                     f"It removes {number_word(intent.count)} {g.ref.phrase(intent.count)}, but there {'is' if g.count == 1 else 'are'} only {number_word(g.count)}."
@@ -269,33 +284,29 @@ class SymbolicState:
             g.count -= intent.count
             # The ones left keep their place.
             return tuple(self._group_constraints(g))
-        if k == "remove":
-            self.groups.remove(g)
-            for other in self.groups:
-                if other.relation is not None and other.relation[1] == g.ref:
-                    other.relation = None
-            self.last_mentioned = None
-            return (Constraint("count", subject=g.ref, count=0),)
-        if k == "recolor":
-            old = g.ref
-            g.ref = ObjectRef(old.noun, intent.color, old.size)
-            for other in self.groups:
-                if other.relation is not None and other.relation[1] == old:
-                    other.relation = (other.relation[0], g.ref)
-            self.last_mentioned = g.ref
-            # The recoloured group keeps its place: its region and relation still apply.
-            return (Constraint("count", subject=old, count=0), *self._group_constraints(g))
-        if k == "move":
-            # A relation is a placement instruction given at the time: once either side
-            # has been moved elsewhere it no longer binds.
-            if intent.relation is not None and intent.relation[1] == g.ref:
-                raise ValueError(f"The {g.ref.phrase(2)} cannot be placed relative to themselves.")
-            g.region, g.relation = intent.region, intent.relation
-            for other in self.groups:
-                if other.relation is not None and other.relation[1] == g.ref:
-                    other.relation = None
-            return tuple(self._group_constraints(g))
-        raise ValueError(f"Unknown intent kind {k!r}; expected one of {INTENT_KINDS}.")
+        self.groups.remove(g)
+        self._unlink(g.ref)
+        self.last_mentioned = None
+        return (Constraint("count", subject=g.ref, count=0),)
+
+    def _recolor(self, g: _GroupState, intent: Intent) -> tuple[Constraint, ...]:
+        old = g.ref
+        g.ref = ObjectRef(old.noun, intent.color, old.size)
+        for other in self.groups:
+            if other.relation is not None and other.relation[1] == old:
+                other.relation = (other.relation[0], g.ref)
+        self.last_mentioned = g.ref
+        # The recoloured group keeps its place: its region and relation still apply.
+        return (Constraint("count", subject=old, count=0), *self._group_constraints(g))
+
+    def _move(self, g: _GroupState, intent: Intent) -> tuple[Constraint, ...]:
+        # A relation is a placement instruction given at the time: once either side
+        # has been moved elsewhere it no longer binds.
+        if intent.relation is not None and intent.relation[1] == g.ref:
+            raise ValueError(f"The {g.ref.phrase(2)} cannot be placed relative to themselves.")
+        g.region, g.relation = intent.region, intent.relation
+        self._unlink(g.ref)
+        return tuple(self._group_constraints(g))
 
     @staticmethod
     def _increment(gs: _GroupState, g: Group) -> _GroupState:
