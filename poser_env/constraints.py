@@ -11,7 +11,7 @@ closed vocabulary, real-model suites may use any English words.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +37,23 @@ _NUMBER_WORDS = {0: "no", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 
 def number_word(n: int) -> str:
     """English word for a small count (``3 -> "three"``)."""
     return _NUMBER_WORDS.get(n, str(n))
+
+
+def per_object(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Memoise ``fn(obj)`` by the identity of an immutable ``obj`` (a plan's constraints
+    are checked and encoded every step). Bounded; an entry keeps its ``obj`` alive, so its
+    id is not reused while cached."""
+    memo: dict[int, tuple[Any, Any]] = {}
+
+    def cached(obj):
+        hit = memo.get(id(obj))
+        if hit is None or hit[0] is not obj:
+            if len(memo) >= 4096:
+                memo.clear()
+            hit = memo[id(obj)] = (obj, fn(obj))
+        return hit[1]
+
+    return cached
 
 
 def plural(noun: str, n: int) -> str:

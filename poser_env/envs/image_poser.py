@@ -18,8 +18,8 @@ from PIL import Image
 
 from poser_env._opencv import half_size
 from poser_env.assembly import build_suite
-from poser_env.components import Critique, ExpertResult, Task
-from poser_env.constraints import Command, Plan
+from poser_env.components import ConstraintCheck, Critique, ExpertResult, Task
+from poser_env.constraints import Command, Constraint, Plan, per_object
 from poser_env.error import (
     ComponentError,
     ComponentOutputError,
@@ -225,6 +225,40 @@ def _json_default(value: Any) -> Any:
 _to_json = json.JSONEncoder(
     separators=(",", ":"), check_circular=False, default=_json_default
 ).encode
+
+
+_str_json = json.encoder.encode_basestring_ascii  # what _to_json does to a str
+
+
+_constraint_json = per_object(lambda c: _to_json(c.to_dict()))
+
+
+def _check_json(k: ConstraintCheck) -> str:
+    return (
+        f'{{"constraint":{_constraint_json(k.constraint)},"expected":{_str_json(k.expected)},'
+        f'"observed":{_str_json(k.observed)},"passed":{"true" if k.passed else "false"},'
+        f'"score":{float(k.score)!r}}}'
+    )
+
+
+def _verdict_json(c: Critique) -> str:
+    """``_to_json(c.to_dict())``, the same text, with each constraint encoded once: the
+    verdict of every step is in ``info["details"]``. ``_judge`` has checked that every
+    score is a finite number (which JSON writes as ``repr`` does)."""
+    checks = (*c.checks, *c.prompt_checks)
+    if type(c) is not Critique or any(
+        type(k) is not ConstraintCheck or type(k.constraint) is not Constraint for k in checks
+    ):
+        return _to_json(c.to_dict())
+    scores = ",".join(
+        f'"{name}":{float(getattr(c, name))!r}'
+        for name in ("alignment", "prompt_alignment", "fidelity", "aesthetics", "overall")
+    )
+    return (
+        f'{{"checks":[{",".join(map(_check_json, c.checks))}],'
+        f'"prompt_checks":[{",".join(map(_check_json, c.prompt_checks))}],{scores},'
+        f'"accepted":{"true" if c.accepted else "false"},"reflection":{_str_json(c.reflection)}}}'
+    )
 
 
 def read_details(info: dict[str, Any]) -> dict[str, Any]:
@@ -489,7 +523,7 @@ class ImagePoserEnv(gym.Env):
         except Exception as e:
             return self._fail(reward, info, details, "critic", self.suite.critic.name, e)
         info["verdict"] = _verdict(critique)
-        details["verdict"] = critique.to_dict()
+        details["verdict"] = _verdict_json(critique)
         ep.last_alignment = float(critique.alignment)
         ep.feedback = critique.reflection
         new_score = float(critique.prompt_alignment)
@@ -818,7 +852,7 @@ class ImagePoserEnv(gym.Env):
         if ep.details is None:
             commands = _to_json([c.text for c in ep.plan.commands])
             ep.details = f'{{"commands":{commands},"task_meta":{_to_json(ep.task.meta)}'
-        verdict = _to_json(details["verdict"]) if "verdict" in details else "{}"
+        verdict = details.get("verdict", "{}")
         meta = _to_json(details["expert_meta"]) if details.get("expert_meta") else "{}"
         info["details"] = f'{ep.details},"verdict":{verdict},"expert_meta":{meta}}}'
         return info
