@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from poser_env.components import ConstraintCheck, Critic, Critique
-from poser_env.constraints import Command, Constraint
+from poser_env.constraints import Command, Constraint, per_object
 from poser_env.error import ConfigError
 from poser_env.suites.shapes.perception import Perception, perceive
 from poser_env.suites.shapes.scene import Obj, Scene, evaluate
@@ -43,6 +43,9 @@ def aesthetics_score(p: Perception) -> float:
             gaps.append(max(abs(a.x - b.x) - ea - eb, abs(a.y - b.y) - ea - eb))
     room = min(1.0, max(0.0, min(gaps) / 8.0))
     return float(0.5 * balance + 0.3 * room + 0.2 * p.fidelity)
+
+
+_statement = per_object(Constraint.statement)
 
 
 class ShapesCritic(Critic):
@@ -74,7 +77,7 @@ class ShapesCritic(Critic):
         out = []
         for c in constraints:
             passed, observed = evaluate(c, scene.objects, scene.background)
-            out.append(ConstraintCheck(c, c.statement(), observed, passed, 1.0 if passed else 0.0))
+            out.append(ConstraintCheck(c, _statement(c), observed, passed, 1.0 if passed else 0.0))
         return tuple(out)
 
     def perceive(self, image: np.ndarray, exact: bool = False) -> Perception:

@@ -193,7 +193,7 @@ class Perception:
 
     @property
     def fidelity(self) -> float:
-        return float(np.clip(1.0 - self.residual / FIDELITY_SCALE, 0.0, 1.0))
+        return min(1.0, max(0.0, 1.0 - self.residual / FIDELITY_SCALE))  # np.clip: 4 us
 
 
 def _objects(image: np.ndarray, fg: np.ndarray) -> tuple[list[Obj], list[float]]:
