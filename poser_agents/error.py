@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
-
 from poser_env.error import ConfigError, PoserError, UnknownNameError
+from poser_env.error import did_you_mean as close_hint
 
 
 class AgentsConfigError(ConfigError):
@@ -18,12 +16,6 @@ class RunFolderError(PoserError, ValueError):
 
 class RunLockedError(RunFolderError):
     """Another ``poser`` process is writing this run folder (training or resuming it)."""
-
-
-def close_hint(name: str, known: Iterable[str]) -> str:
-    """`` Did you mean 'x'?`` or an empty string."""
-    close = difflib.get_close_matches(str(name), list(known), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 __all__ = [

@@ -18,7 +18,8 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from poser_agents.error import AgentsConfigError, close_hint
+from poser_agents.error import AgentsConfigError
+from poser_env.registry import Registry
 
 
 class SmallCNN(nn.Module):
@@ -72,8 +73,9 @@ class PoserExtractor(BaseFeaturesExtractor):
         return torch.cat([ext(observations[key]) for key, ext in self.extractors.items()], dim=1)
 
 
-#: names usable as ``features_extractor_class`` in the YAML hyperparameter files.
-EXTRACTORS: dict[str, type] = {"poser": PoserExtractor}
+#: Names usable as ``features_extractor_class`` in the YAML hyperparameter files.
+EXTRACTORS = Registry("features_extractor_class")
+EXTRACTORS.register("poser", PoserExtractor, "CNN on the image, MLP on the text vectors")
 
 
 def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -82,11 +84,7 @@ def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any
     kw = dict(policy_kwargs or {})
     ext = kw.get("features_extractor_class")
     if isinstance(ext, str):
-        if ext not in EXTRACTORS:
-            raise AgentsConfigError(
-                f"Unknown features_extractor_class {ext!r}.{close_hint(ext, EXTRACTORS)} Known: {', '.join(EXTRACTORS)}."
-            )
-        kw["features_extractor_class"] = EXTRACTORS[ext]
+        kw["features_extractor_class"] = EXTRACTORS.load(ext)
     act = kw.get("activation_fn")
     if isinstance(act, str):
         acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}

@@ -49,7 +49,7 @@ from poser_agents.evaluate import evaluate_run
 from poser_agents.loading import check_threads, load_agent, load_model_file, require_sb3  # noqa: F401 (load_agent: public path)
 from poser_agents.plots import expert_figure, training_figure
 from poser_env.error import PoserError
-from poser_env.suites.registration import check_kwargs
+from poser_env.registry import check_kwargs
 
 DEFAULTS: dict[str, Any] = {key: default for key, (default, _) in POSER_KEYS.items()}
 

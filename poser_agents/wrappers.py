@@ -25,7 +25,6 @@ State presets: see :data:`poser_env.wrappers.STATE_PRESETS`.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,9 @@ import numpy as np
 
 from poser_agents.encoders import OnnxMiniLMEncoder, StaticMiniLMEncoder, default_minilm_path
 from poser_agents.error import AgentsConfigError
-from poser_env.error import MissingDependencyError
-from poser_env.suites.registration import check_kwargs
+from poser_env._imports import require
+from poser_env.error import UnknownNameError
+from poser_env.registry import Registry, check_kwargs
 from poser_env.wrappers import (
     REMAINING_SEPARATOR,
     STATE_PRESETS,
@@ -97,14 +97,9 @@ class SentenceTransformerEncoder(CachedEncoder):
 
     def _load(self):
         if getattr(self, "_model", None) is None:
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as e:
-                raise MissingDependencyError(
-                    "sentence-transformers", "agents", "The sentence-embedding encoder"
-                ) from e
+            st = require("sentence_transformers", "agents", "The sentence-embedding encoder")
             # A local folder never touches the hub; local_files_only guards the tokenizer too.
-            self._model = SentenceTransformer(
+            self._model = st.SentenceTransformer(
                 str(self.path), device=self.device, local_files_only=True
             )
         return self._model
@@ -138,18 +133,9 @@ class OpenCLIPTextEncoder(CachedEncoder):
         cache_size: int = 200_000,
     ):
         super().__init__(cache_size)
-        try:
-            import open_clip
-        except ImportError as e:
-            raise MissingDependencyError(
-                "open_clip_torch", "agents", "The open_clip text encoder"
-            ) from e
-        known = open_clip.list_models()
-        if model_name not in known:
-            close = difflib.get_close_matches(model_name, known, n=3)
-            raise AgentsConfigError(
-                f"Unknown open_clip model {model_name!r}; close matches: {close}. See open_clip.list_models()."
-            )
+        open_clip = require("open_clip", "agents", "The open_clip text encoder", "open_clip_torch")
+        if model_name not in open_clip.list_models():
+            raise UnknownNameError("open_clip model", model_name, open_clip.list_models())
         self.model_name, self.pretrained, self.device = model_name, pretrained, device
         self._model = None
         self.dim = int(open_clip.get_model_config(model_name)["embed_dim"])
@@ -175,15 +161,17 @@ class OpenCLIPTextEncoder(CachedEncoder):
         return feats.cpu().numpy()
 
 
-#: name -> encoder class. ``make_encoder`` also accepts "sentence-transformers" with a path.
-ENCODERS: dict[str, type] = {
+#: The text encoder registry (name -> class); "sentence-transformers" needs a ``path``.
+ENCODERS = Registry("text encoder")
+for _name, _cls in {
     "minilm": SentenceTransformerEncoder,
     "sentence-transformers": SentenceTransformerEncoder,
     "hashed": HashedBagOfWords,
     "open_clip": OpenCLIPTextEncoder,
     "minilm-static": StaticMiniLMEncoder,
     "minilm-onnx": OnnxMiniLMEncoder,
-}
+}.items():
+    ENCODERS.register(_name, _cls, _cls.__doc__.splitlines()[0])
 
 
 _SHARED_ENCODERS: dict[tuple[str, str], TextEncoder] = {}
@@ -201,7 +189,7 @@ def make_encoder(
         **kwargs: Keyword arguments of the encoder class.
 
     Raises:
-        AgentsConfigError: For an unknown name (the message lists the known ones).
+        UnknownNameError: For an unknown name (the message lists the known ones).
         UnknownArgumentError: For a keyword the encoder class does not take (the message
             names it, the closest valid keyword and the full list).
     """
@@ -212,24 +200,18 @@ def make_encoder(
                 f"got {type(encoder).__name__}."
             )
         return encoder
-    if encoder not in ENCODERS:
-        close = difflib.get_close_matches(encoder, list(ENCODERS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise AgentsConfigError(
-            f"Unknown text encoder {encoder!r}.{hint} Known encoders: {', '.join(sorted(ENCODERS))}."
-        )
-    check_kwargs(f"encoder {encoder!r}", ENCODERS[encoder], kwargs)
+    check_kwargs(f"encoder {encoder!r}", ENCODERS.load(encoder), kwargs)
     if encoder == "sentence-transformers" and "path" not in kwargs:
         raise AgentsConfigError(
             "The 'sentence-transformers' encoder needs encoder_kwargs={'path': <model folder>}."
         )
     if not shared:
-        return ENCODERS[encoder](**kwargs)
+        return ENCODERS.make(encoder, **kwargs)
     # One instance (one model, one cache) per configuration, shared by every env in the
     # process: training and evaluation envs then load MiniLM once and share the cache.
     key = (encoder, repr(sorted(kwargs.items())))
     if key not in _SHARED_ENCODERS:
-        _SHARED_ENCODERS[key] = ENCODERS[encoder](**kwargs)
+        _SHARED_ENCODERS[key] = ENCODERS.make(encoder, **kwargs)
     return _SHARED_ENCODERS[key]
 
 

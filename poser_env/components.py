@@ -16,7 +16,6 @@ Images everywhere are ``numpy.ndarray`` of shape ``(H, W, 3)`` and dtype ``uint8
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from poser_env.constraints import Command, Constraint, Plan
-from poser_env.error import ConfigError, UnknownNameError
+from poser_env.error import ConfigError, UnknownNameError, did_you_mean
 
 ExpertKind = Literal["t2i", "i2i"]
 
@@ -342,10 +341,8 @@ class Task:
         if not isinstance(self.prompt, str):
             raise ConfigError(f"Task.prompt must be a string, got {type(self.prompt).__name__}.")
         if self.kind not in TASK_KINDS:
-            close = difflib.get_close_matches(str(self.kind), TASK_KINDS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"Task.kind must be one of {list(TASK_KINDS)}, got {self.kind!r}.{hint}"
+                f"Task.kind must be one of {list(TASK_KINDS)}, got {self.kind!r}.{did_you_mean(self.kind, TASK_KINDS)}"
             )
         if self.image is not None and not isinstance(self.image, np.ndarray):
             raise ConfigError(

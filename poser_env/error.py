@@ -37,10 +37,16 @@ def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     return cap(repr(value), limit)
 
 
-def closest(name: Any, known: Iterable[str]) -> str | None:
+def closest(name: Any, known: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The known name closest to ``name`` (``difflib``), or None."""
-    close = difflib.get_close_matches(str(name)[:MAX_VALUE_CHARS], list(known), n=1)
+    close = difflib.get_close_matches(str(name)[:MAX_VALUE_CHARS], list(known), 1, cutoff)
     return close[0] if close else None
+
+
+def did_you_mean(name: Any, known: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` Did you mean 'x'?`` for the closest known name, or an empty string (every did-you-mean)."""
+    close = closest(name, known, cutoff)
+    return f" Did you mean {close!r}?" if close else ""
 
 
 class PoserError(Exception):
@@ -72,17 +78,15 @@ class ConfigError(PoserError, ValueError):
     """A configuration value (keyword argument, dataclass field) is invalid."""
 
 
-class UnknownNameError(PoserError, KeyError):
-    """A name (suite, expert, task kind...) is not registered."""
+class UnknownNameError(ConfigError, KeyError):
+    """A name (suite, pool, algorithm, encoder, expert...) is not registered."""
 
     def __init__(self, what: str, name: str, known: Iterable[str]):
         known = sorted(known)
-        close = closest(name, known)
-        hint = f" Did you mean {close!r}?" if close else ""
         self.name = name
         self.known = known
         self.message = cap(
-            f"Unknown {what} {short_repr(name)}.{hint} Known {what}s: {', '.join(known)}."
+            f"Unknown {what} {short_repr(name)}.{did_you_mean(name, known)} Known {what}s: {', '.join(known)}."
         )
         super().__init__(self.message)
 
@@ -104,11 +108,9 @@ class UnknownArgumentError(ConfigError):
     def __init__(self, where: str, key: str, valid: Iterable[str]):
         self.key = key
         self.valid = sorted(valid)
-        close = closest(key, self.valid)
-        hint = f" Did you mean {close!r}?" if close else ""
         listing = ", ".join(self.valid) if self.valid else "none (it takes no arguments)"
         super().__init__(
-            f"Unknown argument {short_repr(key)} for {where}.{hint} Valid arguments: {listing}."
+            f"Unknown argument {short_repr(key)} for {where}.{did_you_mean(key, self.valid)} Valid arguments: {listing}."
         )
 
 

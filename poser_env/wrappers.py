@@ -35,9 +35,7 @@ State presets (:data:`STATE_PRESETS`):
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import inspect
 import re
 import zlib
 from collections import OrderedDict
@@ -49,7 +47,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from poser_env.error import ConfigError, MissingDependencyError
+from poser_env.error import ConfigError, MissingDependencyError, UnknownNameError, did_you_mean
+from poser_env.registry import check_kwargs
 
 #: Separator the env uses to join the remaining commands.
 REMAINING_SEPARATOR = " | "
@@ -197,27 +196,6 @@ class HashedBagOfWords(CachedEncoder):
         return out
 
 
-def check_kwargs(what: str, func: Any, kwargs: dict[str, Any]) -> None:
-    """Refuse keyword arguments ``func`` does not take, naming the closest valid one.
-
-    >>> check_kwargs("HashedBagOfWords", HashedBagOfWords, {"dimm": 8})
-    Traceback (most recent call last):
-    ...
-    poser_env.error.ConfigError: Unknown keyword argument(s) ['dimm'] for HashedBagOfWords. Did you mean 'dim'? Valid keywords: bigrams, cache_size, dim.
-    """
-    params = inspect.signature(func).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    valid = sorted(k for k, p in params.items() if k != "self" and p.kind is not p.VAR_POSITIONAL)
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], valid, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"Unknown keyword argument(s) {unknown} for {what}.{hint} Valid keywords: {', '.join(valid)}."
-        )
-
-
 _SHARED_HASHED: dict[str, HashedBagOfWords] = {}
 
 
@@ -250,7 +228,7 @@ def resolve_encoder(
             )
         return encoder
     if encoder == "hashed":
-        check_kwargs("HashedBagOfWords", HashedBagOfWords, kwargs)
+        check_kwargs("encoder 'hashed'", HashedBagOfWords, kwargs)
         key = repr(sorted(kwargs.items()))
         if key not in _SHARED_HASHED:
             _SHARED_HASHED[key] = HashedBagOfWords(**kwargs)
@@ -262,11 +240,7 @@ def resolve_encoder(
     except ImportError as e:
         if encoder in ENCODER_NAMES:
             raise MissingDependencyError("torch", "agents", f"The {encoder!r} text encoder") from e
-        close = difflib.get_close_matches(encoder, ENCODER_NAMES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"Unknown text encoder {encoder!r}.{hint} Known encoders: {', '.join(ENCODER_NAMES)}."
-        ) from e
+        raise UnknownNameError("text encoder", encoder, ENCODER_NAMES) from e
     return agents.make_encoder(encoder, **kwargs)
 
 
@@ -318,10 +292,8 @@ def get_state_preset(state: str | StatePreset) -> StatePreset:
             )
         return state
     if not isinstance(state, str) or state not in STATE_PRESETS:
-        close = difflib.get_close_matches(str(state), list(STATE_PRESETS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
-            f"Unknown state preset {state!r}.{hint} Known presets: {', '.join(STATE_PRESETS)}."
+            f"Unknown state preset {state!r}.{did_you_mean(state, STATE_PRESETS)} Known presets: {', '.join(STATE_PRESETS)}."
         )
     return STATE_PRESETS[state]
 
@@ -444,7 +416,6 @@ __all__ = [
     "HashedBagOfWords",
     "StatePreset",
     "TextEncoder",
-    "check_kwargs",
     "get_state_preset",
     "resolve_encoder",
 ]

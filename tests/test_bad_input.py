@@ -611,8 +611,8 @@ case("wrapper: unknown encoder", ConfigError, r"Unknown text encoder 'nope'")(
 )
 case(
     "wrapper: encoder kwargs typo",
-    ConfigError,
-    r"Unknown keyword argument\(s\) \['dimm'\].*Did you mean 'dim'\?",
+    UnknownArgumentError,
+    r"Unknown argument 'dimm' for encoder 'hashed'\. Did you mean 'dim'\? Valid arguments: bigrams",
 )(lambda p: _encoded(encoder="hashed", encoder_kwargs={"dimm": 3}))
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from poser_agents.callbacks import EPISODE_FIELDS, EXPERT_FIELDS, LOSS_FIELDS
-from poser_agents.error import AgentsConfigError, RunFolderError
+from poser_agents.error import AgentsConfigError, RunFolderError, UnknownNameError
 from poser_agents.train import load_agent, train
 
 
@@ -208,7 +208,7 @@ def test_text_image_state_trains_with_the_small_cnn(tmp_path, tiny):
 def test_unknown_extractor_name_is_refused(tmp_path, tiny):
     tiny["policy_kwargs"] = {"features_extractor_class": "resnet"}
     with pytest.raises(
-        AgentsConfigError, match=r"Unknown features_extractor_class 'resnet'.*Known: poser"
+        UnknownNameError, match=r"Unknown features_extractor_class 'resnet'.*: poser"
     ):
         train("dqn", seed=0, run_dir=tmp_path / "bad", hyperparams=tiny)
 

@@ -15,7 +15,7 @@ from poser_agents.wrappers import (
     StatePreset,
     make_encoder,
 )
-from poser_env.error import ConfigError
+from poser_env.error import ConfigError, UnknownNameError
 
 
 def _env(state="text", encoder="hashed", **kw):
@@ -106,7 +106,7 @@ def test_gymnasium_check_env_accepts_the_wrapped_env():
 
 def test_unknown_encoder_and_state_are_refused_with_the_valid_names():
     with pytest.raises(
-        AgentsConfigError, match=r"Unknown text encoder 'minilml'.*Did you mean 'minilm'.*hashed"
+        UnknownNameError, match=r"Unknown text encoder 'minilml'.*Did you mean 'minilm'.*hashed"
     ):
         make_encoder("minilml")
     # The wrapper and the presets live in poser_env: ConfigError (AgentsConfigError's base).

@@ -74,7 +74,7 @@ def test_bad_encoder_arguments_are_refused_by_name():
     env = gym.make("ImagePoser-v0")
     with pytest.raises(
         ConfigError,
-        match=r"Unknown keyword argument\(s\) \['dimm'\] for HashedBagOfWords. Did you mean 'dim'\?",
+        match=r"Unknown argument 'dimm' for encoder 'hashed'\. Did you mean 'dim'\?",
     ):
         pw.EncodeObservation(env, encoder="hashed", encoder_kwargs={"dimm": 8})
     with pytest.raises(ConfigError, match="encoder_kwargs only apply to an encoder given by name"):

@@ -46,7 +46,8 @@ def test_entry_point_errors():
     register_suite("broken-test", "no_colon_here")
     try:
         with pytest.raises(
-            ConfigError, match="Entry point must look like 'module:function', got 'no_colon_here'"
+            ConfigError,
+            match="suite 'broken-test': expected an import path 'package.module:attribute', got 'no_colon_here'",
         ):
             make_suite("broken-test")
     finally:

@@ -17,11 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from poser_env.components import CommandExtractor, Critic, TaskSource
-from poser_env.error import ConfigError, UnknownArgumentError, UnknownNameError
+from poser_env.error import ConfigError, UnknownNameError
+from poser_env.registry import Registry, accepted_arguments, check_kwargs
 from poser_env.suites.diffusers.models import DEFAULT_POOL, ExpertSpec, default_pool, pool_table
 from poser_env.suites.registration import Suite
 
 __all__ = [
+    "CRITICS",
     "DEFAULT_POOL",
     "ExpertSpec",
     "default_pool",
@@ -31,44 +33,35 @@ __all__ = [
 ]
 
 
+#: The critics of the diffusers suite (``critic=``).
+CRITICS = Registry("critic")
+CRITICS.register("vlm", f"{__name__}.critics:VLMCritic", "a local VLM, VQAScore")
+CRITICS.register("http", f"{__name__}.critics:HTTPCritic", "an OpenAI-compatible server")
+CRITICS.register("clip", f"{__name__}.critics:CLIPCritic", "open_clip similarity")
+
+
 def make_critic(kind: str | Critic, device: str = "auto", **kwargs: Any) -> Critic:
     """``"vlm"``, ``"http"`` or ``"clip"`` (or a critic instance, returned as is)."""
     if isinstance(kind, Critic):
         return kind
-    from poser_env.suites.diffusers.critics import CLIPCritic, HTTPCritic, VLMCritic
-
-    table = {"vlm": VLMCritic, "http": HTTPCritic, "clip": CLIPCritic}
-    if kind not in table:
-        raise UnknownNameError("critic", str(kind), table)
+    cls = CRITICS.load(kind)
     if kind != "http":
         kwargs.setdefault("device", device)
     if kind == "clip":
         kwargs.pop("local_files_only", None)
-    check_kwargs(table[kind], kwargs, f"critic {kind!r} (critic_kwargs)")
+    return build(cls, kwargs, f"critic {kind!r}", "critic_kwargs")
+
+
+def build(cls: type, kwargs: dict[str, Any], what: str, argument: str) -> Any:
+    """``cls(**kwargs)`` after :func:`~poser_env.registry.check_kwargs`; the HTTP critic and
+    extractor pass the rest of their keywords on to their ``ChatClient``."""
+    from poser_env.suites.diffusers.openai_client import ChatClient
+
+    check_kwargs(f"{what} ({argument})", cls, kwargs, accepted_arguments(ChatClient))
     try:
-        return table[kind](**kwargs)
+        return cls(**kwargs)
     except TypeError as e:
-        raise ConfigError(f"Bad critic_kwargs for critic {kind!r}: {e}") from e
-
-
-def check_kwargs(cls: type, kwargs: dict[str, Any], where: str) -> None:
-    """Raise :class:`UnknownArgumentError` for a key ``cls`` does not take (closest key and full list)."""
-    import inspect
-
-    params = dict(inspect.signature(cls.__init__).parameters)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        # The HTTP critic and extractor pass the rest on to their ChatClient.
-        from poser_env.suites.diffusers.openai_client import ChatClient
-
-        params.update(inspect.signature(ChatClient.__init__).parameters)
-    valid = [
-        n
-        for n, p in params.items()
-        if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-    ]
-    for key in kwargs:
-        if key not in valid:
-            raise UnknownArgumentError(where, key, valid)
+        raise ConfigError(f"Bad {argument} for {what}: {e}") from e
 
 
 def make_diffusers_suite(

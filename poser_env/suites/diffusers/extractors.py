@@ -26,7 +26,8 @@ import numpy as np
 from poser_env._imports import require
 from poser_env.components import CommandExtractor, Critique
 from poser_env.constraints import COMMAND_KINDS, Command, Constraint, ObjectRef, Plan
-from poser_env.error import ConfigError, PromptParseError
+from poser_env.error import PromptParseError
+from poser_env.registry import Registry
 from poser_env.suites.diffusers.openai_client import ChatClient, HTTPComponentError, extract_json
 
 _NUMBERS = {
@@ -557,19 +558,17 @@ class HTTPExtractor(_JSONExtractor):
         self.client.close()
 
 
+#: The command extractors of the diffusers suite (``extractor=``).
+EXTRACTORS = Registry("extractor")
+EXTRACTORS.register("rules", RuleExtractor, "rules, no model")
+EXTRACTORS.register("llm", LLMExtractor, "a local LLM")
+EXTRACTORS.register("http", HTTPExtractor, "an OpenAI-compatible server")
+
+
 def make_extractor(kind: str | CommandExtractor, **kwargs: Any) -> CommandExtractor:
     """``"rules"``, ``"llm"`` or ``"http"`` (or an extractor instance, returned as is)."""
     if isinstance(kind, CommandExtractor):
         return kind
-    table = {"rules": RuleExtractor, "llm": LLMExtractor, "http": HTTPExtractor}
-    if kind not in table:
-        from poser_env.error import UnknownNameError
+    from poser_env.suites.diffusers import build
 
-        raise UnknownNameError("extractor", str(kind), table)
-    from poser_env.suites.diffusers import check_kwargs
-
-    check_kwargs(table[kind], kwargs, f"extractor {kind!r} (extractor_kwargs)")
-    try:
-        return table[kind](**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"Bad extractor_kwargs for extractor {kind!r}: {e}") from e
+    return build(EXTRACTORS.load(kind), kwargs, f"extractor {kind!r}", "extractor_kwargs")

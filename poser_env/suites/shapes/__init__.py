@@ -7,9 +7,7 @@ that decomposes prompts) so that RL algorithms can be developed and benchmarked 
 
 from __future__ import annotations
 
-import difflib
-
-from poser_env.error import ConfigError
+from poser_env.error import ConfigError, did_you_mean
 from poser_env.suites.registration import Suite
 from poser_env.suites.shapes.critic import CriticErrors, NoisyShapesCritic, ShapesCritic
 from poser_env.suites.shapes.experts import ShapesExpert, SkillProfile, default_experts
@@ -49,8 +47,7 @@ def make_shapes_suite(
             Final metrics stay exact (an independent judge).
     """
     if world not in WORLDS:
-        close = difflib.get_close_matches(str(world), WORLDS, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(world, WORLDS, cutoff=0.5)
         raise ConfigError(f"world must be one of {list(WORLDS)}, got {world!r}.{hint}")
     errors = CriticErrors.coerce(critic_errors)
     if errors.exact:
