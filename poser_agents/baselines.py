@@ -8,7 +8,7 @@ adds the two the benchmark needs besides them:
   text-to-image expert for the first command of a generation task, then for every later
   command (and every command of an editing task) the image-to-image expert whose speciality
   matches the command kind (:func:`matching_i2i`).
-* :class:`RouterPolicy` (``router``) - a fixed hand-written router: picks the text-to-image
+* :class:`SkillRouterPolicy` (``router``) - a fixed hand-written router: picks the text-to-image
   expert from the first command's constraints (layout, style, counts, colours) and the
   matching image-to-image expert after that. It reads ``env.unwrapped.current_command``
   (the extractor's structured command), which a learned text policy does not see.
@@ -111,7 +111,7 @@ class SingleT2IPolicy:
         return i if _first_generation_command(base) else matching_i2i(env)
 
 
-class RouterPolicy:
+class SkillRouterPolicy:
     """``router``: a fixed hand-written routing table (see the module docstring).
 
     First command of a generation task: a specialist when the command needs only one
@@ -220,7 +220,7 @@ def make_baseline(name: str, env: gym.Env, seed: int = 0) -> PolicyAgent:
     if name == "oracle":
         return PolicyAgent(OraclePolicy(), "oracle")
     if name == "router":
-        return PolicyAgent(RouterPolicy(), "router")
+        return PolicyAgent(SkillRouterPolicy(), "router")
     if name in _NAMED:
         return PolicyAgent(_NAMED[name](), name)
     if name.startswith("single:"):

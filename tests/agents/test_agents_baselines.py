@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poser_agents.baselines import RouterPolicy, make_baseline, matching_i2i, t2i_experts
+from poser_agents.baselines import SkillRouterPolicy, make_baseline, matching_i2i, t2i_experts
 from poser_agents.config import make_raw_env
 from poser_agents.error import AgentsConfigError
 from poser_agents.evaluate import run_episodes, summarise
@@ -57,7 +57,7 @@ def test_matching_i2i_follows_the_command_kind(env):
 def test_router_routes_first_commands_by_the_skill_they_need():
     red = ObjectRef("circle", "red")
     blue = ObjectRef("square", "blue")
-    need = RouterPolicy.needed_skill
+    need = SkillRouterPolicy.needed_skill
     assert (
         need(Command("draw three red circles", "generate", (Constraint("count", red, count=3),)))
         == "counting"
