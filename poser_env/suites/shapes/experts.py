@@ -148,23 +148,19 @@ def place(
     if idx.size == 0:
         return None
     n_candidates = 1 + int(round(3 * aesthetic))
-    picks = rng.choice(idx, size=min(n_candidates, idx.size), replace=False)
-    gx, gy = {}, {}
-    for i in picks:
-        gy[i], gx[i] = int(ys[i // xs.size]), int(xs[i % xs.size])
-    if picks.size > 1:
+    picks = rng.choice(idx, size=min(n_candidates, idx.size), replace=False).tolist()
+    gx, gy, nx = int(xs[0]), int(ys[0]), xs.size  # the grid steps by 2 from (gx, gy)
+    spots = [(gx + 2 * (i % nx), gy + 2 * (i // nx)) for i in picks]
+    if len(spots) > 1:
         # Tidier experts compose: a group's objects stay together and a new group starts
         # near the middle of the allowed box.
         same = [o for o in existing if o.shape == shape and o.color == color]
         if same:
-            picks = sorted(
-                picks, key=lambda i: min(abs(gx[i] - o.x) + abs(gy[i] - o.y) for o in same)
-            )
+            spots.sort(key=lambda s: min(abs(s[0] - o.x) + abs(s[1] - o.y) for o in same))
         else:
             mx, my = (x0 + x1) / 2, (y0 + y1) / 2
-            picks = sorted(picks, key=lambda i: abs(gx[i] - mx) + abs(gy[i] - my))
-    x, y = int(gx[picks[0]]), int(gy[picks[0]])
-    return Obj(shape, color, size, x, y)
+            spots.sort(key=lambda s: abs(s[0] - mx) + abs(s[1] - my))
+    return Obj(shape, color, size, *spots[0])
 
 
 @dataclass
@@ -286,7 +282,7 @@ class ShapesExpert(Expert):
 
     @staticmethod
     def _noise(rng: np.random.Generator, amplitude: float, light: bool = False) -> np.ndarray:
-        oy, ox = (int(v) for v in rng.integers(0, CANVAS, size=2))
+        oy, ox = rng.integers(0, CANVAS, size=2).tolist()
         bank = _light_noise_bank(float(amplitude)) if light else _noise_bank(float(amplitude))
         return bank[oy : oy + CANVAS, ox : ox + CANVAS]
 
