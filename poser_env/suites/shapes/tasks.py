@@ -10,6 +10,7 @@ The test split holds (shape, colour) combinations that never appear in training 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ from poser_env.suites.shapes.language import (
     join_clauses,
     phrase,
 )
-from poser_env.suites.shapes.scene import Scene, evaluate, render
+from poser_env.suites.shapes.scene import Scene, holds, render
 from poser_env.suites.shapes.vocab import (
     COLORS,
     MAX_COUNT,
@@ -103,6 +104,26 @@ class ShapesTaskConfig:
             raise ConfigError(f"editing_fraction must be in [0, 1], got {self.editing_fraction!r}.")
 
 
+@functools.cache
+def _cdf(p: tuple[float, ...]) -> np.ndarray:
+    cdf = np.array(p).cumsum()
+    cdf /= cdf[-1]
+    return cdf
+
+
+def _choice(rng: np.random.Generator, p: tuple[float, ...]) -> int:
+    """``int(rng.choice(len(p), p=p))``, the same draw: numpy looks one ``rng.random()`` up
+    in this normalised cumulative sum, after 10 us of checks of ``p``."""
+    return int(_cdf(p).searchsorted(rng.random(), side="right"))
+
+
+@functools.cache
+def _longer(n: int) -> tuple[float, ...]:
+    """Probabilities of 1..n commands over lo..hi: longer tasks are likelier (1, 2, 3...)."""
+    weights = np.arange(1, n + 1, dtype=float)
+    return tuple((weights / weights.sum()).tolist())
+
+
 class ShapesTaskSource(TaskSource):
     """Samples solvable Shapes tasks (see module docstring)."""
 
@@ -161,11 +182,8 @@ class ShapesTaskSource(TaskSource):
                     groups.append(g2)
             style = STYLES[1 + int(rng.integers(len(STYLES) - 1))] if rng.random() < 0.2 else None
             return Intent("generate", groups=tuple(groups), style=style)
-        kinds, weights = (
-            ["add", "recolor", "move", "remove", "restyle"],
-            [0.28, 0.2, 0.2, 0.12, 0.2],
-        )
-        kind = kinds[int(rng.choice(len(kinds), p=weights))]
+        kinds = ("add", "recolor", "move", "remove", "restyle")
+        kind = kinds[_choice(rng, (0.28, 0.2, 0.2, 0.12, 0.2))]
         refs = [g.ref for g in state.groups]
         if kind == "add":
             g = self._new_group(rng, state, refs)
@@ -217,9 +235,7 @@ class ShapesTaskSource(TaskSource):
         editing = rng.random() < cfg.editing_fraction
         kind = "editing" if editing else "generation"
         lo, hi = DIFFICULTIES[cfg.difficulty][kind]
-        # Longer tasks are likelier: weights 1, 2, 3, ... over lo..hi commands.
-        weights = np.arange(1, hi - lo + 2, dtype=float)
-        n_commands = lo + int(rng.choice(hi - lo + 1, p=weights / weights.sum()))
+        n_commands = lo + _choice(rng, _longer(hi - lo + 1))
         state = SymbolicState()
         scene = Scene((), "plain")
         source = None
@@ -246,14 +262,12 @@ class ShapesTaskSource(TaskSource):
                 return None
             expert = _PERFECT_T2I if command.kind == "generate" else _PERFECT_I2I
             scene, _ = expert.edit_scene(scene, command, rng)
-            if not all(
-                evaluate(c, scene.objects, scene.background)[0] for c in command.constraints
-            ):
+            if not all(holds(c, scene.objects, scene.background) for c in command.constraints):
                 return None
             clauses.append(text)
             commands.append(command)
         constraints = state.constraints()
-        if not all(evaluate(c, scene.objects, scene.background)[0] for c in constraints):
+        if not all(holds(c, scene.objects, scene.background) for c in constraints):
             return None
         if cfg.split == "test":
             pairs = {
