@@ -168,6 +168,46 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def record_pass(env, recorder, total: int, seed: int) -> tuple[list[int], list[list[Any]]]:
+    """Play ``total`` random valid steps from ``reset(seed)``; each step's action and model calls."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    actions: list[int] = []
+    recorded: list[list[tuple[Any, ...]]] = []
+    for _ in range(total):
+        action = int(rng.choice(np.flatnonzero(obs["action_mask"])))
+        recorder.events = []
+        obs, _, terminated, truncated, info = env.step(action)
+        if info.get("error"):
+            raise RuntimeError(f"step failed: {info['error']}")
+        actions.append(action)
+        recorded.append(recorder.events)
+        recorder.events = None
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return actions, recorded
+
+
+def print_profile(profiler: cProfile.Profile, top: int) -> None:
+    """The ``top`` functions by cumulative and own time (and the raw stats to $OVERHEAD_PSTATS)."""
+    if os.environ.get("OVERHEAD_PSTATS"):
+        profiler.dump_stats(os.environ["OVERHEAD_PSTATS"])
+    stats = pstats.Stats(profiler).strip_dirs().sort_stats("cumulative")
+    stats.print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def write_result(result: dict[str, Any], out: str) -> None:
+    """Print the result as JSON, and write it to ``out`` unless that is empty."""
+    text = json.dumps(result, indent=2)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400, help="env steps to time (after warm-up)")
@@ -233,21 +273,7 @@ def main() -> None:
             vqa._prompts.clear()
 
         # Pass 1 (untimed): play the episodes and record each step's model calls.
-        rng = np.random.default_rng(args.seed)
-        obs, _ = env.reset(seed=args.seed)
-        actions: list[int] = []
-        recorded: list[list[tuple[Any, ...]]] = []
-        for _ in range(total):
-            action = int(rng.choice(np.flatnonzero(obs["action_mask"])))
-            recorder.events = []
-            obs, _, terminated, truncated, info = env.step(action)
-            if info.get("error"):
-                raise RuntimeError(f"step failed: {info['error']}")
-            actions.append(action)
-            recorded.append(recorder.events)
-            recorder.events = None
-            if terminated or truncated:
-                obs, _ = env.reset()
+        actions, recorded = record_pass(env, recorder, total, args.seed)
         clear_critic_caches()
 
         # Pass 2 (timed): the same episodes again (same seed, same actions), each step paired
@@ -295,11 +321,7 @@ def main() -> None:
         env.close()
 
     if profiler is not None:
-        if os.environ.get("OVERHEAD_PSTATS"):
-            profiler.dump_stats(os.environ["OVERHEAD_PSTATS"])
-        stats = pstats.Stats(profiler).strip_dirs().sort_stats("cumulative")
-        stats.print_stats(args.profile)
-        stats.sort_stats("tottime").print_stats(args.profile)
+        print_profile(profiler, args.profile)
         return
 
     diffs = [e - d for e, d in zip(env_times, direct_times, strict=True)]
@@ -343,12 +365,7 @@ def main() -> None:
     result["target_met"] = {
         k: v < result["target_percent"] for k, v in result["overhead_percent"].items()
     }
-    text = json.dumps(result, indent=2)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
-    print(text)
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

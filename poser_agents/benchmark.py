@@ -136,21 +136,7 @@ def benchmark(
 
     for name in algos:
         if name in BEST_OF:
-            cands = best_candidates(name, raw_env)
-            for cand in cands:
-                key = f"{cand}|0"
-                if key not in state["cells"]:
-                    recs, _ = run_episodes(
-                        make_baseline(cand, raw_env), raw_env, episodes, eval_seed
-                    )
-                    state["cells"][key] = recs
-                    save()
-            summaries = {c: summarise(state["cells"][f"{c}|0"]) for c in cands}
-            best = pick_best(summaries)
-            summ = summaries[best]
-            summ["picked"] = best
-            state["rows"][f"{name} ({best})"] = summ
-            log(f"{name}: {best} success {summ['metrics']['success']['mean']:.3f}")
+            _best_of_row(name, raw_env, state, episodes, eval_seed, save, log)
             continue
         records = []
         cell_seeds = [seed_list[0]] if (is_baseline(name) and name != "random") else seed_list
@@ -198,6 +184,22 @@ def benchmark(
         )
     save()
     return state
+
+
+def _best_of_row(name, raw_env, state, episodes, eval_seed, save, log) -> None:
+    """Evaluate every candidate of ``best-single``/``best-always`` (once) and keep the best row."""
+    cands = best_candidates(name, raw_env)
+    for cand in cands:
+        if f"{cand}|0" not in state["cells"]:
+            recs, _ = run_episodes(make_baseline(cand, raw_env), raw_env, episodes, eval_seed)
+            state["cells"][f"{cand}|0"] = recs
+            save()
+    summaries = {c: summarise(state["cells"][f"{c}|0"]) for c in cands}
+    best = pick_best(summaries)
+    summ = summaries[best]
+    summ["picked"] = best
+    state["rows"][f"{name} ({best})"] = summ
+    log(f"{name}: {best} success {summ['metrics']['success']['mean']:.3f}")
 
 
 def _shared_env_kwargs(

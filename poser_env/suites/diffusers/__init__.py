@@ -64,6 +64,33 @@ def build(cls: type, kwargs: dict[str, Any], what: str, argument: str) -> Any:
         raise ConfigError(f"Bad {argument} for {what}: {e}") from e
 
 
+def _expert_specs(pool, experts, overrides, chosen) -> list[ExpertSpec]:
+    """The specs of the suite's experts: ``pool``, ``overrides`` applied, ``experts`` kept."""
+    if isinstance(pool, str):
+        if pool != "default":
+            raise ConfigError(f"pool must be 'default' or a list of ExpertSpec, got {pool!r}.")
+        specs = list(DEFAULT_POOL)
+        if experts is None:
+            experts = chosen.experts(specs)
+        overrides = {**chosen.overrides(), **(overrides or {})}
+    else:
+        specs = [s if isinstance(s, ExpertSpec) else ExpertSpec.from_dict(s) for s in pool]
+    by_name = {s.name: s for s in specs}
+    for name, changes in (overrides or {}).items():
+        if name not in by_name:
+            raise UnknownNameError("expert", name, by_name)
+        by_name[name] = by_name[name].with_overrides(**changes)
+    for n in experts or ():
+        if n not in by_name:
+            raise UnknownNameError("expert", n, by_name)
+    specs = (
+        [by_name[n] for n in experts] if experts is not None else [by_name[s.name] for s in specs]
+    )
+    if not specs:
+        raise ConfigError("The diffusers suite needs at least one expert; 'experts' selected none.")
+    return specs
+
+
 def make_diffusers_suite(
     pool: Sequence[ExpertSpec | dict[str, Any]] | str = "default",
     experts: Sequence[str] | None = None,
@@ -132,28 +159,7 @@ def make_diffusers_suite(
     from poser_env.suites.diffusers.extractors import make_extractor
     from poser_env.suites.diffusers.tasks import PromptTaskSource
 
-    if isinstance(pool, str):
-        if pool != "default":
-            raise ConfigError(f"pool must be 'default' or a list of ExpertSpec, got {pool!r}.")
-        specs = list(DEFAULT_POOL)
-        if experts is None:
-            experts = chosen.experts(specs)
-        overrides = {**chosen.overrides(), **(overrides or {})}
-    else:
-        specs = [s if isinstance(s, ExpertSpec) else ExpertSpec.from_dict(s) for s in pool]
-    by_name = {s.name: s for s in specs}
-    for name, changes in (overrides or {}).items():
-        if name not in by_name:
-            raise UnknownNameError("expert", name, by_name)
-        by_name[name] = by_name[name].with_overrides(**changes)
-    specs = [by_name[s.name] for s in specs]
-    if experts is not None:
-        for n in experts:
-            if n not in by_name:
-                raise UnknownNameError("expert", n, by_name)
-        specs = [by_name[n] for n in experts]
-    if not specs:
-        raise ConfigError("The diffusers suite needs at least one expert; 'experts' selected none.")
+    specs = _expert_specs(pool, experts, overrides, chosen)
     if image_size is None:
         image_size = max((s.resolution for s in specs), key=lambda r: r[0] * r[1])
     if len(image_size) != 2 or min(image_size) < 8:

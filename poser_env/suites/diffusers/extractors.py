@@ -161,6 +161,40 @@ def clause_kind(clause: str, first: bool) -> str:
     return "generate" if first else "refine"
 
 
+def _relation_constraints(low: str, rel: re.Match) -> list[Constraint]:
+    """A relation between the first objects either side of ``rel``, and their counts."""
+    out: list[Constraint] = []
+    left, right = low[: rel.start()], low[rel.end() :]
+    a, b = _first_ref(left), _first_ref(right)
+    relation = {
+        "to the left of": "left of",
+        "to the right of": "right of",
+        "under": "below",
+        "on top of": "above",
+    }.get(rel.group(1), rel.group(1))
+    if a is not None and b is not None:
+        out.append(Constraint(kind="relation", subject=a, relation=relation, other=b))
+    for count, ref in parse_objects(left)[:1] + parse_objects(right)[:1]:
+        if count is not None and count > 1:
+            out.append(Constraint(kind="count", subject=ref, count=count))
+    return out
+
+
+def _placement_constraints(low: str, kind: str) -> list[Constraint]:
+    """Counts of the objects a generate/add clause names, and a region if one is named."""
+    out: list[Constraint] = []
+    objs = parse_objects(low)
+    region = _REGION.search(low)
+    for count, ref in objs:
+        if count is not None and kind in ("generate", "add"):
+            out.append(Constraint(kind="count", subject=ref, count=count))
+    subject = objs[-1][1] if objs else (_first_ref(low) if kind == "move" else None)
+    if region and subject is not None:
+        name = {"centre": "center", "middle": "center"}.get(region.group(1), region.group(1))
+        out.append(Constraint(kind="region", subject=subject, region=name))
+    return out
+
+
 def clause_constraints(clause: str, kind: str) -> tuple[Constraint, ...]:
     """The constraints the rules recognise in ``clause``; a free-text one if none."""
     out: list[Constraint] = []
@@ -185,35 +219,9 @@ def clause_constraints(clause: str, kind: str) -> tuple[Constraint, ...]:
             # Counts of the recoloured object are unknown here, so state the colour only.
             out.append(Constraint(kind="text", text=f"the {ref.noun} is {target.group(1)}"))
     elif rel and kind in ("generate", "add", "move"):
-        left, right = low[: rel.start()], low[rel.end() :]
-        a, b = _first_ref(left), _first_ref(right)
-        relation = {
-            "to the left of": "left of",
-            "to the right of": "right of",
-            "under": "below",
-            "on top of": "above",
-        }.get(rel.group(1), rel.group(1))
-        if a is not None and b is not None:
-            out.append(Constraint(kind="relation", subject=a, relation=relation, other=b))
-        for count, ref in parse_objects(left)[:1] + parse_objects(right)[:1]:
-            if count is not None and count > 1:
-                out.append(Constraint(kind="count", subject=ref, count=count))
+        out += _relation_constraints(low, rel)
     elif kind in ("generate", "add", "move"):
-        objs = parse_objects(low)
-        region = _REGION.search(low)
-        for count, ref in objs:
-            if count is not None and kind in ("generate", "add"):
-                out.append(Constraint(kind="count", subject=ref, count=count))
-        if region and objs:
-            name = {"centre": "center", "middle": "center"}.get(region.group(1), region.group(1))
-            out.append(Constraint(kind="region", subject=objs[-1][1], region=name))
-        elif region and kind == "move":
-            ref = _first_ref(low)
-            if ref is not None:
-                name = {"centre": "center", "middle": "center"}.get(
-                    region.group(1), region.group(1)
-                )
-                out.append(Constraint(kind="region", subject=ref, region=name))
+        out += _placement_constraints(low, kind)
     if not out:
         out.append(Constraint(kind="text", text=clause.strip().rstrip(".")))
     return tuple(out)
