@@ -148,7 +148,13 @@ def place(
     if idx.size == 0:
         return None
     n_candidates = 1 + int(round(3 * aesthetic))
-    picks = rng.choice(idx, size=min(n_candidates, idx.size), replace=False).tolist()
+    k = min(n_candidates, idx.size)
+    # For one pick rng.choice(idx, k, replace=False) draws one bounded integer: the same.
+    picks = (
+        [int(idx[rng.integers(idx.size)])]
+        if k == 1
+        else rng.choice(idx, size=k, replace=False).tolist()
+    )
     gx, gy, nx = int(xs[0]), int(ys[0]), xs.size  # the grid steps by 2 from (gx, gy)
     spots = [(gx + 2 * (i % nx), gy + 2 * (i // nx)) for i in picks]
     if len(spots) > 1:
