@@ -493,19 +493,19 @@ def tokenize(text: str) -> list[Token]:
     if len(low) != len(text):  # a character whose lower case is longer: spans would shift
         low = text
     out = []
+    new = tuple.__new__  # Token(...) runs a Python-level __new__ per token
     for m in _TOKEN_RE.finditer(low):
         w = m.group().lower()
         if w in _INTENSIFIERS:
             continue
         start, end = m.span()
-        single = _SHAPE_PLURALS.get(w)
-        if single is not None:
-            out.append(Token(single, start, end, True, text[start:end]))
-        elif w == "ones":
-            out.append(Token("one", start, end, True, text[start:end]))
-        else:
-            out.append(Token(SYNONYMS.get(w, w), start, end, False, text[start:end]))
+        word, plural = _NORMAL.get(w) or (SYNONYMS.get(w, w), False)
+        out.append(new(Token, (word, start, end, plural, text[start:end])))
     return out
+
+
+#: Plural nouns' singular forms ("circles": "circle", "ones": "one"), marked plural.
+_NORMAL = {w: (s, True) for w, s in _SHAPE_PLURALS.items()} | {"ones": ("one", True)}
 
 
 def count_of(word: str) -> int | None:
