@@ -26,6 +26,14 @@ CASES = [
     ("ImagePoser-Hard-v0", 20, 4000, "oracle"),
     ("ImagePoser-Edit-v0", 30, 5000, "random"),
 ]
+#: The same for ImagePoser-v1 (pinned after the v1 world gained unrequested backdrops).
+V1_CASES = [
+    ("ImagePoser-v1", 30, 0, "random"),
+    ("ImagePoser-v1", 30, 1000, "oracle"),
+    ("ImagePoser-Easy-v1", 10, 3000, "random"),
+    ("ImagePoser-Hard-v1", 10, 4000, "oracle"),
+    ("ImagePoser-Edit-v1", 20, 5000, "random"),
+]
 FINAL_KEYS = (
     "success",
     "alignment",
@@ -82,8 +90,8 @@ def episode_digests(env_id: str, n: int, first_seed: int, policy_name: str) -> l
     return out
 
 
-def all_digests() -> dict[str, list[str]]:
-    return {f"{e}|{n}|{s}|{p}": episode_digests(e, n, s, p) for e, n, s, p in CASES}
+def all_digests(cases=CASES) -> dict[str, list[str]]:
+    return {f"{e}|{n}|{s}|{p}": episode_digests(e, n, s, p) for e, n, s, p in cases}
 
 
 #: (difficulty, split, editing_fraction, number of tasks, first seed) for the plan pin
@@ -118,9 +126,14 @@ def all_plan_digests() -> dict[str, list[str]]:
     return {"|".join(map(str, c)): plan_digests(*c) for c in PLAN_CASES}
 
 
-if __name__ == "__main__":  # regenerate (only with a new env version): python tests/env/pin_v0.py
+if __name__ == "__main__":
+    # Regenerate (only with a new env version): python tests/env/pin_v0.py [v0|v1]
+    import sys
     from pathlib import Path
 
     data = Path(__file__).parent / "data"
-    (data / "v0_pin.json").write_text(json.dumps(all_digests(), indent=1) + "\n")
-    (data / "v0_plan_pin.json").write_text(json.dumps(all_plan_digests(), indent=1) + "\n")
+    if sys.argv[1:] == ["v1"]:
+        (data / "v1_pin.json").write_text(json.dumps(all_digests(V1_CASES), indent=1) + "\n")
+    else:
+        (data / "v0_pin.json").write_text(json.dumps(all_digests(), indent=1) + "\n")
+        (data / "v0_plan_pin.json").write_text(json.dumps(all_plan_digests(), indent=1) + "\n")
