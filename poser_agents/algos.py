@@ -17,13 +17,15 @@ Three kinds of entries share one namespace (``poser train --algo``, ``poser benc
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 
-from poser_agents.error import AgentsConfigError, close_hint
+from poser_agents.error import AgentsConfigError, RunFolderError, close_hint
 from poser_env.registry import Registry, Spec, load_entry_point
 
 
@@ -150,9 +152,71 @@ def resolve_algo(name: str) -> tuple[str, Any]:
     )
 
 
-# ---------------------------------------------------------------------------- SB3 agents
+# ---------------------------------------------------------------------------- one interface
+def make_learner(name: str) -> SB3Agent | PluginAgent:
+    """The algorithm ``name`` behind the one interface ``poser train``, ``--resume`` and
+    ``evaluate`` use (``build``, ``learn``, ``save``, ``load``, ``act``), not built yet.
+
+    Raises:
+        AgentsConfigError: For a baseline (it does not learn) or a name ``resolve_algo`` refuses.
+    """
+    kind, target = resolve_algo(name)
+    if kind == "baseline":
+        raise AgentsConfigError(
+            f"{name!r} is a baseline; it does not learn. Evaluate it with 'poser benchmark --algos {name}'."
+        )
+    return SB3Agent(None, name, spec=target) if kind == "sb3" else PluginAgent(target, name)
+
+
+class PluginAgent:
+    """An :class:`Agent` plug-in behind the interface of :class:`SB3Agent`: it trains on the
+    one env of the training VecEnv, in this process, and cannot be resumed.
+
+    Args:
+        cls: The plug-in class, built as ``cls(env, seed=seed, **hyperparams)``.
+        name: Its algorithm name.
+    """
+
+    kind = "agent"
+    resumable = False  # no replay buffer or optimiser state to continue from
+    vec_envs = False  # acts on one env in this process
+
+    def __init__(self, cls: type, name: str):
+        self.algo_class, self.name, self.model = cls, name, None
+
+    @property
+    def num_timesteps(self) -> int | None:
+        return getattr(self.model, "num_timesteps", None)
+
+    def build(self, env: Any, seed: int, verbose: int, policy: Any, **hyperparams: Any) -> None:
+        self.model = self.algo_class(env.envs[0], seed=seed, **hyperparams)
+
+    def learn(
+        self, total_timesteps: int, callback=None, progress_bar=False, reset=True, log_dir=None
+    ):
+        """The plug-in's ``learn`` (SB3's progress bar and logger do not apply)."""
+        return self.model.learn(total_timesteps, callback=callback)
+
+    def save(self, folder: Path) -> None:
+        if hasattr(self.model, "save"):
+            self.model.save(str(folder / "model.zip"))
+
+    def load(self, file: Path, env: Any = None, buffer: Any = None, eval_env: Any = None):
+        """The plug-in's ``load(file, env=eval_env)``: the plug-in itself, an :class:`Agent`."""
+        if not hasattr(self.algo_class, "load"):
+            raise RunFolderError(
+                f"Algorithm {self.name!r} has no load(); its runs cannot be reloaded."
+            )
+        self.model = self.algo_class.load(str(file), env=eval_env)
+        return self.model
+
+    def act(self, observation: Any, env: gym.Env) -> int:
+        return self.model.act(observation, env)
+
+
 class SB3Agent:
-    """Wraps a trained SB3 model as an :class:`Agent` for evaluation.
+    """An SB3-shaped algorithm (or a trained SB3 model) behind the one interface: ``build``,
+    ``learn``, ``save``, ``load`` (with the replay buffer) and ``act``.
 
     Greedy actions are taken among the valid ones (``env.unwrapped.action_masks()``) when
     ``masked`` is True: DQN and QR-DQN take the arg-max of their Q-values over valid
@@ -160,18 +224,71 @@ class SB3Agent:
     prediction. Training itself is unmasked except for MaskablePPO.
 
     Args:
-        model: A trained SB3 ``BaseAlgorithm``.
+        model: A trained SB3 ``BaseAlgorithm``, or ``None`` until ``build``/``load``.
         name: Name for tables.
         masked: Restrict greedy actions to valid ones.
+        spec: The algorithm's :class:`AlgoSpec` (needed to build or load).
     """
 
-    def __init__(self, model: Any, name: str = "sb3", masked: bool = True):
+    kind = "sb3"
+    resumable = True
+    vec_envs = True
+
+    def __init__(
+        self, model: Any, name: str = "sb3", masked: bool = True, spec: AlgoSpec | None = None
+    ):
         self.model = model
         self.name = name
         self.masked = masked
+        self.spec = spec
 
-    def learn(self, total_timesteps: int, callback: Any = None) -> Any:
-        return self.model.learn(total_timesteps, callback=callback)
+    @property
+    def num_timesteps(self) -> int | None:
+        return getattr(self.model, "num_timesteps", None)
+
+    @property
+    def algo_class(self) -> type:
+        return self.spec.load()
+
+    def build(self, env: Any, seed: int, verbose: int, policy: Any, **hyperparams: Any) -> None:
+        cls = self.algo_class
+        self.model = cls(policy, env, seed=seed, verbose=verbose, device="cpu", **hyperparams)
+
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        progress_bar: bool = False,
+        reset: bool = True,
+        log_dir: Path | None = None,
+    ) -> Any:
+        """SB3's ``learn``; ``log_dir`` gets SB3's progress.csv and TensorBoard events."""
+        if log_dir is not None:
+            from stable_baselines3.common.logger import configure
+
+            self.model.set_logger(configure(str(log_dir), ["csv", "tensorboard"]))
+        return self.model.learn(
+            total_timesteps, callback=callback, progress_bar=progress_bar, reset_num_timesteps=reset
+        )
+
+    def save(self, folder: Path) -> None:
+        """``model.zip`` (written whole or not at all) and, off-policy, ``replay_buffer.pkl``."""
+        self.model.save(str(folder / "model.tmp.zip"))
+        shutil.move(str(folder / "model.tmp.zip"), str(folder / "model.zip"))
+        if getattr(self.model, "replay_buffer", None) is not None and hasattr(
+            self.model, "save_replay_buffer"
+        ):
+            self.model.save_replay_buffer(str(folder / "replay_buffer.pkl"))
+
+    def load(self, file: Path, env: Any = None, buffer: Path | None = None, eval_env: Any = None):
+        """The model in ``file``: with the training VecEnv ``env`` and replay ``buffer`` to
+        continue training, or checked against the ``eval_env`` it will act in; returns self."""
+        self.model = self.algo_class.load(str(file), env=env, device="cpu")
+        if buffer is not None and buffer.is_file() and hasattr(self.model, "load_replay_buffer"):
+            self.model.load_replay_buffer(str(buffer))
+        if eval_env is not None:
+            _check_spaces(self.model, eval_env, Path(file).parent)
+        return self
 
     def act(self, observation: Any, env: gym.Env) -> int:
         mask = env.unwrapped.action_masks() if self.masked else None
@@ -200,6 +317,28 @@ class SB3Agent:
                 logits = getattr(dist, "logits", None)
                 return None if logits is None else logits[0].cpu().numpy()
         return None
+
+
+def _check_spaces(model: Any, env: gym.Env, folder: Path) -> None:
+    """Refuse a model whose observation space does not match the env rebuilt from its
+    config (SB3 stores images channel-first, the env gives them channel-last)."""
+
+    def same(a, b) -> bool:
+        if a.shape == b.shape:
+            return True
+        return len(a.shape) == 3 and a.shape == (b.shape[2], b.shape[0], b.shape[1])
+
+    expected, got = getattr(model, "observation_space", None), env.observation_space
+    if expected is None:
+        return
+    ok = set(getattr(expected, "spaces", {})) == set(getattr(got, "spaces", {})) and all(
+        same(expected[k], got[k]) for k in got.spaces
+    )
+    if not ok:
+        raise RunFolderError(
+            f"The model in {str(folder)!r} expects observations {expected}, but the env built from its "
+            f"config gives {got}; the run is incompatible with this version."
+        )
 
 
 # ---------------------------------------------------------------------------- plug-in helper

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from poser_agents.algos import is_baseline, resolve_algo
+from poser_agents.algos import is_baseline, make_learner, resolve_algo
 from poser_agents.baselines import make_baseline
 from poser_agents.config import (
     EVAL_SEED,
@@ -215,8 +215,7 @@ def _shared_env_kwargs(
     for name in algos:
         if is_baseline(name):
             continue
-        kind, target = resolve_algo(name)
-        cls = target.load() if kind == "sb3" else target
+        cls = make_learner(name).algo_class
         found[name] = load_hyperparams(name, env_id, cls, None, hyperparams).get("env_kwargs") or {}
     if not found:
         return dict((hyperparams or {}).get("env_kwargs") or {})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from poser_agents.algos import AlgoSpec, SB3Agent, resolve_algo
+from poser_agents.algos import PluginAgent, SB3Agent, make_learner
 from poser_agents.config import RunInfo, make_env, read_run
 from poser_agents.error import AgentsConfigError, RunFolderError
 from poser_env._imports import require
@@ -33,16 +33,17 @@ def check_threads(threads: Any) -> None:
         )
 
 
-def load_model_file(spec: AlgoSpec, file: Path, env=None):
-    """``spec``'s class ``.load(file)``; a damaged or foreign file becomes a :class:`RunFolderError`."""
+def load_model_file(learner: SB3Agent | PluginAgent, file: Path, **kwargs: Any):
+    """``learner.load(file, **kwargs)``; a damaged or foreign file becomes a :class:`RunFolderError`."""
     try:
-        return spec.load().load(str(file), env=env, device="cpu")
+        return learner.load(file, **kwargs)
     except Exception as e:
         if isinstance(e, PoserError):
             raise
+        resume = "resume from a checkpoint (delete model.zip and use --resume) or "
         raise RunFolderError(
-            f"Could not load the model {str(file)!r}: {type(e).__name__}: {e}. The file is damaged or was not "
-            "written by this algorithm; resume from a checkpoint (delete model.zip and use --resume) or retrain."
+            f"Could not load the model {str(file)!r} of {learner.name!r}: {type(e).__name__}: {e}. The file is "
+            f"damaged or was not written by this algorithm; {resume if learner.resumable else ''}retrain."
         ) from e
 
 
@@ -73,43 +74,10 @@ def load_agent(run_dir: str | Path, split: str = "test", threads: int | None = 1
         cfg.get("env_kwargs"),
         split=split,
     )
-    kind, target = resolve_algo(info.algo)
-    if kind == "sb3":
-        spec: AlgoSpec = target
-        model = load_model_file(spec, info.model_path)
-        _check_spaces(model, env, info)
-        return SB3Agent(model, name=info.algo, masked=bool(cfg.get("masked_eval", True))), env, info
-    if hasattr(target, "load"):
-        try:
-            return target.load(str(info.model_path), env=env), env, info
-        except Exception as e:
-            env.close()
-            if isinstance(e, PoserError):
-                raise
-            raise RunFolderError(
-                f"Could not load the model {str(info.model_path)!r} of {info.algo!r}: {type(e).__name__}: {e}. "
-                "The file is damaged or was not written by this algorithm; retrain the run."
-            ) from e
-    raise RunFolderError(f"Algorithm {info.algo!r} has no load(); its runs cannot be reloaded.")
-
-
-def _check_spaces(model, env, info: RunInfo) -> None:
-    """Refuse a model whose observation space does not match the env rebuilt from its
-    config (SB3 stores images channel-first, the env gives them channel-last)."""
-
-    def same(a, b) -> bool:
-        if a.shape == b.shape:
-            return True
-        return len(a.shape) == 3 and a.shape == (b.shape[2], b.shape[0], b.shape[1])
-
-    expected, got = getattr(model, "observation_space", None), env.observation_space
-    if expected is None:
-        return
-    ok = set(getattr(expected, "spaces", {})) == set(getattr(got, "spaces", {})) and all(
-        same(expected[k], got[k]) for k in got.spaces
-    )
-    if not ok:
-        raise RunFolderError(
-            f"The model in {str(info.path)!r} expects observations {expected}, but the env built from its "
-            f"config gives {got}; the run is incompatible with this version."
-        )
+    learner = make_learner(info.algo)
+    learner.masked = bool(cfg.get("masked_eval", True))
+    try:
+        return load_model_file(learner, info.model_path, eval_env=env), env, info
+    except BaseException:
+        env.close()
+        raise

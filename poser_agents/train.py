@@ -18,7 +18,6 @@ Ctrl-C stops training between two steps and saves everything above (the run is m
 
 from __future__ import annotations
 
-import shutil
 import signal
 import sys
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from poser_agents.algos import resolve_algo
+from poser_agents.algos import PluginAgent, SB3Agent, make_learner
 from poser_agents.config import (
     POSER_KEYS,
     RUN_FORMAT,
@@ -116,7 +115,7 @@ def _algo_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
-def _check_config(config: dict[str, Any], kind: str, algo: str) -> None:
+def _check_config(config: dict[str, Any], learner: SB3Agent | PluginAgent) -> None:
     for key in ("n_timesteps", "n_envs", "eval_episodes", "log_window"):
         v = config[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -139,24 +138,22 @@ def _check_config(config: dict[str, Any], kind: str, algo: str) -> None:
         raise AgentsConfigError(
             f"vec_env must be one of {list(VEC_ENVS)}, got {config['vec_env']!r}."
         )
-    if config["vec_env"] != "dummy" and kind != "sb3":
+    if config["vec_env"] != "dummy" and not learner.vec_envs:
         raise AgentsConfigError(
-            f"vec_env={config['vec_env']!r} needs a Stable-Baselines3 algorithm; {algo!r} acts on one env in this process."
+            f"vec_env={config['vec_env']!r} needs a Stable-Baselines3 algorithm; {learner.name!r} acts on one env in this process."
         )
 
 
-def _build_model(cls, kind: str, algo: str, config: dict[str, Any], env, seed: int, verbose: int):
-    """The algorithm, built from the config; a value it rejects becomes one clear error."""
+def _build_model(learner, config: dict[str, Any], env, seed: int, verbose: int) -> None:
+    """Build the algorithm from the config; a value it rejects becomes one clear error."""
     kwargs = _algo_kwargs(config)
     try:
-        if kind == "sb3":
-            return cls(config["policy"], env, seed=seed, verbose=verbose, device="cpu", **kwargs)
-        return cls(env.envs[0], seed=seed, **kwargs)
+        learner.build(env, seed, verbose, config["policy"], **kwargs)
     except (AssertionError, ValueError, TypeError, KeyError) as e:
         if isinstance(e, PoserError):
             raise
         raise AgentsConfigError(
-            f"{algo} could not be built from its hyperparameters ({type(e).__name__}: {e}); "
+            f"{learner.name} could not be built from its hyperparameters ({type(e).__name__}: {e}); "
             f"check the values of {sorted(kwargs)} and policy={config['policy']!r}."
         ) from e
 
@@ -217,11 +214,7 @@ def train(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise AgentsConfigError(f"seed must be an integer >= 0, got {seed!r}.")
     check_env_id(env_id)
-    kind, target = resolve_algo(algo)
-    if kind == "baseline":
-        raise AgentsConfigError(
-            f"{algo!r} is a baseline; it does not learn. Evaluate it with 'poser benchmark --algos {algo}'."
-        )
+    learner = make_learner(algo)
     # Claimed first (imports, the env and the model take seconds): a second writer is
     # refused now, and whatever fails before training starts removes what it wrote.
     if run_dir is not None:
@@ -232,11 +225,9 @@ def train(
         path = claim.path
     try:
         try:
-            model, env_config, meta = _setup(
+            env_config, meta = _setup(
                 claim,
-                algo,
-                kind,
-                target,
+                learner,
                 env_id,
                 seed,
                 hyperparams,
@@ -248,8 +239,7 @@ def train(
             claim.discard()
             raise
         return _learn(
-            model,
-            kind,
+            learner,
             path,
             meta,
             env_config,
@@ -278,9 +268,7 @@ def _claim_default_run_dir(algo: str, env_id: str, seed: int) -> RunClaim:
 
 def _setup(
     claim: RunClaim,
-    algo,
-    kind,
-    target,
+    learner,
     env_id,
     seed,
     hyperparams,
@@ -294,11 +282,11 @@ def _setup(
 
     if threads is not None:
         torch.set_num_threads(int(threads))
-    path = claim.path
-    cls = target.load() if kind == "sb3" else target
+    path, algo = claim.path, learner.name
+    cls = learner.algo_class
     params = load_hyperparams(algo, env_id, cls, hyperparams_file, hyperparams)
     config = {**DEFAULTS, **params}
-    _check_config(config, kind, algo)
+    _check_config(config, learner)
     # Types against the constructor's annotations, before SB3's asserts (learning_rate=fast).
     check_kwargs(
         f"{algo} ({getattr(cls, '__name__', cls)})",
@@ -309,7 +297,7 @@ def _setup(
         "format": RUN_FORMAT,
         "format_version": RUN_FORMAT_VERSION,
         "algo": algo,
-        "kind": kind,
+        "kind": learner.kind,
         "env_id": env_id,
         "seed": seed,
         "config": config,
@@ -324,24 +312,20 @@ def _setup(
     )
     write_meta(path, meta)
 
-    from stable_baselines3.common.logger import configure
     from stable_baselines3.common.utils import set_random_seed
 
     set_random_seed(seed)
     env = _vec_env(config, env_id, seed)
     try:
-        model = _build_model(cls, kind, algo, config, env, seed, verbose)
+        _build_model(learner, config, env, seed, verbose)
     except BaseException:
         env.close()
         raise
-    if kind == "sb3":
-        model.set_logger(configure(str(path / "logs"), ["csv", "tensorboard"]))
-    return model, config, meta
+    return config, meta
 
 
 def _learn(
-    model,
-    kind,
+    learner,
     path: Path,
     meta: dict,
     config: dict,
@@ -377,26 +361,18 @@ def _learn(
     previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     wall, cpu = time.perf_counter(), time.process_time()
     try:
-        if kind == "sb3":
-            model.learn(
-                steps,
-                callback=CallbackList(callbacks),
-                progress_bar=progress_bar,
-                reset_num_timesteps=reset,
-            )
-        else:
-            model.learn(steps, callback=CallbackList(callbacks))
+        learner.learn(steps, CallbackList(callbacks), progress_bar, reset, path / "logs")
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         logger_cb.close()
-    done = int(getattr(model, "num_timesteps", steps))
+    done = int(learner.num_timesteps or steps)
     # Kept in meta.json only (never in the CSV curves, which must match across same-seed runs).
     meta["train_wall_seconds"] = meta.get("train_wall_seconds", 0.0) + time.perf_counter() - wall
     meta["train_cpu_seconds"] = meta.get("train_cpu_seconds", 0.0) + time.process_time() - cpu
-    _save(model, kind, path)
+    learner.save(path)
     if config["vec_env"] != "dummy":
-        model.get_env().close()  # stop the worker processes
+        learner.model.get_env().close()  # stop the worker processes
     meta.update(timesteps_done=done, interrupted=flag["stop"], finished=not flag["stop"])
     write_meta(path, meta)
     training_figure(
@@ -418,20 +394,6 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _save(model, kind: str, path: Path) -> None:
-    if kind == "sb3":
-        tmp = path / "model.tmp.zip"
-        model.save(str(tmp))
-        shutil.move(str(tmp), str(path / "model.zip"))  # never leave a half-written model.zip
-        if (
-            hasattr(model, "save_replay_buffer")
-            and getattr(model, "replay_buffer", None) is not None
-        ):
-            model.save_replay_buffer(str(path / "replay_buffer.pkl"))
-    elif hasattr(model, "save"):
-        model.save(str(path / "model.zip"))
 
 
 def _resume(
@@ -507,8 +469,8 @@ def _resume_claimed(
     if threads is not None:
         torch.set_num_threads(int(threads))
     info = read_run(path, need_model=False)
-    kind, target = resolve_algo(info.algo)
-    if kind != "sb3":
+    learner = make_learner(info.algo)
+    if not learner.resumable:
         raise RunFolderError(
             f"Resuming is supported for SB3-shaped algorithms; {info.algo!r} is an Agent plug-in."
         )
@@ -529,20 +491,11 @@ def _resume_claimed(
             f"{str(path)!r} already trained {done} of n_timesteps={config['n_timesteps']}; "
             "pass a larger n_timesteps (--hyperparams n_timesteps=...) to continue."
         )
-    from stable_baselines3.common.logger import configure
-
     env = _vec_env(config, info.env_id, info.seed + done)  # fresh tasks, still seeded
+    buffer = path / "replay_buffer.pkl" if model_file == info.model_path else None
     try:
-        model = load_model_file(target, model_file, env=env)
-        buffer = path / "replay_buffer.pkl"
-        if (
-            model_file == info.model_path
-            and buffer.is_file()
-            and hasattr(model, "load_replay_buffer")
-        ):
-            model.load_replay_buffer(str(buffer))
+        load_model_file(learner, model_file, env=env, buffer=buffer)
     except BaseException:
         env.close()
         raise
-    model.set_logger(configure(str(path / "logs"), ["csv", "tensorboard"]))
-    return _learn(model, kind, path, meta, config, left, progress_bar, evaluate, False, extra)
+    return _learn(learner, path, meta, config, left, progress_bar, evaluate, False, extra)
