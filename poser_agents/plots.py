@@ -252,22 +252,3 @@ def learning_curves(
     )
     ax.legend(fontsize=8)
     return _save(plt, fig, out)
-
-
-def bar_with_ci(rows: dict[str, dict[str, Any]], metric: str, out: str | Path) -> Path:
-    """A bar chart of one metric's mean ± 95% CI per agent."""
-    plt = _plt()
-    names = list(rows)
-    means = [rows[n]["metrics"][metric]["mean"] for n in names]
-    cis = [rows[n]["metrics"][metric]["ci95"] for n in names]
-    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(names)), 4))
-    ax.bar(
-        range(len(names)),
-        means,
-        yerr=cis,
-        capsize=3,
-        color=[f"C{i % 10}" for i in range(len(names))],
-    )
-    ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
-    ax.set_ylabel(metric)
-    return _save(plt, fig, Path(out))
