@@ -321,6 +321,7 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
         words = [t.word for t in tokens]
     orig = [t.text.lower() or t.word for t in tokens]
     out = _Reading()
+    reader = _Words(tokens, words, orig, out.problems)
     n = len(words)
     i = 0
     while i < n:
@@ -368,7 +369,7 @@ def _chunk(tokens: list[lx.Token]) -> _Reading:
             out.chunks.append(_Chunk("to", None, w))
             i += 1
             continue
-        obj, j = _object(tokens, words, orig, i, out.problems)
+        obj, j = reader.object(i)
         if j > i:
             if obj is not None:
                 out.chunks.append(obj)
@@ -386,149 +387,111 @@ def _styled(words: list[str], i: int) -> bool:
     return i < len(words) and (words[i] in STYLES or words[i] == "background")
 
 
-def _at(words: list[str]):
-    """``at(k)``: the word at ``k``, or ``""`` past the end."""
-    n = len(words)
-    return lambda k: words[k] if k < n else ""
+class _Words:
+    """A clause's tokens being read into chunks: words, original spellings, problems."""
 
+    def __init__(self, tokens: list[lx.Token], words: list[str], orig: list[str], problems):
+        self.tokens, self.words, self.orig, self.problems = tokens, words, orig, problems
 
-def _object(
-    tokens: list[lx.Token], words: list[str], orig: list[str], i: int, problems: list[str]
-) -> tuple[_Chunk | None, int]:
-    """Reads an object phrase at ``i``; returns the chunk (or a stray colour/size) and the next index."""
-    at = _at(words)
-    start = i
-    obj = _Obj("bare", "")
-    i = _determiner(tokens, words, orig, i, obj, problems)
-    if isinstance(i, tuple):  # a whole phrase: a pronoun or a partitive
+    def at(self, k: int) -> str:
+        return self.words[k] if k < len(self.words) else ""
+
+    def object(self, i: int) -> tuple[_Chunk | None, int]:
+        """Reads an object phrase at ``i``; returns the chunk (or a stray colour/size) and the next index."""
+        at, start, obj = self.at, i, _Obj("bare", "")
+        i = self.determiner(i, obj)
+        if isinstance(i, tuple):  # a whole phrase: a pronoun or a partitive
+            return i
+        while at(i) in SIZES or at(i) in COLORS:
+            attr = "size" if at(i) in SIZES else "color"
+            if getattr(obj, attr) is not None:
+                break
+            setattr(obj, attr, at(i))
+            i += 1
+        if at(i) in SHAPES or at(i) == "one":
+            obj.noun, obj.one = (at(i), False) if at(i) in SHAPES else (None, True)
+            obj.plural = self.tokens[i].plural
+            i += 1
+        if i == start:
+            return None, start
+        if obj.det == "bare" and obj.noun is None and not obj.one:
+            # A colour or size on its own: "make the star red".
+            kind, value = ("size", obj.size) if obj.size is not None else ("color", obj.color)
+            if obj.size is not None and obj.color is not None:
+                self.problems.append(f"'{obj.size} {obj.color}' is not attached to a shape")
+            return _Chunk(kind, value, value), i
+        obj.words = " ".join(self.orig[start:i])
+        top = number_word(MAX_COUNT)
+        if obj.count is not None and not 1 <= obj.count <= MAX_COUNT and obj.det != "def":
+            self.problems.append(f"'{obj.words}': counts go up to {top} (one to {top} of a kind)")
+        if obj.ordinal is not None and obj.ordinal > MAX_COUNT:
+            self.problems.append(f"'{obj.words}': counts go up to {top}")
+        return _Chunk("obj", obj, obj.words), i
+
+    def determiner(self, i: int, obj: _Obj) -> int | tuple[_Chunk | None, int]:
+        """Reads the determiner or count at ``i`` into ``obj``; the next index, or the whole
+        phrase's result when the determiner ends it (a pronoun, a partitive)."""
+        at, w = self.at, self.at(i)
+        attribute = any(at(i + 1) in vocab for vocab in (SHAPES, COLORS, SIZES))
+        if w in ("them", "it", "they") or (w in _PRONOUNS and not attribute):
+            obj.det, obj.pron, obj.words = "pron", w, w
+            return _Chunk("obj", obj, w), i + (2 if at(i + 1) in ("both", "all") else 1)
+        if w in ("those", "these", "the"):
+            obj.det = "def"
+            if w == "the" and at(i + 1) == "other":
+                obj.det = "other"
+                return i + 2
+            if w == "the" and lx.count_of(at(i + 1)) is not None and at(i + 1) not in ("a", "an"):
+                obj.count = lx.count_of(at(i + 1))
+                return i + 2
+            return i + 1
+        if w in ("all", "both"):
+            return self.all(i, obj)
+        if w in ("another", "a", "an"):
+            obj.det, obj.count = "more" if w == "another" else "indef", 1
+            if w != "another" and at(i + 1) in lx.ORDINALS:
+                obj.det, obj.ordinal = "more", lx.ORDINALS[at(i + 1)]
+                return i + 2
+            return i + 1
+        if lx.count_of(w) is not None:
+            return self.counted(i, obj)
+        if w in lx.VAGUE_COUNTS and (attribute or at(i + 1) == "of"):
+            self.problems.append(_explain(w))
+            obj.det = "indef"
+            return i + 1
         return i
-    while at(i) in SIZES or at(i) in COLORS:
-        attr = "size" if at(i) in SIZES else "color"
-        if getattr(obj, attr) is not None:
-            break
-        setattr(obj, attr, at(i))
-        i += 1
-    if at(i) in SHAPES:
-        obj.noun, obj.plural = at(i), tokens[i].plural
-        i += 1
-    elif at(i) == "one":
-        obj.one, obj.plural = True, tokens[i].plural
-        i += 1
-    if i == start:
-        return None, start
-    if obj.det == "bare" and obj.noun is None and not obj.one:
-        # A colour or size on its own: "make the star red".
-        chunks = [("size", obj.size), ("color", obj.color)]
-        kind, value = next((k, v) for k, v in chunks if v is not None)
-        if obj.size is not None and obj.color is not None:
-            problems.append(f"'{obj.size} {obj.color}' is not attached to a shape")
-        return _Chunk(kind, value, value), i
-    obj.words = " ".join(orig[start:i])
-    if obj.count is not None and not 1 <= obj.count <= MAX_COUNT and obj.det != "def":
-        problems.append(
-            f"'{obj.words}': counts go up to {number_word(MAX_COUNT)} (one to {number_word(MAX_COUNT)} of a kind)"
-        )
-    if obj.ordinal is not None and obj.ordinal > MAX_COUNT:
-        problems.append(f"'{obj.words}': counts go up to {number_word(MAX_COUNT)}")
-    return _Chunk("obj", obj, obj.words), i
 
-
-def _determiner(
-    tokens: list[lx.Token],
-    words: list[str],
-    orig: list[str],
-    i: int,
-    obj: _Obj,
-    problems: list[str],
-) -> int | tuple[_Chunk | None, int]:
-    """Reads the determiner or count at ``i`` into ``obj``; the next index, or the whole
-    phrase's result when the determiner ends it (a pronoun, a partitive)."""
-    at = _at(words)
-    w = at(i)
-    if w in ("them", "it", "they") or (
-        w in _PRONOUNS and not any(at(i + 1) in vocab for vocab in (SHAPES, COLORS, SIZES))
-    ):
-        obj.det, obj.pron, obj.words = "pron", w, w
-        return _Chunk("obj", obj, w), i + (2 if at(i + 1) in ("both", "all") else 1)
-    if w in ("those", "these"):
-        obj.det = "def"
-        return i + 1
-    if w == "the":
-        obj.det = "def"
-        if at(i + 1) == "other":
-            obj.det = "other"
-            return i + 2
-        if lx.count_of(at(i + 1)) is not None and at(i + 1) not in ("a", "an"):
-            obj.count = lx.count_of(at(i + 1))
-            return i + 2
-        return i + 1
-    if w in ("all", "both"):
-        return _all(words, orig, i, obj)
-    if w == "another":
-        obj.det, obj.count = "more", 1
-        return i + 1
-    if w in ("a", "an"):
-        obj.det, obj.count = "indef", 1
-        if at(i + 1) in lx.ORDINALS:
-            obj.det, obj.ordinal = "more", lx.ORDINALS[at(i + 1)]
-            return i + 2
-        return i + 1
-    if lx.count_of(w) is not None:
-        return _counted(tokens, words, orig, i, obj, problems)
-    if w in lx.VAGUE_COUNTS and (
-        any(at(i + 1) in vocab for vocab in (SHAPES, COLORS, SIZES)) or at(i + 1) == "of"
-    ):
-        problems.append(_explain(w))
-        obj.det = "indef"
-        return i + 1
-    return i
-
-
-def _all(words: list[str], orig: list[str], i: int, obj: _Obj) -> int | tuple[_Chunk, int]:
-    """ "all (of) the circles", "both of them"."""
-    at = _at(words)
-    start = i
-    obj.det = "def"
-    i += 1
-    if at(i) == "of":
-        i += 1
-    if at(i) in ("the", "those", "these"):
-        i += 1
-    elif at(i) == "them":
-        obj.det, obj.pron = "pron", "them"
-        obj.words = " ".join(orig[start : i + 1])
-        return _Chunk("obj", obj, obj.words), i + 1
-    return i
-
-
-def _counted(
-    tokens: list[lx.Token],
-    words: list[str],
-    orig: list[str],
-    i: int,
-    obj: _Obj,
-    problems: list[str],
-) -> int | tuple[_Chunk | None, int]:
-    """ "three", "two more", "two of the circles" (a partitive, read whole)."""
-    at = _at(words)
-    start = i
-    obj.det, obj.count = "indef", lx.count_of(at(i))
-    i += 1
-    if at(i) == "more":
-        obj.det = "more"
-        return i + 1
-    if at(i) != "of":
+    def all(self, i: int, obj: _Obj) -> int | tuple[_Chunk, int]:
+        """ "all (of) the circles", "both of them"."""
+        start, obj.det = i, "def"
+        i += 2 if self.at(i + 1) == "of" else 1
+        if self.at(i) in ("the", "those", "these"):
+            return i + 1
+        if self.at(i) == "them":
+            obj.det, obj.pron = "pron", "them"
+            obj.words = " ".join(self.orig[start : i + 1])
+            return _Chunk("obj", obj, obj.words), i + 1
         return i
-    i += 1
-    inner = _object(tokens, words, orig, i, problems)
-    if inner[0] is None or inner[0].value.det not in ("def", "pron", "other", "bare"):
-        problems.append(
-            f"'{' '.join(orig[start:i])}' must be followed by a group such as 'the circles' or 'them'"
-        )
-        return None, max(inner[1], i)
-    obj.det, obj.inner = "part", inner[0].value
-    obj.words = " ".join(orig[start : inner[1]])
-    return _Chunk("obj", obj, obj.words), inner[1]
+
+    def counted(self, i: int, obj: _Obj) -> int | tuple[_Chunk | None, int]:
+        """ "three", "two more", "two of the circles" (a partitive, read whole)."""
+        start = i
+        obj.det, obj.count = "indef", lx.count_of(self.at(i))
+        if self.at(i + 1) == "more":
+            obj.det = "more"
+            return i + 2
+        if self.at(i + 1) != "of":
+            return i + 1
+        i += 2
+        inner = self.object(i)
+        if inner[0] is None or inner[0].value.det not in ("def", "pron", "other", "bare"):
+            self.problems.append(
+                f"'{' '.join(self.orig[start:i])}' must be followed by a group such as 'the circles' or 'them'"
+            )
+            return None, max(inner[1], i)
+        obj.det, obj.inner = "part", inner[0].value
+        obj.words = " ".join(self.orig[start : inner[1]])
+        return _Chunk("obj", obj, obj.words), inner[1]
 
 
 # ------------------------------------------------------------------------------ meaning
