@@ -19,7 +19,7 @@ from PIL import Image
 from poser_env._opencv import half_size
 from poser_env.assembly import build_suite
 from poser_env.components import ConstraintCheck, Critique, ExpertResult, Task
-from poser_env.constraints import Command, Constraint, Plan, per_object
+from poser_env.constraints import Command, Plan, per_object
 from poser_env.error import (
     ComponentError,
     ComponentOutputError,
@@ -229,8 +229,6 @@ _to_json = json.JSONEncoder(
 
 
 _str_json = json.encoder.encode_basestring_ascii  # what _to_json does to a str
-
-
 _constraint_json = per_object(lambda c: _to_json(c.to_dict()))
 
 
@@ -246,11 +244,10 @@ def _verdict_json(c: Critique) -> str:
     """``_to_json(c.to_dict())``, the same text, with each constraint encoded once: the
     verdict of every step is in ``info["details"]``. ``_judge`` has checked that every
     score is a finite number (which JSON writes as ``repr`` does)."""
-    checks = (*c.checks, *c.prompt_checks)
     if type(c) is not Critique or any(
-        type(k) is not ConstraintCheck or type(k.constraint) is not Constraint for k in checks
+        type(k) is not ConstraintCheck for k in (*c.checks, *c.prompt_checks)
     ):
-        return _to_json(c.to_dict())
+        return _to_json(c.to_dict())  # a subclass may write another dict
     scores = ",".join(
         f'"{name}":{float(getattr(c, name))!r}'
         for name in ("alignment", "prompt_alignment", "fidelity", "aesthetics", "overall")

@@ -107,8 +107,7 @@ class ShapesTaskConfig:
 @functools.cache
 def _cdf(p: tuple[float, ...]) -> np.ndarray:
     cdf = np.array(p).cumsum()
-    cdf /= cdf[-1]
-    return cdf
+    return cdf / cdf[-1]
 
 
 def _choice(rng: np.random.Generator, p: tuple[float, ...]) -> int:
