@@ -246,7 +246,7 @@ def main() -> None:
             "ImagePoser-v0",
             suite="diffusers",
             suite_kwargs={
-                "pool": [s.to_dict() for s in specs],
+                "catalog": [s.to_dict() for s in specs],
                 "critic": "vlm",
                 "critic_kwargs": {"model": vlm, "reflection": "template"},
                 "extractor": "rules",
@@ -259,7 +259,7 @@ def main() -> None:
         suite = env.unwrapped.suite
         recorder = Recorder()
         for expert in suite.experts:  # load every pipeline now, then wrap its class
-            recorder.wrap_pipeline(type(expert.pool.get(expert.spec)))
+            recorder.wrap_pipeline(type(expert.loader.get(expert.spec)))
         vqa = suite.critic.vqa
         vqa.load()
         recorder.wrap_processor(type(vqa._processor))

@@ -41,7 +41,7 @@ def tiny_llm(tmp_path_factory):
 def tiny_suite_kwargs(tiny_specs, tiny_vlm):
     """``make_suite("diffusers", **kwargs)`` arguments for the tiny models on CPU."""
     return {
-        "pool": [s.to_dict() for s in tiny_specs],
+        "catalog": [s.to_dict() for s in tiny_specs],
         "critic": "vlm",
         "critic_kwargs": {"model": tiny_vlm, "reflection": "template"},
         "extractor": "rules",

@@ -328,9 +328,9 @@ case(
 
 
 def _spec_typo(p):
-    from poser_env.suites.diffusers.models import DEFAULT_POOL, ExpertSpec
+    from poser_env.suites.diffusers.models import DEFAULT_CATALOG, ExpertSpec
 
-    return ExpertSpec.from_dict({**DEFAULT_POOL[0].to_dict(), "stepz": 3})
+    return ExpertSpec.from_dict({**DEFAULT_CATALOG[0].to_dict(), "stepz": 3})
 
 
 case(

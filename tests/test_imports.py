@@ -53,7 +53,7 @@ def test_a_missing_dependency_of_the_module_is_named_itself(tmp_path, monkeypatc
 
 def test_the_former_call_sites_raise_it(monkeypatch):
     from poser_agents import plots
-    from poser_env.suites.diffusers import pool
+    from poser_env.suites.diffusers import loader as pool
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(

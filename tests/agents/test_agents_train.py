@@ -419,7 +419,7 @@ def test_poser_train_with_the_diffusers_suite_in_its_yaml(tmp_path, tiny_suite_k
     obs, _ = env.reset(seed=0)
     _, _, _, _, info = env.step(agent.act(obs, env))
     assert info["error"] == "" and env.unwrapped.suite.name == "diffusers"
-    assert env.unwrapped.suite.experts[0].pool.resident()  # a pipeline was loaded
+    assert env.unwrapped.suite.experts[0].loader.resident()  # a pipeline was loaded
 
 
 def test_a_default_run_folder_taken_meanwhile_moves_on_to_the_next(tmp_path, monkeypatch):

@@ -352,7 +352,7 @@ def test_diffusers_components_follow_their_replica(tiny_specs, tiny_vlm):
     from poser_env.suites.diffusers import make_diffusers_suite
 
     suite = make_diffusers_suite(
-        pool=[s.to_dict() for s in tiny_specs],
+        catalog=[s.to_dict() for s in tiny_specs],
         critic="vlm",
         critic_kwargs={"model": tiny_vlm},
         extractor="rules",
@@ -361,22 +361,22 @@ def test_diffusers_components_follow_their_replica(tiny_specs, tiny_vlm):
         image_size=(32, 32),
     )
     copy = cloudpickle.loads(cloudpickle.dumps(suite.experts[0]))
-    assert place_component(copy, 0.0, []) == "cpu" and copy.pool.device == "cpu"
+    assert place_component(copy, 0.0, []) == "cpu" and copy.loader.device == "cpu"
     critic = cloudpickle.loads(cloudpickle.dumps(suite.critic))
     place_component(critic, 0.0, [])
     assert critic.vqa.device == "cpu"
     # A replica with a share of a (logical) 24 GB GPU: at most a quarter of it for weights.
-    from poser_env.suites.diffusers import pool as pool_mod
+    from poser_env.suites.diffusers import loader as loader_mod
 
     gpu = cloudpickle.loads(cloudpickle.dumps(suite.experts[0]))
-    real = pool_mod.resolve_device, pool_mod.card_gb
-    pool_mod.resolve_device = lambda device: device  # there is no CUDA here to check against
-    pool_mod.card_gb = lambda device: 24.0
+    real = loader_mod.resolve_device, loader_mod.card_gb
+    loader_mod.resolve_device = lambda device: device  # there is no CUDA here to check against
+    loader_mod.card_gb = lambda device: 24.0
     try:
         assert place_component(gpu, 0.25, ["0"]) == "cuda"
     finally:
-        pool_mod.resolve_device, pool_mod.card_gb = real
-    assert gpu.pool.device == "cuda" and gpu.pool.memory_budget_gb == 6.0
+        loader_mod.resolve_device, loader_mod.card_gb = real
+    assert gpu.loader.device == "cuda" and gpu.loader.memory_budget_gb == 6.0
     # Built for an explicit GPU, but the replica has none: refused with the fix.
     explicit = cloudpickle.loads(cloudpickle.dumps(suite.critic))
     explicit.vqa.device = "cuda:1"
@@ -499,5 +499,5 @@ def test_tiny_diffusers_experts_as_deployments(ray_address, tiny_suite_kwargs):
         torch.set_num_threads(threads)
     assert rollout(pooled, 0, steps=3) == expected
     # The models were loaded in the replicas, never in this process.
-    assert pooled.unwrapped.suite.experts[0].pool.resident() == []
+    assert pooled.unwrapped.suite.experts[0].loader.resident() == []
     pooled.unwrapped.pool.shutdown()

@@ -13,19 +13,31 @@ when torch or diffusers is missing. Models load lazily, on first use. See
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from poser_env.components import CommandExtractor, Critic, TaskSource
 from poser_env.error import ConfigError, UnknownNameError
 from poser_env.registry import Registry, accepted_arguments, check_kwargs
-from poser_env.suites.diffusers.models import DEFAULT_POOL, ExpertSpec, default_pool, pool_table
+from poser_env.suites.diffusers.models import (
+    DEFAULT_CATALOG,
+    DEFAULT_POOL,
+    ExpertSpec,
+    catalog_table,
+    default_catalog,
+    default_pool,
+    pool_table,
+)
 from poser_env.suites.registration import Suite
 
 __all__ = [
     "CRITICS",
+    "DEFAULT_CATALOG",
     "DEFAULT_POOL",
     "ExpertSpec",
+    "catalog_table",
+    "default_catalog",
     "default_pool",
     "make_critic",
     "make_diffusers_suite",
@@ -64,17 +76,19 @@ def build(cls: type, kwargs: dict[str, Any], what: str, argument: str) -> Any:
         raise ConfigError(f"Bad {argument} for {what}: {e}") from e
 
 
-def _expert_specs(pool, experts, overrides, chosen) -> list[ExpertSpec]:
-    """The specs of the suite's experts: ``pool``, ``overrides`` applied, ``experts`` kept."""
-    if isinstance(pool, str):
-        if pool != "default":
-            raise ConfigError(f"pool must be 'default' or a list of ExpertSpec, got {pool!r}.")
-        specs = list(DEFAULT_POOL)
+def _expert_specs(catalog, experts, overrides, chosen) -> list[ExpertSpec]:
+    """The specs of the suite's experts: ``catalog``, ``overrides`` applied, ``experts`` kept."""
+    if isinstance(catalog, str):
+        if catalog != "default":
+            raise ConfigError(
+                f"catalog must be 'default' or a list of ExpertSpec, got {catalog!r}."
+            )
+        specs = list(DEFAULT_CATALOG)
         if experts is None:
             experts = chosen.experts(specs)
         overrides = {**chosen.overrides(), **(overrides or {})}
     else:
-        specs = [s if isinstance(s, ExpertSpec) else ExpertSpec.from_dict(s) for s in pool]
+        specs = [s if isinstance(s, ExpertSpec) else ExpertSpec.from_dict(s) for s in catalog]
     by_name = {s.name: s for s in specs}
     for name, changes in (overrides or {}).items():
         if name not in by_name:
@@ -92,7 +106,7 @@ def _expert_specs(pool, experts, overrides, chosen) -> list[ExpertSpec]:
 
 
 def make_diffusers_suite(
-    pool: Sequence[ExpertSpec | dict[str, Any]] | str = "default",
+    catalog: Sequence[ExpertSpec | dict[str, Any]] | str = "default",
     experts: Sequence[str] | None = None,
     critic: str | Critic | None = None,
     critic_kwargs: dict[str, Any] | None = None,
@@ -106,14 +120,15 @@ def make_diffusers_suite(
     image_size: tuple[int, int] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     preset: str = "80gb",
+    pool: Sequence[ExpertSpec | dict[str, Any]] | str | None = None,
 ) -> Suite:
     """Build the real-model suite. Nothing is loaded until first use.
 
     Args:
-        pool: ``"default"`` (the 12 models of :data:`DEFAULT_POOL`) or a list of
-            :class:`ExpertSpec` (or dicts of their fields).
+        catalog: ``"default"`` (the 12 models of :data:`DEFAULT_CATALOG`) or a list of
+            :class:`ExpertSpec` (or dicts of their fields) to choose the experts from.
         experts: Names to keep, in action order (``None``: the preset's experts for the
-            default pool, all of ``pool`` otherwise).
+            default catalog, all of ``catalog`` otherwise).
         critic: ``"vlm"`` (local VLM, VQAScore), ``"http"`` (OpenAI-compatible server),
             ``"clip"`` (open_clip) or a :class:`~poser_env.components.Critic`
             (``None``: the preset's).
@@ -139,18 +154,20 @@ def make_diffusers_suite(
         preset: ``"80gb"`` (default), ``"48gb"`` or ``"24gb"``: the card the defaults are
             planned for (critic and extractor models, experts, CPU offload, budget); see
             :mod:`poser_env.suites.diffusers.memory`. Explicit arguments win.
+        pool: Deprecated name of ``catalog`` (a *pool* is where components run, the
+            env's ``pool=``).
 
     Raises:
         MissingDependencyError: torch, diffusers or an expert's tokenizer package is not installed.
         ConfigError: an argument is invalid.
     """
-    from poser_env.suites.diffusers.memory import get_preset, memory_plan
-    from poser_env.suites.diffusers.pool import (
-        PipelinePool,
+    from poser_env.suites.diffusers.loader import (
+        PipelineLoader,
         check_device,
         require_spec_packages,
         require_torch_diffusers,
     )
+    from poser_env.suites.diffusers.memory import get_preset, memory_plan
 
     check_device(device)
     chosen = get_preset(preset)
@@ -159,7 +176,10 @@ def make_diffusers_suite(
     from poser_env.suites.diffusers.extractors import make_extractor
     from poser_env.suites.diffusers.tasks import PromptTaskSource
 
-    specs = _expert_specs(pool, experts, overrides, chosen)
+    if pool is not None:
+        warnings.warn("pool= is deprecated: use catalog=.", DeprecationWarning, stacklevel=2)
+        catalog = pool
+    specs = _expert_specs(catalog, experts, overrides, chosen)
     if image_size is None:
         image_size = max((s.resolution for s in specs), key=lambda r: r[0] * r[1])
     if len(image_size) != 2 or min(image_size) < 8:
@@ -188,11 +208,11 @@ def make_diffusers_suite(
         )
         extractor_model = extractor_kwargs.get("model") if extractor == "llm" else None
         plan = memory_plan(chosen.gpu_gb, specs, critic_model, extractor_model)
-        # A plan with no room left still gets a small positive budget: the pool then refuses
+        # A plan with no room left still gets a small positive budget: the loader then refuses
         # each model with the plan's advice instead of the suite failing to build.
         memory_budget_gb = max(plan.expert_budget_gb, 0.1)
 
-    shared = PipelinePool(
+    shared = PipelineLoader(
         device=device,
         memory_budget_gb=memory_budget_gb,
         model_root=model_root,

@@ -1,6 +1,6 @@
 """Diffusers experts: one class per pipeline family, configured by an :class:`ExpertSpec`.
 
-Every expert asks the shared :class:`~poser_env.suites.diffusers.pool.PipelinePool` for its
+Every expert asks the shared :class:`~poser_env.suites.diffusers.loader.PipelineLoader` for its
 pipeline at call time (so nothing loads before it is used), seeds a fresh CPU
 ``torch.Generator`` per call (the same seed gives the same image on CPU and on CUDA), and
 returns a ``uint8`` image resized to the suite's image size.
@@ -16,8 +16,8 @@ import numpy as np
 from poser_env.components import Expert, ExpertResult
 from poser_env.constraints import Command
 from poser_env.error import ConfigError
+from poser_env.suites.diffusers.loader import PipelineLoader
 from poser_env.suites.diffusers.models import ExpertSpec
-from poser_env.suites.diffusers.pool import PipelinePool
 
 
 def to_pil(image: np.ndarray, size: tuple[int, int]) -> Any:
@@ -72,28 +72,28 @@ def accepted_arguments(pipe: Any) -> frozenset[str]:
 
 
 class DiffusersExpert(Expert):
-    """Base class: calls a diffusers pipeline from the pool.
+    """Base class: calls a diffusers pipeline from the shared loader.
 
     Subclasses say which arguments their pipeline family takes (:meth:`call_kwargs`).
 
     Args:
         spec: What to load and how to call it.
-        pool: The shared pipeline pool (one per process; experts never own pipelines).
+        loader: The shared pipeline loader (one per process; experts never own pipelines).
         output_size: ``(height, width)`` of returned images; ``None`` keeps the model's size.
     """
 
     family: str = ""
 
     def __init__(
-        self, spec: ExpertSpec, pool: PipelinePool, output_size: tuple[int, int] | None = None
+        self, spec: ExpertSpec, loader: PipelineLoader, output_size: tuple[int, int] | None = None
     ):
         if self.family and spec.family != self.family:
             raise ConfigError(
                 f"{type(self).__name__} runs family {self.family!r}, got spec {spec.name!r} of family {spec.family!r}; "
-                "use make_expert(spec, pool) to pick the class."
+                "use make_expert(spec, loader) to pick the class."
             )
         self.spec = spec
-        self.pool = pool
+        self.loader = loader
         self.output_size = tuple(output_size) if output_size is not None else None
         self.name = spec.name
         self.kind = spec.kind  # type: ignore[assignment]
@@ -152,8 +152,8 @@ class DiffusersExpert(Expert):
         import torch
 
         spec = self.spec
-        with self.pool.lock:
-            pipe = self.pool.get(spec)
+        with self.loader.lock:
+            pipe = self.loader.get(spec)
             accepted = accepted_arguments(pipe)
             for optional in ("negative_prompt", "height", "width"):
                 if optional in kwargs and optional not in accepted:
@@ -185,15 +185,20 @@ class DiffusersExpert(Expert):
         ]
 
     def place(self, device: str, gpu_share: float = 1.0) -> None:
-        """Pin the expert's pipeline pool to the device of the Ray replica it runs in.
+        """Pin the expert's pipeline loader to the device of the Ray replica it runs in.
 
         Called by :func:`poser_env.pools.ray_pool.place_component`; see
-        :meth:`PipelinePool.place`.
+        :meth:`PipelineLoader.place`.
         """
-        self.pool.place(device, gpu_share)
+        self.loader.place(device, gpu_share)
+
+    @property
+    def pool(self) -> PipelineLoader:
+        """Deprecated name of :attr:`loader` (a *pool* is where components run)."""
+        return self.loader
 
     def close(self) -> None:
-        """Experts hold no weights; the pool owns them (``pool.clear()`` frees memory)."""
+        """Experts hold no weights; the loader owns them (``loader.clear()`` frees memory)."""
 
 
 class Text2ImageExpert(DiffusersExpert):
@@ -256,7 +261,7 @@ EXPERT_CLASSES: dict[str, type[DiffusersExpert]] = {
 
 
 def make_expert(
-    spec: ExpertSpec, pool: PipelinePool, output_size: tuple[int, int] | None = None
+    spec: ExpertSpec, loader: PipelineLoader, output_size: tuple[int, int] | None = None
 ) -> DiffusersExpert:
-    """The expert class for ``spec.family``, built on ``pool``."""
-    return EXPERT_CLASSES[spec.family](spec, pool, output_size=output_size)
+    """The expert class for ``spec.family``, built on ``loader``."""
+    return EXPERT_CLASSES[spec.family](spec, loader, output_size=output_size)

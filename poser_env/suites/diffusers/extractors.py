@@ -478,7 +478,7 @@ class LLMExtractor(_JSONExtractor):
         max_retries: int = 2,
         local_files_only: bool | None = None,
     ):
-        from poser_env.suites.diffusers.pool import check_device
+        from poser_env.suites.diffusers.loader import check_device
 
         super().__init__()
         self.model_name = model
@@ -493,7 +493,7 @@ class LLMExtractor(_JSONExtractor):
     def load(self) -> None:
         if self._model is not None:
             return
-        from poser_env.suites.diffusers.pool import resolve_device
+        from poser_env.suites.diffusers.loader import resolve_device
         from poser_env.suites.diffusers.scorers import _load_error, _local_only, _model_dtype
 
         torch = require("torch", "models", "The LLM command extractor")

@@ -3,7 +3,7 @@
 Everything the suite keeps on one GPU has to fit at once: the VLM critic and the LLM
 extractor stay resident (they run every step), one expert runs at a time (the pool's lock),
 and the experts' weights share what is left. :func:`memory_plan` adds these up from the
-numbers in :data:`~poser_env.suites.diffusers.models.DEFAULT_POOL` and :data:`COMPONENTS`,
+numbers in :data:`~poser_env.suites.diffusers.models.DEFAULT_CATALOG` and :data:`COMPONENTS`,
 and the suite's default ``memory_budget_gb`` is the plan's expert budget, not a guess::
 
     python -m poser_env pool plan --gpu-gb 80
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from poser_env.error import ConfigError, UnknownNameError
-from poser_env.suites.diffusers.models import DEFAULT_POOL, ExpertSpec
+from poser_env.suites.diffusers.models import DEFAULT_CATALOG, ExpertSpec
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,9 @@ class Preset:
     offload: tuple[str, ...] = ()
     description: str = ""
 
-    def experts(self, pool: Sequence[ExpertSpec] = DEFAULT_POOL) -> list[str]:
-        """Names of ``pool`` this preset keeps, in order."""
-        return [s.name for s in pool if s.name not in self.drop]
+    def experts(self, catalog: Sequence[ExpertSpec] = DEFAULT_CATALOG) -> list[str]:
+        """Names of ``catalog`` this preset keeps, in order."""
+        return [s.name for s in catalog if s.name not in self.drop]
 
     def overrides(self) -> dict[str, dict[str, Any]]:
         """The per-expert changes this preset makes (``cpu_offload``)."""
@@ -218,7 +218,7 @@ class MemoryPlan:
 
 def memory_plan(
     gpu_gb: float,
-    specs: Sequence[ExpertSpec] = DEFAULT_POOL,
+    specs: Sequence[ExpertSpec] = DEFAULT_CATALOG,
     critic_model: str | None = "Qwen/Qwen2.5-VL-7B-Instruct",
     extractor_model: str | None = "Qwen/Qwen2.5-7B-Instruct",
 ) -> MemoryPlan:
@@ -296,12 +296,14 @@ def preset_for(gpu_gb: float) -> Preset:
 
 
 def preset_plan(
-    preset: Preset | str, gpu_gb: float | None = None, pool: Sequence[ExpertSpec] = DEFAULT_POOL
+    preset: Preset | str,
+    gpu_gb: float | None = None,
+    catalog: Sequence[ExpertSpec] = DEFAULT_CATALOG,
 ) -> MemoryPlan:
     """The plan of ``preset`` on a card of ``gpu_gb`` (default: the preset's own size)."""
     p = get_preset(preset) if isinstance(preset, str) else preset
-    by_name = {s.name: s for s in pool}
-    specs = [by_name[n].with_overrides(**p.overrides().get(n, {})) for n in p.experts(pool)]
+    by_name = {s.name: s for s in catalog}
+    specs = [by_name[n].with_overrides(**p.overrides().get(n, {})) for n in p.experts(catalog)]
     critic_model = p.critic_model if p.critic == "vlm" else ("clip" if p.critic == "clip" else None)
     extractor_model = p.extractor_model if p.extractor == "llm" else None
     return memory_plan(p.gpu_gb if gpu_gb is None else gpu_gb, specs, critic_model, extractor_model)

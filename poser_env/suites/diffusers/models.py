@@ -1,14 +1,14 @@
-"""Expert specifications and the default pool of 12 public models.
+"""Expert specifications and the default catalog of 12 public models.
 
 An :class:`ExpertSpec` is a small frozen description of one action of the environment: which
 weights to load (a hub id or a local folder), through which diffusers pipeline class, and
 how to call it. Specs are plain values; nothing here imports torch or diffusers, so the
 table can be read (and documented) on any machine.
 
-The numbers in :data:`DEFAULT_POOL` come from the model cards (parameter counts, licences,
+The numbers in :data:`DEFAULT_CATALOG` come from the model cards (parameter counts, licences,
 recommended steps and guidance). ``memory_gb`` is the size of the weights at the listed
-dtype, estimated from parameter counts (2 bytes per parameter); it is what the pool's
-memory budget uses before a model has been loaded. ``activation_gb`` (one call's peak above
+dtype, estimated from parameter counts (2 bytes per parameter); it is what the pipeline
+loader's memory budget uses before a model has been loaded. ``activation_gb`` (one call's peak above
 the weights) and ``offload_gb`` (the largest component, for ``cpu_offload``) are estimates
 too. None of these was **measured** on a GPU for this release; ``scripts/gpu_smoke.py``
 measures them (``memory:<group>`` checks) and the memory plan
@@ -212,13 +212,13 @@ def _check_fields(d: dict[str, Any], where: str) -> None:
 
 _NEG = "blurry, low quality, distorted, deformed, watermark, text artifacts"
 
-#: The default pool: 5 text-to-image and 7 image-to-image experts (12 actions, as in the
+#: The default catalog: 5 text-to-image and 7 image-to-image experts (12 actions, as in the
 #: paper). Chosen for complementary strengths: few-step drafts (SD-Turbo, SDXL-Turbo,
 #: FLUX.1-schnell), strong composition and long-prompt following through a T5 encoder
 #: (SD3.5-Medium, PixArt-Sigma), instruction editors (InstructPix2Pix, MagicBrush,
 #: FLUX.1-Kontext), SDEdit-style restylers that share weights with a T2I expert, and the
 #: SDXL refiner. Licences and sizes are from the model cards; check them before use.
-DEFAULT_POOL: tuple[ExpertSpec, ...] = (
+DEFAULT_CATALOG: tuple[ExpertSpec, ...] = (
     # --- text to image -------------------------------------------------------------------
     ExpertSpec(
         name="sd-turbo",
@@ -434,12 +434,12 @@ DEFAULT_POOL: tuple[ExpertSpec, ...] = (
 )
 
 
-def default_pool() -> tuple[ExpertSpec, ...]:
-    """The 12 default expert specs (see :data:`DEFAULT_POOL`)."""
-    return DEFAULT_POOL
+def default_catalog() -> tuple[ExpertSpec, ...]:
+    """The 12 default expert specs (see :data:`DEFAULT_CATALOG`)."""
+    return DEFAULT_CATALOG
 
 
-def pool_table(specs: tuple[ExpertSpec, ...] = DEFAULT_POOL) -> str:
+def catalog_table(specs: tuple[ExpertSpec, ...] = DEFAULT_CATALOG) -> str:
     """The specs as a Markdown table (used to write ``docs/real_pool.md``)."""
     rows = [
         "| name | kind | model | pipeline | steps | guidance | strength | resolution | dtype "
@@ -454,3 +454,7 @@ def pool_table(specs: tuple[ExpertSpec, ...] = DEFAULT_POOL) -> str:
             f"{'yes' if s.gated else ''} | {s.licence} |"
         )
     return "\n".join(rows)
+
+
+# Deprecated names (in image-poser a *pool* is where components run: poser_env.pools).
+DEFAULT_POOL, default_pool, pool_table = DEFAULT_CATALOG, default_catalog, catalog_table

@@ -123,7 +123,7 @@ class VQAScoreModel:
         local_files_only: bool | None = None,
         cache_size: int = 1024,
     ):
-        from poser_env.suites.diffusers.pool import check_device
+        from poser_env.suites.diffusers.loader import check_device
 
         if cache_size < 0:
             raise ConfigError(f"cache_size must be >= 0, got {cache_size}.")
@@ -149,7 +149,7 @@ class VQAScoreModel:
             return
         torch = require("torch", "models", "The VLM critic")
         transformers = require("transformers", "models", "The VLM critic")
-        from poser_env.suites.diffusers.pool import resolve_device
+        from poser_env.suites.diffusers.loader import resolve_device
 
         self.device = resolve_device(self.device)
         dtype = _model_dtype(torch, self.dtype, self.device)
@@ -177,7 +177,7 @@ class VQAScoreModel:
 
     def place(self, device: str) -> None:
         """Pin the model to ``device`` (a Ray replica's), before it loads."""
-        from poser_env.suites.diffusers.pool import placed_device
+        from poser_env.suites.diffusers.loader import placed_device
 
         if self._model is not None:
             raise ConfigError(
@@ -309,7 +309,7 @@ class CLIPScoreModel:
         pretrained: str | None = "laion2b_s34b_b79k",
         device: str = "auto",
     ):
-        from poser_env.suites.diffusers.pool import check_device
+        from poser_env.suites.diffusers.loader import check_device
 
         self.model_name = model_name
         self.pretrained = pretrained
@@ -322,7 +322,7 @@ class CLIPScoreModel:
         open_clip = require(
             "open_clip", "models", "The CLIP critic and scorer", package="open_clip_torch"
         )
-        from poser_env.suites.diffusers.pool import resolve_device
+        from poser_env.suites.diffusers.loader import resolve_device
 
         self.device = resolve_device(self.device)
         try:
@@ -336,7 +336,7 @@ class CLIPScoreModel:
 
     def place(self, device: str) -> None:
         """Pin the model to ``device`` (a Ray replica's), before it loads."""
-        from poser_env.suites.diffusers.pool import placed_device
+        from poser_env.suites.diffusers.loader import placed_device
 
         if self._model is not None:
             raise ConfigError(f"CLIPScoreModel.place({device!r}) after the model was loaded.")
@@ -591,7 +591,7 @@ def owl_detector(
     def detect(image: np.ndarray, nouns: Sequence[str]) -> list[Detection]:
         if "pipe" not in state:
             transformers = require("transformers", "models", "The GenEval scorer")
-            from poser_env.suites.diffusers.pool import resolve_device
+            from poser_env.suites.diffusers.loader import resolve_device
 
             dev = resolve_device(device)
             state["pipe"] = transformers.pipeline(

@@ -64,11 +64,11 @@ def test_tint_expert_moves_towards_the_named_colour(example):
 
 
 def test_kind_aware_img2img_raises_strength_only_for_restyling(example, tiny_specs):
-    from poser_env.suites.diffusers.pool import PipelinePool
+    from poser_env.suites.diffusers.loader import PipelineLoader
 
     spec = next(s for s in tiny_specs if s.name == "tiny-img2img")
     expert = example.kind_aware_img2img_class()(
-        spec, PipelinePool(device="cpu"), output_size=(32, 32)
+        spec, PipelineLoader(device="cpu"), output_size=(32, 32)
     )
     image = np.zeros((32, 32, 3), np.uint8)
     assert (
@@ -83,7 +83,7 @@ def test_kind_aware_img2img_raises_strength_only_for_restyling(example, tiny_spe
 
 def test_custom_suite_shares_the_pipeline_pool(example, tiny_specs, tiny_vlm):
     suite = example.make_custom_suite(
-        pool=[s.to_dict() for s in tiny_specs],
+        catalog=[s.to_dict() for s in tiny_specs],
         experts=["tiny-t2i", "tiny-img2img"],
         critic_kwargs={"model": tiny_vlm, "reflection": "template"},
         extractor="rules",
@@ -91,4 +91,7 @@ def test_custom_suite_shares_the_pipeline_pool(example, tiny_specs, tiny_vlm):
         image_size=(32, 32),
     )
     assert suite.expert_names == ("tiny-t2i", "tiny-img2img", "pil-tint", "kind-aware-img2img")
-    assert suite.experts[3].pool is suite.experts[0].pool and suite.experts[0].pool.resident() == []
+    assert (
+        suite.experts[3].loader is suite.experts[0].loader
+        and suite.experts[0].loader.resident() == []
+    )

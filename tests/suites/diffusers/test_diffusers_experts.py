@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from poser_env.suites.diffusers.experts import make_expert  # noqa: E402
-from poser_env.suites.diffusers.pool import PipelinePool  # noqa: E402
+from poser_env.suites.diffusers.loader import PipelineLoader  # noqa: E402
 
 GEN = Command("three red circles on a table", "generate")
 EDIT = Command("make the circles blue", "recolor")
@@ -21,7 +21,7 @@ EDIT = Command("make the circles blue", "recolor")
 
 @pytest.fixture
 def pool():
-    return PipelinePool(device="cpu", memory_budget_gb=1.0, local_files_only=True)
+    return PipelineLoader(device="cpu", memory_budget_gb=1.0, local_files_only=True)
 
 
 def by_name(specs, name):
@@ -123,10 +123,7 @@ def test_missing_weights_name_the_model_and_the_fix(tiny_specs, pool, tmp_path):
         pool.get(spec.with_overrides(model=str(empty)))
 
 
-def test_model_load_error_lives_in_error_module_and_is_reexported():
-    from poser_env.suites.diffusers import pool as pool_module
-
-    assert pool_module.ModelLoadError is ModelLoadError  # old import path still works
+def test_model_load_error_lives_in_error_module():
     assert issubclass(ModelLoadError, PoserError) and issubclass(ModelLoadError, RuntimeError)
     err = ModelLoadError("org/m", "e", OSError("gone"), "Download it.")
     assert str(err) == "Could not load model 'org/m' for expert 'e': OSError: gone. Download it."
@@ -142,7 +139,7 @@ def test_model_over_budget_is_refused_before_loading(tiny_specs, pool):
 def test_model_root_lookup_and_half_precision_falls_back_on_cpu(tiny_specs, tmp_path):
     spec = by_name(tiny_specs, "tiny-t2i")
     root = Path(spec.model).parent
-    pool = PipelinePool(device="cpu", model_root=root, local_files_only=True)
+    pool = PipelineLoader(device="cpu", model_root=root, local_files_only=True)
     relocated = spec.with_overrides(model="someorg/tiny-sd", dtype="float16")
     assert pool.resolve_model("someorg/tiny-sd") == str(root / "tiny-sd")
     pipe = pool.get(relocated)
@@ -153,5 +150,5 @@ def test_expert_pickles_without_weights_and_reloads(tiny_specs, pool):
     expert = make_expert(by_name(tiny_specs, "tiny-t2i"), pool, output_size=(32, 32))
     first = expert(GEN, None, 5).image
     copy = pickle.loads(pickle.dumps(expert))
-    assert copy.pool.resident() == []
+    assert copy.loader.resident() == []
     assert np.array_equal(copy(GEN, None, 5).image, first)

@@ -15,9 +15,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from poser_env.error import ConfigError, MissingDependencyError, ModelLoadError  # noqa: E402
-from poser_env.suites.diffusers import pool as pool_mod  # noqa: E402
+from poser_env.suites.diffusers import loader as loader_mod  # noqa: E402
+from poser_env.suites.diffusers.loader import PipelineLoader  # noqa: E402
 from poser_env.suites.diffusers.models import ExpertSpec  # noqa: E402
-from poser_env.suites.diffusers.pool import PipelinePool  # noqa: E402
 
 
 class FakeGPU:
@@ -93,13 +93,13 @@ def spec(name: str, model: str, memory_gb: float = 0.001, **kw) -> ExpertSpec:
 def fake(monkeypatch):
     gpu = FakeGPU(limit=10)
     cls = fake_pipeline_class(gpu, {"other": 6, "big": 8, "huge": 12})
-    monkeypatch.setattr(pool_mod, "_pipeline_class", lambda diffusers, spec: cls)
+    monkeypatch.setattr(loader_mod, "_pipeline_class", lambda diffusers, spec: cls)
     return gpu, cls
 
 
 def test_out_of_memory_retry_frees_the_half_moved_pipeline_and_succeeds(fake):
     gpu, cls = fake
-    pool = PipelinePool(device="cpu", memory_budget_gb=100.0)
+    pool = PipelineLoader(device="cpu", memory_budget_gb=100.0)
     pool.get(spec("other", "other"))
     assert gpu.used() == 6
     # 6 resident + 8 > 10: the first attempt fails with 4 moved; only once that half-moved
@@ -112,7 +112,7 @@ def test_out_of_memory_retry_frees_the_half_moved_pipeline_and_succeeds(fake):
 
 def test_out_of_memory_even_alone_is_a_model_load_error_with_advice(fake):
     gpu, _ = fake
-    pool = PipelinePool(device="cpu", memory_budget_gb=100.0)
+    pool = PipelineLoader(device="cpu", memory_budget_gb=100.0)
     with pytest.raises(
         ModelLoadError,
         match=r"out of GPU memory loading huge with every other model evicted.*cpu_offload=True",
@@ -125,7 +125,7 @@ def test_out_of_memory_even_alone_is_a_model_load_error_with_advice(fake):
 
 def test_cpu_offloaded_expert_keeps_room_for_its_largest_component(tiny_specs):
     base = next(s for s in tiny_specs if s.name == "tiny-t2i")
-    pool = PipelinePool(device="cpu", memory_budget_gb=3.0)
+    pool = PipelineLoader(device="cpu", memory_budget_gb=3.0)
     offloaded = base.with_overrides(cpu_offload=True, memory_gb=5.0, offload_gb=2.0)
     pool.get(offloaded)
     assert pool.memory_used_gb() == pytest.approx(
@@ -145,15 +145,15 @@ def test_cpu_offloaded_expert_keeps_room_for_its_largest_component(tiny_specs):
 
 
 def test_auto_device_is_resolved_where_the_pool_runs_and_place_pins_it(monkeypatch):
-    pool = PipelinePool(device="auto", memory_budget_gb=40.0)
+    pool = PipelineLoader(device="auto", memory_budget_gb=40.0)
     assert pool._device is None  # nothing decided in the driver
     copy = pickle.loads(pickle.dumps(pool))
     assert copy._device is None and copy.device_request == "auto"
     copy.place("cpu", gpu_share=0.0 + 1.0)
     assert copy.device == "cpu" and copy.memory_budget_gb == 40.0
     # A replica holding a quarter of an 80 GB card keeps at most 20 GB for weights.
-    monkeypatch.setattr(pool_mod, "resolve_device", lambda device: device)
-    monkeypatch.setattr(pool_mod, "card_gb", lambda device: 80.0)
+    monkeypatch.setattr(loader_mod, "resolve_device", lambda device: device)
+    monkeypatch.setattr(loader_mod, "card_gb", lambda device: 80.0)
     quarter = pickle.loads(pickle.dumps(pool))
     quarter.place("cuda", gpu_share=0.25)
     assert quarter.device == "cuda" and quarter.memory_budget_gb == 20.0
@@ -197,8 +197,8 @@ def test_gated_repository_error_says_where_to_accept_the_licence(monkeypatch):
                 "401 Client Error. Cannot access gated repo for url https://huggingface.co/x"
             )
 
-    monkeypatch.setattr(pool_mod, "_pipeline_class", lambda diffusers, spec: Refused)
-    pool = PipelinePool(device="cpu", local_files_only=False)
+    monkeypatch.setattr(loader_mod, "_pipeline_class", lambda diffusers, spec: Refused)
+    pool = PipelineLoader(device="cpu", local_files_only=False)
     for s in (
         spec("flux", "black-forest-labs/FLUX.1-schnell", gated=True),
         spec("other", "someorg/private"),
@@ -209,7 +209,7 @@ def test_gated_repository_error_says_where_to_accept_the_licence(monkeypatch):
             r"with your Hugging Face account and accept its licence, then log in .*hf auth login.*HF_TOKEN",
         ):
             pool.get(s)
-    offline = PipelinePool(device="cpu", local_files_only=True)
+    offline = PipelineLoader(device="cpu", local_files_only=True)
     with pytest.raises(
         ModelLoadError, match=r"hf download black-forest-labs/FLUX.1-schnell.*It is also gated"
     ):
@@ -258,9 +258,9 @@ def test_experts_needing_sentencepiece_are_refused_at_build_time_without_it(
     import importlib.util
 
     from poser_env.suites.diffusers import make_diffusers_suite
-    from poser_env.suites.diffusers.models import DEFAULT_POOL
+    from poser_env.suites.diffusers.models import DEFAULT_CATALOG
 
-    assert {s.name for s in DEFAULT_POOL if "sentencepiece" in s.needs} == {
+    assert {s.name for s in DEFAULT_CATALOG if "sentencepiece" in s.needs} == {
         "flux-schnell",
         "sd3.5-medium",
         "pixart-sigma",
@@ -275,13 +275,13 @@ def test_experts_needing_sentencepiece_are_refused_at_build_time_without_it(
     )
     t5 = [
         dict(d, needs=["sentencepiece"]) if d["name"] == "tiny-t2i" else d
-        for d in tiny_suite_kwargs["pool"]
+        for d in tiny_suite_kwargs["catalog"]
     ]
     with pytest.raises(
         MissingDependencyError,
         match=r"tokenizer of expert\(s\) tiny-t2i needs the package 'sentencepiece'.*image-poser\[models\]",
     ):
-        make_diffusers_suite(**{**tiny_suite_kwargs, "pool": t5})
+        make_diffusers_suite(**{**tiny_suite_kwargs, "catalog": t5})
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ def test_import_without_extra_and_missing_dependency_message():
         sys.meta_path.insert(0, Block())
         import poser_env.suites.diffusers as d
         from poser_env.suites.diffusers import models, tasks, extractors, critics, scorers
-        assert len(d.DEFAULT_POOL) == 12
+        assert len(d.DEFAULT_CATALOG) == 12
         plan = extractors.RuleExtractor().extract("Two red cups. Then remove one cup.")
         assert len(plan.commands) == 2
         from poser_env.error import MissingDependencyError

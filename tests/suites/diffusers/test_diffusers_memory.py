@@ -13,7 +13,7 @@ from poser_env.suites.diffusers.memory import (
     preset_for,
     preset_plan,
 )
-from poser_env.suites.diffusers.models import DEFAULT_POOL
+from poser_env.suites.diffusers.models import DEFAULT_CATALOG
 
 
 def test_default_configuration_fits_80gb_with_critic_and_extractor_resident():
@@ -42,27 +42,27 @@ def test_every_preset_fits_its_card(name):
 
 def test_the_old_defaults_do_not_fit_and_the_plan_says_why():
     # The previous default: every expert with a 70 GB expert budget next to the 7B critic and extractor.
-    plan = memory_plan(80, DEFAULT_POOL)
+    plan = memory_plan(80, DEFAULT_CATALOG)
     assert 70.0 > plan.expert_budget_gb
-    small = memory_plan(48, DEFAULT_POOL)
+    small = memory_plan(48, DEFAULT_CATALOG)
     assert not small.fits
     assert (
         "FLUX.1-schnell (33.5 GB)" in small.problems[0] and "cpu_offload=True" in small.problems[0]
     )
-    none_left = memory_plan(24, DEFAULT_POOL)
+    none_left = memory_plan(24, DEFAULT_CATALOG)
     assert not none_left.fits and none_left.expert_budget_gb == 0.0
     with pytest.raises(ConfigError, match="gpu_gb must be a number > 0"):
-        memory_plan(0, DEFAULT_POOL)
+        memory_plan(0, DEFAULT_CATALOG)
 
 
 def test_unknown_component_is_planned_with_a_warning():
     with pytest.warns(UserWarning, match="'someorg/vlm' is not in the memory table"):
-        plan = memory_plan(80, DEFAULT_POOL, critic_model="someorg/vlm", extractor_model=None)
+        plan = memory_plan(80, DEFAULT_CATALOG, critic_model="someorg/vlm", extractor_model=None)
     assert dict(plan.resident)["critic `someorg/vlm` weights"] == 16.0
 
 
 def test_a_local_checkpoint_is_planned_from_its_weight_files(tiny_vlm, recwarn):
-    plan = memory_plan(80, DEFAULT_POOL, critic_model=tiny_vlm, extractor_model=None)
+    plan = memory_plan(80, DEFAULT_CATALOG, critic_model=tiny_vlm, extractor_model=None)
     weights = dict(plan.resident)[f"critic `{tiny_vlm}` weights"]
     assert 0 < weights < 0.01 and not [w for w in recwarn if "memory table" in str(w.message)]
 
@@ -97,7 +97,7 @@ def test_suite_defaults_come_from_the_plan_and_presets_apply():
 
     suite = make_diffusers_suite(device="cpu")
     assert len(suite.experts) == 12
-    assert suite.experts[0].pool.memory_budget_gb == DEFAULT_EXPERT_BUDGET_GB
+    assert suite.experts[0].loader.memory_budget_gb == DEFAULT_EXPERT_BUDGET_GB
     assert suite.image_size == (
         1024,
         1024,
@@ -112,7 +112,7 @@ def test_suite_defaults_come_from_the_plan_and_presets_apply():
         small.extractor.name == "rules"
         and small.critic.vqa.model_name == "Qwen/Qwen2-VL-2B-Instruct"
     )
-    assert small.experts[0].pool.memory_budget_gb == preset_plan("24gb").expert_budget_gb
+    assert small.experts[0].loader.memory_budget_gb == preset_plan("24gb").expert_budget_gb
     only_512 = make_diffusers_suite(
         device="cpu", experts=["sd-turbo", "instruct-pix2pix"], extractor="rules"
     )

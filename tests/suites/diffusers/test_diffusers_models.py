@@ -3,27 +3,32 @@
 import pytest
 
 from poser_env.error import ConfigError
-from poser_env.suites.diffusers.models import DEFAULT_POOL, KNOWN_PIPELINES, ExpertSpec, pool_table
+from poser_env.suites.diffusers.models import (
+    DEFAULT_CATALOG,
+    KNOWN_PIPELINES,
+    ExpertSpec,
+    catalog_table,
+)
 
 
 def test_default_pool_has_twelve_models_with_enough_of_each_kind():
-    assert len(DEFAULT_POOL) == 12
-    kinds = [s.kind for s in DEFAULT_POOL]
+    assert len(DEFAULT_CATALOG) == 12
+    kinds = [s.kind for s in DEFAULT_CATALOG]
     assert kinds.count("t2i") >= 5 and kinds.count("i2i") >= 5
-    assert len({s.name for s in DEFAULT_POOL}) == 12
-    assert all(s.licence and s.memory_gb > 0 and s.description for s in DEFAULT_POOL)
+    assert len({s.name for s in DEFAULT_CATALOG}) == 12
+    assert all(s.licence and s.memory_gb > 0 and s.description for s in DEFAULT_CATALOG)
 
 
 def test_every_pipeline_class_exists_in_installed_diffusers():
     diffusers = pytest.importorskip("diffusers")
-    names = {s.pipeline for s in DEFAULT_POOL} | set(KNOWN_PIPELINES)
+    names = {s.pipeline for s in DEFAULT_CATALOG} | set(KNOWN_PIPELINES)
     missing = sorted(n for n in names if not hasattr(diffusers, n))
     assert missing == [], f"diffusers {diffusers.__version__} lacks {missing}"
 
 
 def test_pool_table_lists_every_model():
-    table = pool_table()
-    for s in DEFAULT_POOL:
+    table = catalog_table()
+    for s in DEFAULT_CATALOG:
         assert f"`{s.model}`" in table and s.licence in table
 
 
@@ -42,7 +47,7 @@ def test_spec_validation_messages():
 
 
 def test_spec_dict_round_trip_and_unknown_field():
-    spec = DEFAULT_POOL[0]
+    spec = DEFAULT_CATALOG[0]
     assert ExpertSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(
         ConfigError,
@@ -52,7 +57,7 @@ def test_spec_dict_round_trip_and_unknown_field():
 
 
 def test_override_typos_name_the_closest_field_and_list_all():
-    spec = DEFAULT_POOL[0]
+    spec = DEFAULT_CATALOG[0]
     with pytest.raises(
         ConfigError,
         match=r"Unknown argument 'guidence' for ExpertSpec 'sd-turbo' overrides\. Did you mean 'guidance'\? Valid arguments: .*batch.*steps",

@@ -1,6 +1,7 @@
 """The registered 'diffusers' suite built from tiny models, and a full ImagePoser-v0 episode on CPU."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -22,8 +23,8 @@ def test_make_suite_through_registry(suite_kwargs):
     suite = make_suite("diffusers", **suite_kwargs, experts=["tiny-img2img", "tiny-t2i"])
     assert suite.expert_names == ("tiny-img2img", "tiny-t2i")
     assert [e.kind for e in suite.experts] == ["i2i", "t2i"]
-    assert suite.experts[0].pool is suite.experts[1].pool  # one shared pool
-    assert suite.experts[0].pool.resident() == []  # nothing loaded yet
+    assert suite.experts[0].loader is suite.experts[1].loader  # one shared loader
+    assert suite.experts[0].loader.resident() == []  # nothing loaded yet
     task = suite.tasks.sample(np.random.default_rng(0))
     assert task.constraints and len(task.prompt) > 60
 
@@ -35,17 +36,37 @@ def test_suite_argument_errors(suite_kwargs):
         make_diffusers_suite(**{**suite_kwargs, "experts": ["tiny-t2"]})
     with pytest.raises(UnknownNameError, match="Unknown critic 'vln'. Did you mean 'vlm'"):
         make_diffusers_suite(**{**suite_kwargs, "critic": "vln"})
-    with pytest.raises(ConfigError, match="pool must be 'default' or a list"):
-        make_diffusers_suite(**{**suite_kwargs, "pool": "big"})
+    with pytest.raises(ConfigError, match="catalog must be 'default' or a list"):
+        make_diffusers_suite(**{**suite_kwargs, "catalog": "big"})
     suite = make_diffusers_suite(**{**suite_kwargs, "overrides": {"tiny-t2i": {"steps": 3}}})
     assert suite.experts[0].spec.steps == 3
+
+
+def test_deprecated_pool_names_still_work(suite_kwargs):
+    import poser_env.suites.diffusers as d
+    from poser_env.suites.diffusers.loader import PipelineLoader
+
+    kwargs = dict(suite_kwargs)
+    catalog = kwargs.pop("catalog")
+    with pytest.warns(DeprecationWarning, match="pool= is deprecated: use catalog="):
+        suite = d.make_diffusers_suite(**kwargs, pool=catalog)
+    assert suite.experts[0].pool is suite.experts[0].loader
+    assert (d.DEFAULT_POOL, d.default_pool, d.pool_table) == (
+        d.DEFAULT_CATALOG,
+        d.default_catalog,
+        d.catalog_table,
+    )
+    sys.modules.pop("poser_env.suites.diffusers.pool", None)
+    with pytest.warns(DeprecationWarning, match="diffusers.loader"):
+        from poser_env.suites.diffusers.pool import PipelinePool
+    assert PipelinePool is PipelineLoader
 
 
 def test_default_pool_suite_builds_without_loading_anything(tiny_vlm):
     from poser_env.suites.diffusers import make_diffusers_suite
 
     suite = make_diffusers_suite(device="cpu", critic_kwargs={"model": tiny_vlm}, extractor="rules")
-    assert len(suite.experts) == 12 and suite.experts[0].pool.resident() == []
+    assert len(suite.experts) == 12 and suite.experts[0].loader.resident() == []
 
 
 def test_full_episode_with_tiny_models(suite_kwargs):
