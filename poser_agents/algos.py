@@ -184,10 +184,6 @@ class PluginAgent:
     def __init__(self, cls: type, name: str):
         self.algo_class, self.name, self.model = cls, name, None
 
-    @property
-    def num_timesteps(self) -> int | None:
-        return getattr(self.model, "num_timesteps", None)
-
     def build(self, env: Any, seed: int, verbose: int, policy: Any, **hyperparams: Any) -> None:
         self.model = self.algo_class(env.envs[0], seed=seed, **hyperparams)
 
@@ -237,14 +233,7 @@ class SB3Agent:
     def __init__(
         self, model: Any, name: str = "sb3", masked: bool = True, spec: AlgoSpec | None = None
     ):
-        self.model = model
-        self.name = name
-        self.masked = masked
-        self.spec = spec
-
-    @property
-    def num_timesteps(self) -> int | None:
-        return getattr(self.model, "num_timesteps", None)
+        self.model, self.name, self.masked, self.spec = model, name, masked, spec
 
     @property
     def algo_class(self) -> type:

@@ -27,7 +27,7 @@ from poser_agents.algos import ALGOS
 from poser_agents.error import AgentsConfigError, RunFolderError, RunLockedError, close_hint
 from poser_agents.wrappers import EncodeObservation
 from poser_env.error import OutputPathError
-from poser_env.registry import check_kwargs, load_entry_point
+from poser_env.registry import accepted_arguments, check_kwargs, load_entry_point
 from poser_env.suites.registration import suite_accepts
 
 #: Keys of a hyperparameter entry that configure poser_agents rather than the algorithm:
@@ -123,34 +123,22 @@ def load_hyperparams(
     return params
 
 
-def algo_arguments(algo_class: type | None) -> list[str]:
-    """Constructor arguments of an SB3-shaped class that a YAML file may set."""
-    if algo_class is None:
-        return []
-    sig = inspect.signature(algo_class.__init__)
-    return [
-        n
-        for n, p in sig.parameters.items()
-        if n not in RESERVED and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-
-
 def validate_keys(
     params: dict[str, Any], algo_class: type | None, where: str = "hyperparameters"
 ) -> None:
     """Refuse unknown keys, naming them and listing the valid ones."""
-    if algo_class is not None and any(
-        p.kind == p.VAR_KEYWORD for p in inspect.signature(algo_class.__init__).parameters.values()
-    ):
-        return  # a plug-in with **kwargs: let it validate
-    valid = [*POSER_KEYS, *algo_arguments(algo_class)]
+    # A plug-in with **kwargs validates its own (accepted_arguments gives None).
+    args = accepted_arguments(algo_class) if algo_class is not None else ()
+    if args is None:
+        return
+    args = sorted(n for n in args if n not in RESERVED)
+    valid = [*POSER_KEYS, *args]
     bad = [k for k in params if k not in valid]
     if bad:
         name = getattr(algo_class, "__name__", "the algorithm")
-        hint = close_hint(bad[0], valid)
         raise AgentsConfigError(
-            f"Unknown key(s) {bad} in {where}.{hint} Valid keys: poser keys {sorted(POSER_KEYS)}; "
-            f"{name} arguments {sorted(algo_arguments(algo_class))}."
+            f"Unknown key(s) {bad} in {where}.{close_hint(bad[0], valid)} Valid keys: poser keys "
+            f"{sorted(POSER_KEYS)}; {name} arguments {args}."
         )
 
 

@@ -366,7 +366,7 @@ def _learn(
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         logger_cb.close()
-    done = int(learner.num_timesteps or steps)
+    done = int(getattr(learner.model, "num_timesteps", steps))
     # Kept in meta.json only (never in the CSV curves, which must match across same-seed runs).
     meta["train_wall_seconds"] = meta.get("train_wall_seconds", 0.0) + time.perf_counter() - wall
     meta["train_cpu_seconds"] = meta.get("train_cpu_seconds", 0.0) + time.process_time() - cpu

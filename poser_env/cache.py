@@ -53,7 +53,7 @@ import numpy as np
 from poser_env._imports import require
 from poser_env.components import CommandExtractor, Critic, Critique, Expert, ExpertResult
 from poser_env.constraints import Command, Constraint, Plan
-from poser_env.error import CacheError, ConfigError, OutputPathError, closest
+from poser_env.error import CacheError, ConfigError, OutputPathError, did_you_mean
 from poser_env.paths import check_output_dir, check_output_file
 
 #: Bumped whenever keys or stored values change meaning; older entries are then unreachable.
@@ -749,19 +749,13 @@ def cached_suite(
 
 
 # ---------------------------------------------------------------------- export
-TRANSITION_COLUMNS = (
-    "key",
-    "task_prompt",
-    "task_kind",
-    "command",
-    "expert",
-    "seed",
-    "input_image",
-    "output_image",
-    "verdict",
-    "accepted",
-)
-
+#: The columns of an export and their types (images are PNG bytes).
+COLUMN_TYPES = {
+    **dict.fromkeys(("key", "task_prompt", "task_kind", "command", "expert"), "string"),
+    **{"seed": "int64", "input_image": "image", "output_image": "image"},
+    **{"verdict": "string", "accepted": "bool"},
+}
+TRANSITION_COLUMNS = tuple(COLUMN_TYPES)
 
 #: The formats :func:`export_transitions` writes.
 EXPORT_FORMATS = ("parquet", "datasets")
@@ -771,37 +765,26 @@ def _transition_columns(store: GenerationCache) -> dict[str, list[Any]]:
     """The recorded transitions as columns, images as PNG bytes (shared by every format)."""
     cols: dict[str, list[Any]] = {c: [] for c in TRANSITION_COLUMNS}
     for r in store.transitions():
-        cols["key"].append(r["key"])
-        cols["task_prompt"].append(r["task_prompt"])
-        cols["task_kind"].append(r["task_kind"])
-        cols["command"].append(json.dumps(r["command"], sort_keys=True))
-        cols["expert"].append(r["expert"])
-        cols["seed"].append(int(r["seed"]))
-        cols["input_image"].append(
-            encode_png(r["input_image"]) if r["input_image"] is not None else None
-        )
-        cols["output_image"].append(encode_png(r["output_image"]))
-        cols["verdict"].append(json.dumps(r["verdict"], sort_keys=True))
-        cols["accepted"].append(bool(r["accepted"]))
+        row = {
+            **r,
+            "command": json.dumps(r["command"], sort_keys=True),
+            "seed": int(r["seed"]),
+            "input_image": None if r["input_image"] is None else encode_png(r["input_image"]),
+            "output_image": encode_png(r["output_image"]),
+            "verdict": json.dumps(r["verdict"], sort_keys=True),
+            "accepted": bool(r["accepted"]),
+        }
+        for c in TRANSITION_COLUMNS:
+            cols[c].append(row[c])
     return cols
 
 
 def _write_parquet(store: GenerationCache, out: Path) -> int:
     pa = require("pyarrow", "cache", "Exporting cached transitions as Parquet")
     pq = require("pyarrow.parquet", "cache", "Exporting cached transitions as Parquet")
+    types = {"string": pa.string(), "int64": pa.int64(), "image": pa.binary(), "bool": pa.bool_()}
     schema = pa.schema(
-        [
-            ("key", pa.string()),
-            ("task_prompt", pa.string()),
-            ("task_kind", pa.string()),
-            ("command", pa.string()),
-            ("expert", pa.string()),
-            ("seed", pa.int64()),
-            ("input_image", pa.binary()),
-            ("output_image", pa.binary()),
-            ("verdict", pa.string()),
-            ("accepted", pa.bool_()),
-        ],
+        [(c, types[t]) for c, t in COLUMN_TYPES.items()],
         metadata={"poser_env.cache_format": str(CACHE_FORMAT)},
     )
     cols = _transition_columns(store)
@@ -814,21 +797,12 @@ def _write_datasets(store: GenerationCache, out: Path) -> int:
     datasets = require(
         "datasets", "cache", "Exporting cached transitions as a Hugging Face dataset"
     )
-    text = datasets.Value("string")
+    # Image() stores the PNG bytes as they are (lossless) and decodes rows to PIL images;
+    # a None input (generation from scratch) stays None.
     features = datasets.Features(
         {
-            "key": text,
-            "task_prompt": text,
-            "task_kind": text,
-            "command": text,
-            "expert": text,
-            "seed": datasets.Value("int64"),
-            # Image() stores the PNG bytes as they are (lossless) and decodes rows to PIL
-            # images; a None input (generation from scratch) stays None.
-            "input_image": datasets.Image(),
-            "output_image": datasets.Image(),
-            "verdict": text,
-            "accepted": datasets.Value("bool"),
+            c: datasets.Image() if t == "image" else datasets.Value(t)
+            for c, t in COLUMN_TYPES.items()
         }
     )
     info = datasets.DatasetInfo(
@@ -872,9 +846,9 @@ def export_transitions(
             not installed (the ``cache`` extra).
     """
     if format not in EXPORT_FORMATS:
-        hint = f" Did you mean {close!r}?" if (close := closest(format, EXPORT_FORMATS)) else ""
         raise ConfigError(
-            f"Unknown export format {format!r}, expected one of: {', '.join(EXPORT_FORMATS)}.{hint}"
+            f"Unknown export format {format!r}, expected one of: {', '.join(EXPORT_FORMATS)}."
+            + did_you_mean(format, EXPORT_FORMATS)
         )
     if format == "parquet":
         out = check_output_file(out, "export path (a Parquet file)")
