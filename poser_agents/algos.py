@@ -67,10 +67,10 @@ class AlgoSpec(Spec):
     off_policy: bool = False
     extra: str = "agents"
 
-    def load(self, what: str = "", extra: str | None = None) -> type:
+    def load(self, what: str = "") -> type:
         """Import and return the class."""
         what = what or f"algorithm {self.name!r}"
-        return load_entry_point(self.entry_point, what, extra or self.extra, AgentsConfigError)
+        return load_entry_point(self.entry_point, what, self.extra, AgentsConfigError)
 
 
 #: The algorithm registry (name -> :class:`AlgoSpec`); baselines are named in BASELINE_NAMES.
@@ -154,12 +154,8 @@ def resolve_algo(name: str) -> tuple[str, Any]:
 
 # ---------------------------------------------------------------------------- one interface
 def make_learner(name: str) -> SB3Agent | PluginAgent:
-    """The algorithm ``name`` behind the one interface ``poser train``, ``--resume`` and
-    ``evaluate`` use (``build``, ``learn``, ``save``, ``load``, ``act``), not built yet.
-
-    Raises:
-        AgentsConfigError: For a baseline (it does not learn) or a name ``resolve_algo`` refuses.
-    """
+    """The algorithm ``name`` (not built yet) behind the one interface of ``train``, ``--resume``
+    and ``evaluate``: ``build``, ``learn``, ``save``, ``load``, ``act``. A baseline is refused."""
     kind, target = resolve_algo(name)
     if kind == "baseline":
         raise AgentsConfigError(
@@ -169,13 +165,8 @@ def make_learner(name: str) -> SB3Agent | PluginAgent:
 
 
 class PluginAgent:
-    """An :class:`Agent` plug-in behind the interface of :class:`SB3Agent`: it trains on the
-    one env of the training VecEnv, in this process, and cannot be resumed.
-
-    Args:
-        cls: The plug-in class, built as ``cls(env, seed=seed, **hyperparams)``.
-        name: Its algorithm name.
-    """
+    """An :class:`Agent` plug-in class behind the interface of :class:`SB3Agent`, built as
+    ``cls(env, seed=seed, **hyperparams)`` on the one env of the training VecEnv."""
 
     kind = "agent"
     resumable = False  # no replay buffer or optimiser state to continue from

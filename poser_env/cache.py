@@ -571,11 +571,8 @@ class _Proxy:
     """Shared machinery: the wrapped component, its identity and the store."""
 
     def __init__(self, inner: Any, cache: GenerationCache, counter: CacheCounter):
-        self.inner = inner
-        self.cache = cache
-        self.counter = counter
-        self.identity = _identity_json(inner)
-        self.name = inner.name
+        self.inner, self.cache, self.counter = inner, cache, counter
+        self.identity, self.name = _identity_json(inner), inner.name
 
     def __getattr__(self, attr: str) -> Any:
         # Anything else (profiles, specs, pools) reads through to the real component.

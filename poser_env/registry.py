@@ -96,11 +96,13 @@ class Spec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
-    def load(self, what: str = "entry point", extra: str | None = None) -> Callable[..., Any]:
+    def load(self, what: str = "entry point") -> Callable[..., Any]:
         """The entry point itself (imported now when it is a string)."""
-        if callable(self.entry_point):
-            return self.entry_point
-        return load_entry_point(self.entry_point, what=what, extra=extra)
+        return (
+            self.entry_point
+            if callable(self.entry_point)
+            else load_entry_point(self.entry_point, what)
+        )
 
 
 class Registry(dict[str, Spec]):
@@ -127,15 +129,11 @@ class Registry(dict[str, Spec]):
         """The registered names, sorted."""
         return sorted(self)
 
-    def spec(self, name: str) -> Spec:
-        """The spec of ``name``; :class:`~poser_env.error.UnknownNameError` if there is none."""
+    def load(self, name: str) -> Callable[..., Any]:
+        """The entry point registered as ``name`` (imported now); UnknownNameError if none is."""
         if not isinstance(name, str) or name not in self:
             raise UnknownNameError(self.what, name, self)
-        return self[name]
-
-    def load(self, name: str) -> Callable[..., Any]:
-        """The entry point registered as ``name`` (imported now)."""
-        return self.spec(name).load(what=f"{self.what} {name!r}")
+        return self[name].load(f"{self.what} {name!r}")
 
     def make(self, name: str, where: str | None = None, **kwargs: Any) -> Any:
         """Call the entry point of ``name`` with its defaults updated by ``kwargs``.
