@@ -296,14 +296,12 @@ def preset_for(gpu_gb: float) -> Preset:
 
 
 def preset_plan(
-    preset: Preset | str,
-    gpu_gb: float | None = None,
-    catalog: Sequence[ExpertSpec] = DEFAULT_CATALOG,
+    preset: Preset | str, gpu_gb: float | None = None, specs: Sequence[ExpertSpec] = DEFAULT_CATALOG
 ) -> MemoryPlan:
     """The plan of ``preset`` on a card of ``gpu_gb`` (default: the preset's own size)."""
     p = get_preset(preset) if isinstance(preset, str) else preset
-    by_name = {s.name: s for s in catalog}
-    specs = [by_name[n].with_overrides(**p.overrides().get(n, {})) for n in p.experts(catalog)]
+    by_name = {s.name: s for s in specs}
+    specs = [by_name[n].with_overrides(**p.overrides().get(n, {})) for n in p.experts(specs)]
     critic_model = p.critic_model if p.critic == "vlm" else ("clip" if p.critic == "clip" else None)
     extractor_model = p.extractor_model if p.extractor == "llm" else None
     return memory_plan(p.gpu_gb if gpu_gb is None else gpu_gb, specs, critic_model, extractor_model)

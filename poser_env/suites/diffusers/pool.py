@@ -1,9 +1,8 @@
-"""Deprecated: the module is :mod:`poser_env.suites.diffusers.loader` (``PipelineLoader``); in
-image-poser a *pool* is where components run (:mod:`poser_env.pools`)."""
+"""Deprecated name of poser_env.suites.diffusers.loader (a pool is where components run)."""
 
 import warnings
 
 from poser_env.suites.diffusers.loader import *  # noqa: F403
 from poser_env.suites.diffusers.loader import PipelineLoader as PipelinePool  # noqa: F401
 
-warnings.warn(__doc__.replace("\n", " "), DeprecationWarning, stacklevel=2)
+warnings.warn(__doc__, DeprecationWarning, stacklevel=2)
