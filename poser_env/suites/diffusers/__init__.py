@@ -25,7 +25,6 @@ from poser_env.suites.diffusers.models import (
     DEFAULT_POOL,
     ExpertSpec,
     catalog_table,
-    default_catalog,
     default_pool,
     pool_table,
 )
@@ -37,7 +36,6 @@ __all__ = [
     "DEFAULT_POOL",
     "ExpertSpec",
     "catalog_table",
-    "default_catalog",
     "default_pool",
     "make_critic",
     "make_diffusers_suite",

@@ -434,8 +434,8 @@ DEFAULT_CATALOG: tuple[ExpertSpec, ...] = (
 )
 
 
-def default_catalog() -> tuple[ExpertSpec, ...]:
-    """The 12 default expert specs (see :data:`DEFAULT_CATALOG`)."""
+def default_pool() -> tuple[ExpertSpec, ...]:
+    """Deprecated: :data:`DEFAULT_CATALOG`, the 12 default expert specs."""
     return DEFAULT_CATALOG
 
 
@@ -457,4 +457,4 @@ def catalog_table(specs: tuple[ExpertSpec, ...] = DEFAULT_CATALOG) -> str:
 
 
 # Deprecated names (in image-poser a *pool* is where components run: poser_env.pools).
-DEFAULT_POOL, default_pool, pool_table = DEFAULT_CATALOG, default_catalog, catalog_table
+DEFAULT_POOL, pool_table = DEFAULT_CATALOG, catalog_table

@@ -51,9 +51,9 @@ def test_deprecated_pool_names_still_work(suite_kwargs):
     with pytest.warns(DeprecationWarning, match="pool= is deprecated: use catalog="):
         suite = d.make_diffusers_suite(**kwargs, pool=catalog)
     assert suite.experts[0].pool is suite.experts[0].loader
-    assert (d.DEFAULT_POOL, d.default_pool, d.pool_table) == (
+    assert (d.DEFAULT_POOL, d.default_pool(), d.pool_table) == (
         d.DEFAULT_CATALOG,
-        d.default_catalog,
+        d.DEFAULT_CATALOG,
         d.catalog_table,
     )
     sys.modules.pop("poser_env.suites.diffusers.pool", None)
