@@ -182,17 +182,12 @@ def free_grid(
     nx, ny = xs.size, ys.size
     free = np.ones((ny, nx), bool)
     for o in existing:
-        reach = (extent + SIZES[o.size]) / 2 + gap
-        # Cells j with |start + 2j - centre| < reach: an open interval of j. Every value
-        # is a multiple of 1/4, so the float arithmetic is exact.
-        j0, j1 = (
-            max(0, math.floor((o.y - reach - ya) / 2) + 1),
-            min(ny, math.ceil((o.y + reach - ya) / 2)),
-        )
-        i0, i1 = (
-            max(0, math.floor((o.x - reach - xa) / 2) + 1),
-            min(nx, math.ceil((o.x + reach - xa) / 2)),
-        )
+        # Cells j with |start + 2j - centre| < reach: an open interval of j, in integers
+        # (r2 is twice the reach): j0 = floor((d - r2) / 4) + 1, j1 = ceil((d + r2) / 4).
+        r2 = extent + SIZES[o.size] + 2 * gap
+        dy, dx = 2 * (o.y - ya), 2 * (o.x - xa)
+        j0, j1 = max(0, (dy - r2) // 4 + 1), min(ny, -((-dy - r2) // 4))
+        i0, i1 = max(0, (dx - r2) // 4 + 1), min(nx, -((-dx - r2) // 4))
         if j0 < j1 and i0 < i1:
             free[j0:j1, i0:i1] = False
     return xs, ys, np.flatnonzero(free)
