@@ -109,11 +109,6 @@ def is_baseline(name: str) -> bool:
     return name in BASELINE_NAMES or name.startswith(BASELINE_PREFIXES)
 
 
-def is_import_path(name: str) -> bool:
-    """``"pkg.module:Class"`` (and not a baseline such as ``"single:count-master"``)."""
-    return ":" in name and not is_baseline(name)
-
-
 def known_algos() -> list[str]:
     """Every name ``resolve_algo`` accepts without an import path."""
     return [*ALGOS, *BASELINE_NAMES, *(p + "<expert>" for p in BASELINE_PREFIXES)]
@@ -136,7 +131,7 @@ def resolve_algo(name: str) -> tuple[str, Any]:
         return "baseline", name
     if name in ALGOS:
         return "sb3", ALGOS[name]
-    if is_import_path(name):
+    if ":" in name:  # "pkg.module:Class" (the baselines with a colon are handled above)
         cls = load_entry_point(name, f"algorithm {name!r}", "agents", AgentsConfigError)
         if hasattr(cls, "act") and hasattr(cls, "learn"):
             return "agent", cls
