@@ -12,6 +12,11 @@ hits them alike; use ``--rounds`` > 1 for a median. One-time artefact builds (th
 distilled table of ``minilm-static``, the ONNX export of ``minilm-onnx``) happen before
 the timed runs and are reported separately.
 
+``--code LABEL=PATH`` (repeatable) runs every encoder under each of several copies of the
+code (``PYTHONPATH=PATH``), alternating, e.g. before and after a speed change (issue 15);
+each run's ``episodes.csv`` and ``losses.csv`` are digested, so equal digests show the
+same training trajectory.
+
 ``--quality`` also compares each encoder's embeddings with ``minilm`` on the distinct
 commands of the first train-split tasks: the Spearman correlation of pairwise cosine
 similarities, how often the nearest other command is the same, and the largest
@@ -24,6 +29,7 @@ elementwise difference where the sizes match.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -51,8 +57,11 @@ def build_artefacts(encoders: list[str]) -> dict[str, float]:
     return out
 
 
-def run_once(encoder: str, seed: int, steps: int, extra: list[str]) -> dict:
-    """One ``poser train`` in a fresh process; returns its timings from meta.json."""
+def run_once(
+    encoder: str, seed: int, steps: int, extra: list[str], code: tuple[str, str] | None = None
+) -> dict:
+    """One ``poser train`` in a fresh process (with ``code = (label, path)``: the code at
+    ``path``); returns its timings from meta.json."""
     with tempfile.TemporaryDirectory(prefix="poser_tp_") as tmp:
         run_dir = Path(tmp) / "run"
         cmd = [
@@ -72,19 +81,22 @@ def run_once(encoder: str, seed: int, steps: int, extra: list[str]) -> dict:
             *extra,
         ]
         t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        env = dict(os.environ, PYTHONPATH=code[1]) if code else None
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t
         if proc.returncode != 0:
             raise RuntimeError(
                 f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
             )
         meta = json.loads((run_dir / "meta.json").read_text())
-        episodes = (
-            (run_dir / "episodes.csv").read_text() if (run_dir / "episodes.csv").is_file() else ""
-        )
+        logs = [run_dir / f for f in ("episodes.csv", "losses.csv")]
+        logs = [f.read_text() if f.is_file() else "" for f in logs]
+    episodes = logs[0]
     done = meta["timesteps_done"]
     return {
         "encoder": encoder,
+        "variant": f"{encoder}@{code[0]}" if code else encoder,
+        "logs_sha256": hashlib.sha256("\0".join(logs).encode()).hexdigest()[:16],
         "process_wall_s": wall,
         "train_wall_s": meta["train_wall_seconds"],
         "train_cpu_s": meta["train_cpu_seconds"],
@@ -152,7 +164,7 @@ def quality(encoders: list[str], tasks: int) -> dict:
 def summarise(runs: list[dict], encoders: list[str]) -> dict:
     table = {}
     for name in encoders:
-        mine = [r for r in runs if r["encoder"] == name]
+        mine = [r for r in runs if r["variant"] == name]
         if not mine:
             continue
         table[name] = {
@@ -161,9 +173,10 @@ def summarise(runs: list[dict], encoders: list[str]) -> dict:
             "train_cpu_s_median": statistics.median(r["train_cpu_s"] for r in mine),
             "process_wall_s_median": statistics.median(r["process_wall_s"] for r in mine),
             "runs": len(mine),
+            "logs_sha256": sorted({r["logs_sha256"] for r in mine}),
         }
-    if "hashed" in table and table:
-        base = table["hashed"]
+    if table:  # relative to hashed, or to the first variant (--code)
+        base = table.get("hashed") or next(iter(table.values()))
         for row in table.values():
             row["train_wall_vs_hashed"] = row["train_wall_s_median"] / base["train_wall_s_median"]
             row["train_cpu_vs_hashed"] = row["train_cpu_s_median"] / base["train_cpu_s_median"]
@@ -231,6 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--quality-tasks", type=int, default=1000, help="train-split tasks for --quality"
     )
+    ap.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="run under the code at PATH too (PYTHONPATH), labelled LABEL; repeatable",
+    )
     ap.add_argument("--result", default="benchmarks/results/train_throughput.json")
     ap.add_argument("extra", nargs="*", help="more KEY=VALUE hyperparameters for every run")
     args = ap.parse_args(argv)
@@ -241,15 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
     artefacts = build_artefacts(encoders)
     load_before = os.getloadavg()
+    codes = [tuple(c.split("=", 1)) for c in args.code] or [None]
+    variants = [(e, c) for e in encoders for c in codes]
+    names = [f"{e}@{c[0]}" if c else e for e, c in variants]
     runs = []
     for r in range(args.rounds):
-        order = encoders if r % 2 == 0 else encoders[::-1]
-        for name in order:
-            row = run_once(name, args.seed, args.steps, args.extra)
+        order = variants if r % 2 == 0 else variants[::-1]
+        for name, code in order:
+            row = run_once(name, args.seed, args.steps, args.extra, code)
             row["round"] = r
             runs.append(row)
             print(
-                f"round {r} {name}: {row['steps_per_s']:.0f} steps/s, train {row['train_wall_s']:.1f} s wall "
+                f"round {r} {row['variant']}: {row['steps_per_s']:.0f} steps/s, train {row['train_wall_s']:.1f} s wall "
                 f"/ {row['train_cpu_s']:.1f} s CPU, process {row['process_wall_s']:.1f} s",
                 flush=True,
             )
@@ -267,12 +290,13 @@ def main(argv: list[str] | None = None) -> int:
             "steps": args.steps,
             "rounds": args.rounds,
             "extra": args.extra,
+            "code": args.code,
         },
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "artefact_seconds": artefacts,
         "runs": runs,
-        "table": summarise(runs, encoders),
+        "table": summarise(runs, names),
     }
     if args.quality:
         result["quality"] = quality(encoders, args.quality_tasks)
