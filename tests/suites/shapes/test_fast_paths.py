@@ -106,3 +106,14 @@ def test_per_object_never_mixes_equal_objects(count):
     ) == _to_json(
         Critique((), (ConstraintCheck(c, "", "", True, 1.0),), 1, 1, 1, 1, 1, True).to_dict()
     )
+
+
+def test_one_pick_is_the_draw_rng_choice_makes():
+    # experts.place draws a single pick with rng.integers instead of rng.choice(replace=False)
+    for seed in range(2000):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        for _ in range(seed % 3):
+            a.random(), b.random()
+        idx = np.arange(1 + seed % 900) * 3
+        assert a.choice(idx, size=1, replace=False).tolist() == [int(idx[b.integers(idx.size)])]
+        assert a.bit_generator.state == b.bit_generator.state
