@@ -165,7 +165,7 @@ def accepted_arguments(
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
     )
     if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None if passed_on is None else (*names, *passed_on)
+        return None if passed_on is None else tuple(dict.fromkeys((*names, *passed_on)))
     return names
 
 

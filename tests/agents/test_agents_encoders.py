@@ -18,7 +18,7 @@ import pytest
 
 from poser_agents.error import AgentsConfigError
 from poser_agents.wrappers import make_encoder
-from poser_env.error import UnknownArgumentError
+from poser_env.error import UnknownArgumentError, UnknownNameError
 
 TEXTS = [
     "generate four small red squares",
@@ -169,7 +169,7 @@ def test_encoder_kwargs_typos_name_the_key_the_closest_and_the_list(name, kwargs
 
 def test_unknown_encoder_lists_the_fast_encoders():
     with pytest.raises(
-        AgentsConfigError, match=r"Did you mean 'minilm-static'.*minilm-onnx.*minilm-static"
+        UnknownNameError, match=r"Did you mean 'minilm-static'.*minilm-onnx.*minilm-static"
     ):
         make_encoder("minilm_static")
 
