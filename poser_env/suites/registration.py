@@ -14,9 +14,7 @@ from poser_env.components import Suite
 from poser_env.error import ConfigError
 from poser_env.registry import Registry, Spec, accepted_arguments
 
-#: The spec of one suite (the generic :class:`~poser_env.registry.Spec`).
-SuiteSpec = Spec
-
+SuiteSpec = Spec  # the spec of one suite is the generic one
 registry: Registry = Registry("suite")
 
 
