@@ -60,12 +60,13 @@ class AlgoSpec(Spec):
     Attributes:
         masks: Whether it takes action masks while training (MaskablePPO).
         off_policy: Whether it uses a replay buffer (its size bounds memory).
-        extra: The ``pip install "image-poser[...]"`` extra that provides it.
+        extra: The ``pip install "image-poser[...]"`` extra that provides it (``None`` for
+            your own: a missing module is then a configuration error, not a missing extra).
     """
 
     masks: bool = False
     off_policy: bool = False
-    extra: str = "agents"
+    extra: str | None = None
 
     def load(self, what: str = "") -> type:
         """Import and return the class."""
@@ -76,11 +77,11 @@ class AlgoSpec(Spec):
 #: The algorithm registry (name -> :class:`AlgoSpec`); baselines are named in BASELINE_NAMES.
 ALGOS = Registry("algorithm")
 for _spec in (
-    AlgoSpec("dqn", "stable_baselines3:DQN", off_policy=True),
-    AlgoSpec("qrdqn", "sb3_contrib:QRDQN", off_policy=True),
-    AlgoSpec("a2c", "stable_baselines3:A2C"),
-    AlgoSpec("ppo", "stable_baselines3:PPO"),
-    AlgoSpec("maskable_ppo", "sb3_contrib:MaskablePPO", masks=True),
+    AlgoSpec("dqn", "stable_baselines3:DQN", off_policy=True, extra="agents"),
+    AlgoSpec("qrdqn", "sb3_contrib:QRDQN", off_policy=True, extra="agents"),
+    AlgoSpec("a2c", "stable_baselines3:A2C", extra="agents"),
+    AlgoSpec("ppo", "stable_baselines3:PPO", extra="agents"),
+    AlgoSpec("maskable_ppo", "sb3_contrib:MaskablePPO", masks=True, extra="agents"),
 ):
     ALGOS[_spec.name] = _spec
 BASELINE_NAMES: tuple[str, ...] = (
@@ -132,7 +133,7 @@ def resolve_algo(name: str) -> tuple[str, Any]:
     if name in ALGOS:
         return "sb3", ALGOS[name]
     if ":" in name:  # "pkg.module:Class" (the baselines with a colon are handled above)
-        cls = load_entry_point(name, f"algorithm {name!r}", "agents", AgentsConfigError)
+        cls = load_entry_point(name, f"algorithm {name!r}", None, AgentsConfigError)
         if hasattr(cls, "act") and hasattr(cls, "learn"):
             return "agent", cls
         if hasattr(cls, "learn") and hasattr(cls, "predict"):

@@ -35,6 +35,8 @@ def require(module: str, extra: str, feature: str, package: str | None = None) -
     """
     try:
         return importlib.import_module(module)
+    except MissingDependencyError:  # raised inside the module by its own require(): precise already
+        raise
     except ImportError as e:
         top = module.split(".")[0]
         # A dependency of the module missing (e.name) is named as such; the module itself by its package.

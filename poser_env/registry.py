@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from poser_env._imports import require
 from poser_env.error import (
     ArgumentTypeError,
     ConfigError,
@@ -48,13 +49,15 @@ def load_entry_point(
     Args:
         entry_point: The import path.
         what: What it is, for messages (``"algorithm 'dqn'"``).
-        extra: The ``image-poser[extra]`` that installs it when it is built in.
+        extra: The ``image-poser[extra]`` that installs it, for a built-in entry point: a
+            missing module then raises :class:`~poser_env.error.MissingDependencyError`.
         error: The :class:`~poser_env.error.ConfigError` subclass to raise.
 
     Raises:
         ConfigError: (or ``error``) A malformed string, a module that cannot be imported, a
-            missing attribute (with the closest one). A missing optional dependency raised
-            by the module itself (:class:`~poser_env.error.MissingDependencyError`) passes.
+            missing attribute (with the closest one).
+        MissingDependencyError: The module (with ``extra``), or a dependency it ``require``s,
+            is not installed.
     """
     if not isinstance(entry_point, str) or entry_point.count(":") != 1:
         raise error(
@@ -62,14 +65,13 @@ def load_entry_point(
         )
     mod_name, attr = entry_point.split(":")
     try:
-        module = importlib.import_module(mod_name)
+        module = require(mod_name, extra, what) if extra else importlib.import_module(mod_name)
     except MissingDependencyError:
         raise
     except ImportError as e:
-        install = f'if it is built in, install the extra: pip install "image-poser[{extra}]"; '
         raise error(
-            f"{what}: cannot import module {mod_name!r} ({e}). {install if extra else ''}"
-            "If it is yours, check it is on PYTHONPATH."
+            f"{what}: cannot import module {mod_name!r} ({e}); check that it is installed or on "
+            "PYTHONPATH."
         ) from e
     try:
         return getattr(module, attr)

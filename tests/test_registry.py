@@ -54,10 +54,12 @@ def test_an_unknown_name_is_a_config_error_and_a_key_error():
 def test_entry_point_errors_say_what_is_wrong():
     with pytest.raises(ConfigError, match=r"x: expected an import path 'package.module:attribute'"):
         load_entry_point("no_colon", "x")
+    with pytest.raises(ConfigError, match=r"cannot import module 'no_such_pkg'.*PYTHONPATH"):
+        load_entry_point("no_such_pkg:A", "x")
     with pytest.raises(
-        ConfigError, match=r"cannot import module 'no_such_pkg'.*image-poser\[agents\]"
+        MissingDependencyError, match=r"x needs the package 'no_such_pkg'.*\[agents\]"
     ):
-        load_entry_point("no_such_pkg:A", "x", extra="agents")
+        load_entry_point("no_such_pkg:A", "x", extra="agents")  # a built-in entry point
     with pytest.raises(
         ConfigError, match=r"has no attribute 'Registy'\. Did you mean 'Registry'\?"
     ):
@@ -74,7 +76,7 @@ def test_a_missing_extra_raised_by_the_module_passes_through(tmp_path, monkeypat
         with pytest.raises(
             MissingDependencyError, match=r"The fake plug-in.*image-poser\[agents\]"
         ):
-            load_entry_point("poser_fake_plugin:X", extra="agents")
+            load_entry_point("poser_fake_plugin:X")
     finally:
         sys.modules.pop("poser_fake_plugin", None)
 

@@ -151,3 +151,15 @@ def test_run_folders_are_checked(tmp_path, tiny_run):
     with pytest.raises(RunFolderError, match="no model.zip"):
         read_run(bad)
     assert read_run(tiny_run).algo == "dqn"
+
+
+def test_a_builtin_algorithm_without_its_package_names_the_extra(monkeypatch):
+    from poser_env.error import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "sb3_contrib", None)  # import now raises ImportError
+    kind, spec = resolve_algo("qrdqn")
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"algorithm 'qrdqn' needs the package 'sb3_contrib'.*image-poser\[agents\]",
+    ):
+        spec.load()
