@@ -231,13 +231,8 @@ class SB3Agent:
         self.model = cls(policy, env, seed=seed, verbose=verbose, device="cpu", **hyperparams)
 
     def learn(
-        self,
-        total_timesteps: int,
-        callback: Any = None,
-        progress_bar: bool = False,
-        reset: bool = True,
-        log_dir: Path | None = None,
-    ) -> Any:
+        self, total_timesteps: int, callback=None, progress_bar=False, reset=True, log_dir=None
+    ):
         """SB3's ``learn``; ``log_dir`` gets SB3's progress.csv and TensorBoard events."""
         if log_dir is not None:
             from stable_baselines3.common.logger import configure
@@ -251,9 +246,7 @@ class SB3Agent:
         """``model.zip`` (written whole or not at all) and, off-policy, ``replay_buffer.pkl``."""
         self.model.save(str(folder / "model.tmp.zip"))
         shutil.move(str(folder / "model.tmp.zip"), str(folder / "model.zip"))
-        if getattr(self.model, "replay_buffer", None) is not None and hasattr(
-            self.model, "save_replay_buffer"
-        ):
+        if hasattr(self.model, "save_replay_buffer") and self.model.replay_buffer is not None:
             self.model.save_replay_buffer(str(folder / "replay_buffer.pkl"))
 
     def load(self, file: Path, env: Any = None, buffer: Path | None = None, eval_env: Any = None):
