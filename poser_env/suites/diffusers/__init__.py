@@ -152,8 +152,7 @@ def make_diffusers_suite(
         preset: ``"80gb"`` (default), ``"48gb"`` or ``"24gb"``: the card the defaults are
             planned for (critic and extractor models, experts, CPU offload, budget); see
             :mod:`poser_env.suites.diffusers.memory`. Explicit arguments win.
-        pool: Deprecated name of ``catalog`` (a *pool* is where components run, the
-            env's ``pool=``).
+        pool: Deprecated name of ``catalog`` (a *pool* is where components run).
 
     Raises:
         MissingDependencyError: torch, diffusers or an expert's tokenizer package is not installed.

@@ -192,10 +192,8 @@ class DiffusersExpert(Expert):
         """
         self.loader.place(device, gpu_share)
 
-    @property
-    def pool(self) -> PipelineLoader:
-        """Deprecated name of :attr:`loader` (a *pool* is where components run)."""
-        return self.loader
+    #: Deprecated name of :attr:`loader` (in image-poser a *pool* is where components run).
+    pool = property(lambda self: self.loader)
 
     def close(self) -> None:
         """Experts hold no weights; the loader owns them (``loader.clear()`` frees memory)."""
