@@ -74,7 +74,7 @@ class PoserExtractor(BaseFeaturesExtractor):
 
 
 #: Names usable as ``features_extractor_class`` in the YAML hyperparameter files.
-EXTRACTORS = Registry("features_extractor_class")
+EXTRACTORS = Registry("features extractor")
 EXTRACTORS.register("poser", PoserExtractor, "CNN on the image, MLP on the text vectors")
 
 

@@ -208,7 +208,8 @@ def test_text_image_state_trains_with_the_small_cnn(tmp_path, tiny):
 def test_unknown_extractor_name_is_refused(tmp_path, tiny):
     tiny["policy_kwargs"] = {"features_extractor_class": "resnet"}
     with pytest.raises(
-        UnknownNameError, match=r"Unknown features_extractor_class 'resnet'.*: poser"
+        UnknownNameError,
+        match=r"Unknown features extractor 'resnet'\. Known features extractors: poser\.",
     ):
         train("dqn", seed=0, run_dir=tmp_path / "bad", hyperparams=tiny)
 
