@@ -8,7 +8,6 @@ expert's hidden scene.
 
 from __future__ import annotations
 
-import difflib
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,7 @@ import numpy as np
 
 from poser_env.components import ConstraintCheck, Critic, Critique
 from poser_env.constraints import Command, Constraint, per_object
-from poser_env.error import ConfigError
+from poser_env.error import ConfigError, did_you_mean
 from poser_env.suites.shapes.perception import Perception, perceive
 from poser_env.suites.shapes.scene import Obj, Scene, evaluate
 from poser_env.suites.shapes.vocab import CANVAS, SIZES
@@ -170,8 +169,7 @@ class CriticErrors:
         if isinstance(value, Mapping):
             unknown = [k for k in value if k not in CRITIC_ERROR_KINDS]
             if unknown:
-                close = difflib.get_close_matches(str(unknown[0]), CRITIC_ERROR_KINDS, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(unknown[0], CRITIC_ERROR_KINDS)
                 raise ConfigError(
                     f"Unknown critic_errors kind {unknown[0]!r}; known kinds: {list(CRITIC_ERROR_KINDS)}.{hint}"
                 )

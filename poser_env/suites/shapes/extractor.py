@@ -21,14 +21,13 @@ more red circle").
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from poser_env.components import CommandExtractor, Critique
 from poser_env.constraints import Command, ObjectRef, Plan, number_word, plural
-from poser_env.error import PromptParseError
+from poser_env.error import PromptParseError, closest
 from poser_env.suites.shapes import lexicon as lx
 from poser_env.suites.shapes.language import Group, Intent, SymbolicState, fix_text, intent_command
 from poser_env.suites.shapes.vocab import (
@@ -299,10 +298,8 @@ def _explain(word: str) -> str:
         return f"'{word}' is not a count; give a number from one to {number_word(MAX_COUNT)}"
     if word in lx.KNOWN_WORDS:
         return f"'{word}' does not fit here"
-    close = difflib.get_close_matches(
-        word, sorted(w for w in lx.KNOWN_WORDS if len(w) > 2), n=1, cutoff=0.75
-    )
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    close = closest(word, sorted(w for w in lx.KNOWN_WORDS if len(w) > 2), cutoff=0.75)
+    hint = f"; did you mean '{close}'?" if close else ""
     return f"'{word}' is not a word this world knows{hint}"
 
 

@@ -24,7 +24,6 @@ can check the sampled frequencies against them.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -34,7 +33,7 @@ import numpy as np
 
 from poser_env.components import ExpertResult
 from poser_env.constraints import COMMAND_KINDS, Command
-from poser_env.error import ConfigError
+from poser_env.error import ConfigError, did_you_mean
 from poser_env.suites.shapes.experts import ShapesExpert, SkillProfile, _targets
 from poser_env.suites.shapes.perception import perceive
 from poser_env.suites.shapes.scene import Obj, Scene, evaluate, in_region, matching, render
@@ -62,8 +61,7 @@ def _check_keys(what: str, mapping: Mapping[str, float], known: Sequence[str]) -
         )
     for k, v in mapping.items():
         if k not in known:
-            close = difflib.get_close_matches(str(k), list(known), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(k, known)
             raise ConfigError(
                 f"SkillModel.{what} has unknown key {k!r}; known: {list(known)}.{hint}"
             )
