@@ -6,7 +6,7 @@ Two kinds of custom expert are shown:
   it edits the image with PIL, shifting it towards the colour the command names.
 * ``KindAwareImg2Img`` - a :class:`~poser_env.suites.diffusers.experts.DiffusersExpert`
   subclass that changes how the pipeline is called (a higher SDEdit ``strength`` for
-  restyling commands) and shares the suite's pipeline pool, so it adds no weights.
+  restyling commands) and shares the suite's pipeline loader, so it adds no weights.
 
 Both are added to the ``"diffusers"`` suite, which is registered under a new name with
 ``register_suite`` (and also passed to ``gym.make`` as a ``Suite`` instance). The example
@@ -107,10 +107,10 @@ def make_custom_suite(**diffusers_kwargs: Any) -> Suite:
     from poser_env.suites.diffusers import make_diffusers_suite
 
     base = make_diffusers_suite(**diffusers_kwargs)
-    pool = base.experts[0].pool  # one pipeline pool per suite: share it, never load twice
+    loader = base.experts[0].loader  # one pipeline loader per suite: share it, never load twice
     sdedit = next(e for e in base.experts if e.spec.family == "image2image")
     restyler = kind_aware_img2img_class()(
-        sdedit.spec.with_overrides(name="kind-aware-img2img"), pool, output_size=base.image_size
+        sdedit.spec.with_overrides(name="kind-aware-img2img"), loader, output_size=base.image_size
     )
     return Suite(
         name="diffusers-custom",
@@ -128,7 +128,7 @@ def tiny_models(folder: Path) -> dict[str, Any]:
 
     specs = tiny_pool(folder / "experts")
     return {
-        "pool": [s.to_dict() for s in specs],
+        "catalog": [s.to_dict() for s in specs],
         "experts": ["tiny-t2i", "tiny-img2img"],
         "critic": "vlm",
         "critic_kwargs": {"model": str(save_tiny_vlm(folder / "vlm")), "reflection": "template"},

@@ -31,12 +31,12 @@ import poser_env  # noqa: F401 - registers the ids
 
 def gpu_shares(gpu_gb: float, critic_gb: float) -> dict[str, dict[str, float]]:
     """Ray actor options per deployment: a GPU fraction sized by each model's memory."""
-    from poser_env.suites.diffusers import DEFAULT_POOL
+    from poser_env.suites.diffusers import DEFAULT_CATALOG
 
     def share(gb: float) -> float:
         return round(min(1.0, gb * 1.15 / gpu_gb), 2)
 
-    options = {spec.name: {"num_gpus": share(spec.memory_gb)} for spec in DEFAULT_POOL}
+    options = {spec.name: {"num_gpus": share(spec.memory_gb)} for spec in DEFAULT_CATALOG}
     options["critic"] = {"num_gpus": share(critic_gb)}
     return options
 

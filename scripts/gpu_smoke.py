@@ -368,8 +368,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from poser_env.suites.diffusers.critics import VLMCritic
     from poser_env.suites.diffusers.extractors import LLMExtractor
     from poser_env.suites.diffusers.memory import PRESETS, preset_plan
-    from poser_env.suites.diffusers.models import DEFAULT_POOL
-    from poser_env.suites.diffusers.pool import PipelinePool
+    from poser_env.suites.diffusers.models import DEFAULT_CATALOG
+    from poser_env.suites.diffusers.loader import PipelineLoader
     from poser_env.suites.diffusers.scorers import VQAScorer, default_scorer
 
     start = time.perf_counter()
@@ -391,21 +391,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not torch.cuda.is_available():
             raise SystemExit("No CUDA device: run with --dry-run to check the script on CPU.")
         preset = PRESETS["80gb"]
-        names = args.experts.split(",") if args.experts else [s.name for s in DEFAULT_POOL]
-        unknown = sorted(set(names) - {s.name for s in DEFAULT_POOL})
+        names = args.experts.split(",") if args.experts else [s.name for s in DEFAULT_CATALOG]
+        unknown = sorted(set(names) - {s.name for s in DEFAULT_CATALOG})
         if unknown:
             raise SystemExit(
-                f"Unknown expert(s) {unknown}; the default pool has: {', '.join(s.name for s in DEFAULT_POOL)}"
+                f"Unknown expert(s) {unknown}; the default pool has: {', '.join(s.name for s in DEFAULT_CATALOG)}"
             )
-        specs = [s for s in DEFAULT_POOL if s.name in names]
+        specs = [s for s in DEFAULT_CATALOG if s.name in names]
         device, budget = "cuda", preset_plan(preset).expert_budget_gb
         critic = VLMCritic(preset.critic_model, device="cuda", reflection="template")
         scorer = default_scorer(critic, device="cuda")
         extractor = LLMExtractor(preset.extractor_model, device="cuda")
         gpu = Gpu(torch, cuda=True)
 
-    def pool_factory(budget_gb: float = 1e6) -> PipelinePool:
-        return PipelinePool(
+    def pool_factory(budget_gb: float = 1e6) -> PipelineLoader:
+        return PipelineLoader(
             device=device,
             memory_budget_gb=budget_gb,
             model_root=args.model_root,
@@ -554,16 +554,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.print_downloads:
         from poser_env.suites.diffusers.memory import PRESETS
-        from poser_env.suites.diffusers.models import DEFAULT_POOL
+        from poser_env.suites.diffusers.models import DEFAULT_CATALOG
         from poser_env.suites.diffusers.scorers import DEFAULT_SCORER_MODEL
 
         preset = PRESETS["80gb"]
         models = dict.fromkeys(
-            [s.model for s in DEFAULT_POOL]
+            [s.model for s in DEFAULT_CATALOG]
             + [preset.critic_model, preset.extractor_model, DEFAULT_SCORER_MODEL]
         )
         for m in models:
-            gated = any(s.gated for s in DEFAULT_POOL if s.model == m)
+            gated = any(s.gated for s in DEFAULT_CATALOG if s.model == m)
             print(
                 f"hf download {m}"
                 + ("   # gated: accept the licence on huggingface.co first" if gated else "")
