@@ -138,16 +138,6 @@ class RouterPolicy:
         return names.index(choice)
 
 
-def baseline_policies(expert_names, seed: int = 0) -> list:
-    """Random, every single expert, the hand-written router, and the oracle."""
-    return [
-        RandomPolicy(seed),
-        *[SingleExpertPolicy(n) for n in expert_names],
-        RouterPolicy(),
-        OraclePolicy(),
-    ]
-
-
 # --------------------------------------------------------------------------- v1 references
 def _v1_experts(base) -> list:
     from poser_env.suites.shapes.skills import V1Expert
