@@ -367,9 +367,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from poser_env.suites.diffusers.critics import VLMCritic
     from poser_env.suites.diffusers.extractors import LLMExtractor
+    from poser_env.suites.diffusers.loader import PipelineLoader
     from poser_env.suites.diffusers.memory import PRESETS, preset_plan
     from poser_env.suites.diffusers.models import DEFAULT_CATALOG
-    from poser_env.suites.diffusers.loader import PipelineLoader
     from poser_env.suites.diffusers.scorers import VQAScorer, default_scorer
 
     start = time.perf_counter()

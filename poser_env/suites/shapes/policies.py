@@ -20,7 +20,6 @@ from poser_env.error import ConfigError, UnknownNameError
 from poser_env.suites.shapes.experts import ShapesExpert
 from poser_env.suites.shapes.perception import perceive
 from poser_env.suites.shapes.scene import Scene
-from poser_env.suites.shapes.vocab import STYLES
 
 
 def _base(env):
@@ -150,9 +149,8 @@ def _v1_experts(base) -> list:
     return [e for e in base.experts if isinstance(e, V1Expert)]
 
 
-def _argmax_expert(base, command, scenes: list[tuple[float, Scene]], cost_weight: float) -> int:
-    """``argmax_e E[P(success) * P(others preserved)] - cost_weight * cost`` over valid
-    experts, the expectation over ``(probability, scene)`` pairs."""
+def _argmax_expert(base, command, scene: Scene, cost_weight: float, has_image: bool) -> int:
+    """``argmax_e P(success) * P(others preserved) - cost_weight * cost`` over valid experts."""
     mask = base.action_masks()
     best, best_score = None, -np.inf
     for i, expert in enumerate(base.experts):
@@ -162,11 +160,8 @@ def _argmax_expert(base, command, scenes: list[tuple[float, Scene]], cost_weight
             raise ConfigError(
                 f"This policy needs Shapes experts; {expert.name!r} is {type(expert).__name__}."
             )
-        p = sum(
-            w
-            * expert.success_probability(command, scene)
-            * expert.preservation_probability(command, scene)
-            for w, scene in scenes
+        p = expert.success_probability(command, scene) * expert.preservation_probability(
+            command, scene
         )
         score = p - cost_weight * expert.cost
         if score > best_score:
@@ -182,7 +177,7 @@ V1_ROUTES = {
     "add": "detail-editor",
     "remove": "detail-editor",
     "recolor": "instruct-editor",
-    "move": "instruct-editor",
+    "move": "detail-editor",
     "restyle": "inpaint-masked",
     "refine": "detail-editor",
 }
@@ -258,17 +253,21 @@ class WordRouterPolicy:
         if base.progress_has_image and not objs:
             # Something else is in the image: a far-away bystander stands for it.
             objs.append(place(objs, "circle", "green", "medium", rng, region="left"))
-        scene = Scene(tuple(o for o in objs if o is not None), "plain")
-        return _argmax_expert(base, command, [(1.0, scene)], self.cost_weight)
+        return _argmax_expert(
+            base,
+            command,
+            Scene(tuple(o for o in objs if o is not None), "plain"),
+            self.cost_weight,
+            base.progress_has_image,
+        )
 
 
 class PlanOraclePolicy:
     """``plan-oracle``: knows every expert's skill model but sees only the text: it acts
     on the scene the plan implies (the previous commands executed exactly, from a blank
-    canvas, or for an editing task from the objects its commands refer to), not on the
-    actual image, and where the text does not fix the background it takes the expectation
-    over the world's prior (:meth:`background_prior`). The best a text-only policy can do,
-    short of remembering its failures.
+    canvas, or for an editing task from the objects its commands refer to, on a plain
+    background), not on the actual image. The best a text-only policy can do, short of
+    remembering its failures.
 
     Args:
         cost_weight: Success probability traded per second of expert cost.
@@ -320,35 +319,11 @@ class PlanOraclePolicy:
             self._scenes[i + 1] = scene
         return self._scenes[index]
 
-    def background_prior(self, env, index: int) -> dict[str, float]:
-        """What the text says of the background before command ``index``: a style it asked
-        for, else the world's prior (an editing task's source background is uniform over
-        the styles; a v1 text-to-image call may add a textured backdrop, ``BACKDROP``)."""
-        from poser_env.suites.shapes.experts import _targets
-        from poser_env.suites.shapes.skills import BACKDROP, TEXTURED
-
-        base = _base(env)
-        editing = base.task.kind == "editing"
-        prior = dict.fromkeys(STYLES, 1 / len(STYLES)) if editing else {"plain": 1.0}
-        backdrop = {"plain": 1 - BACKDROP, **dict.fromkeys(TEXTURED, BACKDROP / len(TEXTURED))}
-        v1 = bool(_v1_experts(base))
-        for cmd in base.plan.commands[:index]:
-            style = _targets(cmd).style
-            if style is not None:
-                prior = {style: 1.0}
-            elif cmd.kind == "generate" and v1:
-                prior = backdrop
-        return prior
-
     def __call__(self, env) -> int:
         base = _base(env)
         command = base.current_command
-        index = _command_index(base.plan, command)
-        scene = self.implied_scene(env, index)
-        scenes = [
-            (p, Scene(scene.objects, bg)) for bg, p in self.background_prior(env, index).items()
-        ]
-        return _argmax_expert(base, command, scenes, self.cost_weight)
+        scene = self.implied_scene(env, _command_index(base.plan, command))
+        return _argmax_expert(base, command, scene, self.cost_weight, base.progress_has_image)
 
 
 class LookaheadPolicy:

@@ -44,14 +44,6 @@ from poser_env.suites.shapes.vocab import CANVAS, COLORS, SHAPES, SIZES, STYLES
 NEAR = 26.0
 #: Share of failed edits (other than additions) that change a wrong object instead.
 WRONG_OBJECT = 0.5
-WARM = ("red", "orange", "yellow")
-COOL = ("green", "blue", "purple")
-TEXTURED = ("striped", "dotted", "checkered", "grid")
-#: Probability that a text-to-image call whose command asks for no background style draws
-#: an unrequested textured backdrop (one of ``TEXTURED``, uniformly), as real text-to-image
-#: models add scenery nobody asked for. The prompt cannot say which background an image
-#: got; only the image shows it, and several editors' skill depends on it.
-BACKDROP = 0.5
 
 
 def _check_keys(what: str, mapping: Mapping[str, float], known: Sequence[str]) -> None:
@@ -360,9 +352,6 @@ class V1Expert(ShapesExpert):
         damage = self.damage_probabilities(command, base) if self.kind == "i2i" else []
         ok = bool(rng.random() < p_success)
         done, events = self._exact.edit_scene(base, command, rng)
-        if self.kind == "t2i" and _targets(command).style is None and rng.random() < BACKDROP:
-            done = Scene(done.objects, TEXTURED[int(rng.integers(len(TEXTURED)))])
-            events.append(f"unrequested backdrop: {done.background}")
         if not ok:
             done, event = self._fail(base, done, command, rng)
             events.append(event)
@@ -475,6 +464,11 @@ def _m(**kw: Any) -> SkillModel:
     return SkillModel(**kw)
 
 
+WARM = ("red", "orange", "yellow")
+COOL = ("green", "blue", "purple")
+TEXTURED = ("striped", "dotted", "checkered", "grid")
+
+
 def v1_experts() -> tuple[V1Expert, ...]:
     """The default v1 pool of 12 experts (6 text-to-image, 6 image-to-image).
 
@@ -570,7 +564,7 @@ def v1_experts() -> tuple[V1Expert, ...]:
             _m(
                 kinds={"add": 0.98, "remove": 0.98, "recolor": 0.97, "move": 0.3, "restyle": 0.1},
                 shapes=dict.fromkeys(("star", "cross"), 0.5),
-                backgrounds=dict.fromkeys(TEXTURED, 0.2),
+                backgrounds=dict.fromkeys(TEXTURED, 0.3),
                 damage=0.01,
                 damage_near=0.2,
             ),
@@ -593,7 +587,7 @@ def v1_experts() -> tuple[V1Expert, ...]:
             "i2i",
             2.0,
             _m(
-                kinds={"add": 0.3, "remove": 0.3, "recolor": 0.98, "move": 0.97, "restyle": 0.4},
+                kinds={"add": 0.3, "remove": 0.3, "recolor": 0.96, "move": 0.95, "restyle": 0.6},
                 backgrounds={"plain": 0.2},
                 damage=0.01,
                 damage_near=0.15,

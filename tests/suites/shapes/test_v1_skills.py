@@ -107,10 +107,10 @@ def _scene(background="plain", near=False, small=False):
     [
         # image: the same recolour on a plain or textured background, near or far bystander
         ("inpaint-fast", _scene("plain"), 0.97, 0.99 * (1 - 0.5 * 0.03)),
-        ("inpaint-fast", _scene("striped"), 0.97 * 0.2, 0.99 * (1 - 0.5 * (1 - 0.97 * 0.2))),
+        ("inpaint-fast", _scene("striped"), 0.97 * 0.3, 0.99 * (1 - 0.5 * (1 - 0.97 * 0.3))),
         ("inpaint-fast", _scene("plain", near=True), 0.97, 0.79 * (1 - 0.5 * 0.03)),
-        ("instruct-editor", _scene("plain"), 0.98 * 0.2, 0.99 * (1 - 0.5 * (1 - 0.98 * 0.2))),
-        ("instruct-editor", _scene("dotted", near=True), 0.98, 0.84 * (1 - 0.5 * 0.02)),
+        ("instruct-editor", _scene("plain"), 0.96 * 0.2, 0.99 * (1 - 0.5 * (1 - 0.96 * 0.2))),
+        ("instruct-editor", _scene("dotted", near=True), 0.96, 0.84 * (1 - 0.5 * 0.04)),
         ("inpaint-masked", _scene("dotted", small=True), 0.3 * 0.3, 1 - 0.5 * (1 - 0.09)),
     ],
 )
@@ -150,44 +150,6 @@ def test_the_best_expert_depends_on_the_image_not_only_on_the_words():
 
     assert best(_scene("plain")) == "inpaint-fast"
     assert best(_scene("striped")) == "instruct-editor"
-
-
-def test_text_to_image_calls_add_an_unrequested_backdrop_at_its_rate():
-    from poser_env.suites.shapes.skills import BACKDROP, TEXTURED
-
-    e, n = EXPERTS["spiky-drafter"], 2000
-    plain = draw(GREEN_STAR, 1)
-    backgrounds = [
-        e.edit_scene(Scene((), "plain"), plain, np.random.default_rng(i))[0].background
-        for i in range(n)
-    ]
-    textured = sum(b in TEXTURED for b in backgrounds)
-    assert set(backgrounds) <= {"plain", *TEXTURED}
-    assert close(textured / n, BACKDROP, n), textured / n
-    # A requested style is drawn (or ignored), never replaced by a backdrop.
-    styled = draw(GREEN_STAR, 1, style="dotted")
-    for i in range(200):
-        bg = e.edit_scene(Scene((), "plain"), styled, np.random.default_rng(i))[0].background
-        assert bg in ("dotted", "plain")
-
-
-def test_plan_oracle_prior_over_the_background_follows_the_text():
-    from poser_env.suites.shapes.skills import BACKDROP
-
-    env = gym.make("ImagePoser-v1").unwrapped
-    policy = PlanOraclePolicy()
-    for seed in range(40):
-        env.reset(seed=seed)
-        commands = env.plan.commands
-        prior = policy.background_prior(env, len(commands))
-        assert sum(prior.values()) == pytest.approx(1.0)
-        styles = [c.style for cmd in commands for c in cmd.constraints if c.kind == "background"]
-        if styles:
-            assert prior == {styles[-1]: 1.0}
-        elif env.task.kind == "generation":
-            assert prior["plain"] == pytest.approx(1 - BACKDROP)
-        else:
-            assert len(prior) == 5  # an editing task's source background: uniform
 
 
 @pytest.mark.parametrize(
