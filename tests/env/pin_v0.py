@@ -26,7 +26,7 @@ CASES = [
     ("ImagePoser-Hard-v0", 20, 4000, "oracle"),
     ("ImagePoser-Edit-v0", 30, 5000, "random"),
 ]
-#: The same for ImagePoser-v1 (pinned after the v1 world gained unrequested backdrops).
+#: The same for ImagePoser-v1 (the world of benchmarks/results/v1_table.json).
 V1_CASES = [
     ("ImagePoser-v1", 30, 0, "random"),
     ("ImagePoser-v1", 30, 1000, "oracle"),

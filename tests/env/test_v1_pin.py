@@ -1,7 +1,7 @@
 """ImagePoser-v1 episodes are pinned too (issue 15: speed work must not change any episode).
-The pin was recorded when the v1 world gained unrequested backdrops (before v1's first
-release); regenerate it only with a deliberate change of the v1 world, with
-``python tests/env/pin_v0.py v1``, and say why in the CHANGELOG."""
+The pin is the v1 world of ``benchmarks/results/v1_table.json``; regenerate it only with a
+deliberate change of the v1 world (before v1's first release; after it, a new version),
+with ``python tests/env/pin_v0.py v1``, and say why in the CHANGELOG."""
 
 from __future__ import annotations
 
