@@ -182,12 +182,14 @@ def main(argv=None) -> int:
     print(f"{'':45s} {'steps/s':>9s} {'resets/s':>9s} {'steps/cpu-s':>12s} {'resets/cpu-s':>13s}")
     for name, s in summary.items():
         print(
-            f"{name:45s} {s['steps_per_s']:9.0f} {s['resets_per_s']:9.0f} {s['steps_per_cpu_s']:12.0f} {s['resets_per_cpu_s']:13.0f}"
+            f"{name:45s} {s['steps_per_s']:9.0f} {s['resets_per_s']:9.0f} "
+            f"{s['steps_per_cpu_s']:12.0f} {s['resets_per_cpu_s']:13.0f}"
         )
     for name, rt in ratios.items():
         print(
             f"{name} / MiniGrid: steps {rt['steps_ratio_per_s']:.2f}x, resets {rt['resets_ratio_per_s']:.2f}x "
-            f"(CPU time: steps {rt['steps_ratio_per_cpu_s']:.2f}x, resets {rt['resets_ratio_per_cpu_s']:.2f}x); labeller {out['perception_labeller']}"
+            f"(CPU time: steps {rt['steps_ratio_per_cpu_s']:.2f}x, "
+            f"resets {rt['resets_ratio_per_cpu_s']:.2f}x); labeller {out['perception_labeller']}"
         )
     return 0
 

@@ -1,4 +1,4 @@
-"""The Shapes extractor's share of an ImagePoser-v0 reset(), and its time per prompt.
+r"""The Shapes extractor's share of an ImagePoser-v0 reset(), and its time per prompt.
 
 Times every ``extractor.extract`` call inside ``env.reset()`` (the same seeds give the same
 task prompts on every commit since the v0 pin), the whole reset, and the extractor alone
@@ -18,7 +18,8 @@ To compare with an older commit, run this file against that commit's package:
 
     git worktree add /tmp/before 7374bf1
     PYTHONPATH=/tmp/before python benchmarks/extractor_speed.py --label before --out /tmp/before.json
-    python benchmarks/extractor_speed.py --compare-with /tmp/before --corpus --out benchmarks/results/extractor_speed.json
+    python benchmarks/extractor_speed.py --compare-with /tmp/before --corpus \
+        --out benchmarks/results/extractor_speed.json
     git worktree remove /tmp/before
 """
 

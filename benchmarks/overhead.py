@@ -328,7 +328,8 @@ def main() -> None:
     env_s, direct_s = summary(env_times), summary(direct_times)
     n = len(env_times)
     result = {
-        "benchmark": "diffusers suite env overhead: env step vs the same model calls made directly (tiny random models, CPU)",
+        "benchmark": "diffusers suite env overhead: env step vs the same model calls made directly "
+        "(tiny random models, CPU)",
         "command": (
             "python benchmarks/overhead.py "
             f"--steps {args.steps} --warmup {args.warmup} --seed {args.seed} --threads {args.threads}"

@@ -339,8 +339,10 @@ def main(argv=None) -> int:
         print(f"ray pool,   workers {row['workers']!s:>10}: {row['steps_per_s']:8.1f} steps/s")
     if overhead:
         print(
-            f"ray pool per-call overhead (median): expert {overhead['expert_overhead_ms']} ms, critic {overhead['critic_overhead_ms']} ms; "
-            f"without the batch wait: expert {overhead['expert_overhead_no_batch_wait_ms']} ms, critic {overhead['critic_overhead_no_batch_wait_ms']} ms"
+            f"ray pool per-call overhead (median): expert {overhead['expert_overhead_ms']} ms, "
+            f"critic {overhead['critic_overhead_ms']} ms; "
+            f"without the batch wait: expert {overhead['expert_overhead_no_batch_wait_ms']} ms, "
+            f"critic {overhead['critic_overhead_no_batch_wait_ms']} ms"
         )
     caches = [
         cache_speedup("shapes", lambda: "shapes", args.episodes),
@@ -355,7 +357,8 @@ def main(argv=None) -> int:
         )
     training = training_speedup(args.latency, args.train_steps)
     print(
-        f"DQN training run, {training['timesteps']} steps: cold {training['runs'][0]['seconds']}s, warm {training['runs'][1]['seconds']}s "
+        f"DQN training run, {training['timesteps']} steps: cold {training['runs'][0]['seconds']}s, "
+        f"warm {training['runs'][1]['seconds']}s "
         f"(x{training['warm_speedup']}), same episodes: {training['same_episode_rewards_and_lengths']}"
     )
     result = {

@@ -189,20 +189,25 @@ def summarise(runs: list[dict], encoders: list[str]) -> dict:
 def markdown(result: dict) -> str:
     s = result["settings"]
     lines = [
-        f"`poser train --algo dqn --seed {s['seed']} --no-eval --hyperparams n_timesteps={s['steps']} encoder=<encoder>`, "
-        f"{s['rounds']} round(s), encoders alternating within each round; machine: {result['machine']['cpus']} CPUs "
+        f"`poser train --algo dqn --seed {s['seed']} --no-eval "
+        f"--hyperparams n_timesteps={s['steps']} encoder=<encoder>`, "
+        f"{s['rounds']} round(s), encoders alternating within each round; "
+        f"machine: {result['machine']['cpus']} CPUs "
         f"(load average {result['load_average_before']} before, {result['load_average_after']} after).",
     ]
     if result["table"]:
         lines += [
             "",
-            "| encoder | env steps/s | train wall s | x hashed (wall) | train CPU s | x hashed (CPU) | process wall s |",
+            "| encoder | env steps/s | train wall s | x hashed (wall) "
+            "| train CPU s | x hashed (CPU) | process wall s |",
             "|---|---|---|---|---|---|---|",
         ]
     for name, r in result["table"].items():
         lines.append(
-            f"| {name} | {r['steps_per_s_median']:.0f} | {r['train_wall_s_median']:.1f} | {r.get('train_wall_vs_hashed', float('nan')):.2f} "
-            f"| {r['train_cpu_s_median']:.1f} | {r.get('train_cpu_vs_hashed', float('nan')):.2f} | {r['process_wall_s_median']:.1f} |"
+            f"| {name} | {r['steps_per_s_median']:.0f} | {r['train_wall_s_median']:.1f} "
+            f"| {r.get('train_wall_vs_hashed', float('nan')):.2f} "
+            f"| {r['train_cpu_s_median']:.1f} | {r.get('train_cpu_vs_hashed', float('nan')):.2f} "
+            f"| {r['process_wall_s_median']:.1f} |"
         )
     if result.get("artefact_seconds"):
         lines += [
@@ -214,9 +219,11 @@ def markdown(result: dict) -> str:
     if q:
         lines += [
             "",
-            f"Agreement with `minilm` on {q['commands']} distinct train-split commands ({q['pairs']} random pairs):",
+            f"Agreement with `minilm` on {q['commands']} distinct train-split commands "
+            f"({q['pairs']} random pairs):",
             "",
-            "| encoder | dim | Spearman of pairwise cosines | nearest-neighbour agreement | max abs diff | batched = single |",
+            "| encoder | dim | Spearman of pairwise cosines | nearest-neighbour agreement "
+            "| max abs diff | batched = single |",
             "|---|---|---|---|---|---|",
         ]
         for name, r in q.items():
@@ -224,7 +231,8 @@ def markdown(result: dict) -> str:
                 diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "-"
                 same = {True: "yes", False: "NO"}[r["batched_equals_single"]]
                 lines.append(
-                    f"| {name} | {r['dim']} | {r['spearman_pairwise_cosine']:.3f} | {r['nearest_neighbour_agreement']:.3f} | {diff} | {same} |"
+                    f"| {name} | {r['dim']} | {r['spearman_pairwise_cosine']:.3f} "
+                    f"| {r['nearest_neighbour_agreement']:.3f} | {diff} | {same} |"
                 )
     return "\n".join(lines) + "\n"
 

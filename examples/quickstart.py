@@ -31,7 +31,10 @@ def main() -> None:
             break
     print("random policy:", bool(info["is_success"]), f"return {total:.2f}")
 
-    prompt = "Draw three red circles on the left, then add a big blue square to their right and make the background striped."
+    prompt = (
+        "Draw three red circles on the left, then add a big blue square to their right "
+        "and make the background striped."
+    )
     obs, info = env.reset(seed=1, options={"prompt": prompt})
     oracle = OraclePolicy()
     while True:

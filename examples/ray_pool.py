@@ -109,7 +109,8 @@ def main(argv=None) -> None:
     app = RayPool(**pool_kwargs).default_app_name(poser_env.make_suite(args.suite))
     manifest = describe(app)
     print(
-        f"application {app!r}: suite {manifest['suite']!r}, {len(manifest['experts'])} expert deployments and the critic"
+        f"application {app!r}: suite {manifest['suite']!r}, "
+        f"{len(manifest['experts'])} expert deployments and the critic"
     )
 
     if args.suite == "shapes":  # the in-process reference is cheap only for Shapes

@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     r = random_rollout(args.rollout, args.env, args.seed)
     print(
-        f"rollout: {r['steps']} steps, {r['episodes']} episodes ({r['successes']} successful), {r['invalid']} invalid actions"
+        f"rollout: {r['steps']} steps, {r['episodes']} episodes ({r['successes']} successful), "
+        f"{r['invalid']} invalid actions"
     )
     t = train_dqn(args.frames, args.env, args.seed)
     print(f"dqn: collected {t['frames']} frames, {t['updates']} updates, last loss {t['loss']:.4f}")

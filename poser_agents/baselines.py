@@ -252,7 +252,8 @@ def make_baseline(name: str, env: gym.Env, seed: int = 0) -> PolicyAgent:
         return PolicyAgent(PipelinePolicy(t2i, i2i))
     fixed = ["random", "oracle", "router", *_NAMED, "best-single"]
     raise AgentsConfigError(
-        f"Unknown baseline {name!r}.{close_hint(name, fixed)} Known baselines: random, oracle, router, kind-router, word-router, "
+        f"Unknown baseline {name!r}.{close_hint(name, fixed)} "
+        "Known baselines: random, oracle, router, kind-router, word-router, "
         "plan-oracle, lookahead, best-single, "
         "single:<t2i expert>, always:<expert>, pipeline:<t2i>><i2i>."
     )

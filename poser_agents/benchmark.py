@@ -173,7 +173,8 @@ def benchmark(
         summ = summarise(records)
         state["rows"][name] = summ
         log(
-            f"{name}: success {summ['metrics']['success']['mean']:.3f} ± {summ['metrics']['success']['ci95']:.3f} ({summ['seeds']} seeds)"
+            f"{name}: success {summ['metrics']['success']['mean']:.3f} "
+            f"± {summ['metrics']['success']['ci95']:.3f} ({summ['seeds']} seeds)"
         )
         save()
     raw_env.close()
@@ -247,7 +248,8 @@ def _train_and_eval(
             finished = False
         if not finished:
             raise AgentsConfigError(
-                f"{run} exists but did not finish; delete it or resume it with 'poser train --resume {run}', then rerun."
+                f"{run} exists but did not finish; "
+                f"delete it or resume it with 'poser train --resume {run}', then rerun."
             )
     else:
         log(f"training {name} seed {seed} -> {run}")

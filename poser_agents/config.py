@@ -188,7 +188,8 @@ def env_make_kwargs(
     kwargs = dict(spec.kwargs or {})
     if env_kwargs is not None and not isinstance(env_kwargs, dict):
         raise AgentsConfigError(
-            f"env_kwargs must be a mapping of gym.make keyword arguments, got {type(env_kwargs).__name__} {env_kwargs!r}."
+            "env_kwargs must be a mapping of gym.make keyword arguments, "
+            f"got {type(env_kwargs).__name__} {env_kwargs!r}."
         )
     env_kwargs = dict(env_kwargs or {})
     extra_suite = env_kwargs.pop("suite_kwargs", None) or {}

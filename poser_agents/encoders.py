@@ -151,7 +151,10 @@ class StaticMiniLMEncoder(CachedEncoder):
         import model2vec
 
         root = self.cache_dir if self.cache_dir is not None else encoder_cache_dir()
-        tag = f"static-{self.source.name}-{_source_digest(self.source)}-pca{self.pca_dims}-model2vec{model2vec.__version__}"
+        tag = (
+            f"static-{self.source.name}-{_source_digest(self.source)}"
+            f"-pca{self.pca_dims}-model2vec{model2vec.__version__}"
+        )
         return root / tag
 
     def _distil(self, out: Path) -> None:

@@ -189,7 +189,8 @@ BEST_OF = ("best-single", "best-always")
 
 
 def best_candidates(name: str, env: gym.Env) -> list[str]:
-    """What ``best-single`` (every ``single:<t2i expert>``) or ``best-always`` (every ``always:<expert>``) picks from."""
+    """What ``best-single`` (every ``single:<t2i expert>``) or ``best-always``
+    (every ``always:<expert>``) picks from."""
     return (
         [f"single:{n}" for n in t2i_experts(env)]
         if name == "best-single"

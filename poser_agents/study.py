@@ -63,7 +63,9 @@ from poser_env.error import PoserError
 STUDY_KEYS: dict[str, str] = {
     "description": "one paragraph: the question the study answers",
     "envs": "env ids (an id that is not registered is skipped and the report says so)",
-    "agents": "agent names: built-in algorithms (dqn, ppo, ...) or baselines (random, oracle, router, best-single, best-pipeline, ...); a mapping {name: [env ids]} limits an agent to some envs",
+    "agents": "agent names: built-in algorithms (dqn, ppo, ...) or baselines "
+    "(random, oracle, router, best-single, best-pipeline, ...); "
+    "a mapping {name: [env ids]} limits an agent to some envs",
     "variants": "list of {label, x, env_kwargs, hyperparams}: what changes between rows (default: one variant)",
     "hyperparams": "hyperparameter overrides of every learned agent",
     "seeds": "training seeds of learned agents (a count or a list)",
@@ -503,13 +505,15 @@ def _claim_folder(folder: Path, study: Study, quick: bool) -> None:
             if old.get(key) != manifest[key]:
                 was = "" if key == "spec" else f" ({old.get(key)!r}; now {manifest[key]!r})"
                 raise StudyError(
-                    f"The results folder {str(folder)!r} was written with another {what}{was}. Its finished cells are kept; "
+                    f"The results folder {str(folder)!r} was written with another {what}{was}. "
+                    "Its finished cells are kept; "
                     "use another --out to start afresh, or run the version and settings that wrote it."
                 )
         return
     if folder.exists() and any(folder.iterdir()):
         raise StudyError(
-            f"{str(folder)!r} exists, is not empty and has no study.json: not a study results folder. Pick another --out."
+            f"{str(folder)!r} exists, is not empty and has no study.json: "
+            "not a study results folder. Pick another --out."
         )
     (folder / "cells").mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=2))
@@ -783,7 +787,8 @@ def write_report(
     )
     if missing:
         lines.append(
-            f"\n**Partial: {len(missing)} of {len(planned)} cells not run yet** (run the same command again to continue): {', '.join(missing)}."
+            f"\n**Partial: {len(missing)} of {len(planned)} cells not run yet** "
+            f"(run the same command again to continue): {', '.join(missing)}."
         )
     plots = []
     for env_id in study.envs:

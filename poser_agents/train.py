@@ -140,7 +140,8 @@ def _check_config(config: dict[str, Any], learner: SB3Agent | PluginAgent) -> No
         )
     if config["vec_env"] != "dummy" and not learner.vec_envs:
         raise AgentsConfigError(
-            f"vec_env={config['vec_env']!r} needs a Stable-Baselines3 algorithm; {learner.name!r} acts on one env in this process."
+            f"vec_env={config['vec_env']!r} needs a Stable-Baselines3 algorithm; "
+            f"{learner.name!r} acts on one env in this process."
         )
 
 
@@ -480,7 +481,8 @@ def _resume_claimed(
     if model_file != info.model_path:
         print(
             f"Resuming {str(path)!r} from checkpoint {model_file.relative_to(path)} ({done} steps): the run was "
-            "stopped before it saved model.zip. Log rows after that step are dropped; the replay buffer restarts empty.",
+            "stopped before it saved model.zip. Log rows after that step are dropped; "
+            "the replay buffer restarts empty.",
             file=sys.stderr,
         )
         _truncate_logs(path, done)

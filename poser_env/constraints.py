@@ -146,7 +146,10 @@ class Constraint:
         if self.kind == "count":
             if self.count == 0:
                 return f"there are no {self.subject.phrase(2)}"
-            return f"there {'is' if self.count == 1 else 'are'} exactly {number_word(self.count)} {self.subject.phrase(self.count)}"
+            return (
+                f"there {'is' if self.count == 1 else 'are'} exactly "
+                f"{number_word(self.count)} {self.subject.phrase(self.count)}"
+            )
         if self.kind == "region":
             return f"the {self.subject.phrase(2)} are {region_phrase(self.region)}"
         if self.kind == "relation":

@@ -110,7 +110,8 @@ class UnknownArgumentError(ConfigError):
         self.valid = sorted(valid)
         listing = ", ".join(self.valid) if self.valid else "none (it takes no arguments)"
         super().__init__(
-            f"Unknown argument {short_repr(key)} for {where}.{did_you_mean(key, self.valid)} Valid arguments: {listing}."
+            f"Unknown argument {short_repr(key)} for {where}.{did_you_mean(key, self.valid)} "
+            f"Valid arguments: {listing}."
         )
 
 

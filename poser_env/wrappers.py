@@ -293,7 +293,8 @@ def get_state_preset(state: str | StatePreset) -> StatePreset:
         return state
     if not isinstance(state, str) or state not in STATE_PRESETS:
         raise ConfigError(
-            f"Unknown state preset {state!r}.{did_you_mean(state, STATE_PRESETS)} Known presets: {', '.join(STATE_PRESETS)}."
+            f"Unknown state preset {state!r}.{did_you_mean(state, STATE_PRESETS)} "
+            f"Known presets: {', '.join(STATE_PRESETS)}."
         )
     return STATE_PRESETS[state]
 

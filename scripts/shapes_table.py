@@ -79,7 +79,8 @@ def main(argv=None) -> int:
         row = run(env, pol, args.episodes, args.seed)
         rows.append(row)
         print(
-            f"{row['policy']:40s} success {row['success']:.3f} ± {row['success_ci95']:.3f}  steps {row['steps']:.2f}  cost {row['cost']:.1f}  return {row['return']:.2f}",
+            f"{row['policy']:40s} success {row['success']:.3f} ± {row['success_ci95']:.3f}  "
+            f"steps {row['steps']:.2f}  cost {row['cost']:.1f}  return {row['return']:.2f}",
             flush=True,
         )
     result = {

@@ -167,11 +167,18 @@ def markdown(result: dict) -> str:
         for r in rows:
             name = LABELS.get(r["policy"], r["policy"])
             if r["policy"].startswith("pipeline:"):
-                name = f"best of {sum(x['policy'].startswith('pipeline:') for x in screened)} fixed pipelines (`{r['policy'][9:]}`)"
+                name = (
+                    f"best of {sum(x['policy'].startswith('pipeline:') for x in screened)} "
+                    f"fixed pipelines (`{r['policy'][9:]}`)"
+                )
             elif r["policy"].startswith("always:"):
-                name = f"best of {sum(x['policy'].startswith('always:') for x in screened)} single experts (`{r['policy'][7:]}`)"
+                name = (
+                    f"best of {sum(x['policy'].startswith('always:') for x in screened)} "
+                    f"single experts (`{r['policy'][7:]}`)"
+                )
             out.append(
-                f"| {name} | {r['success']:.3f} ± {r['success_ci95']:.3f} | {r['steps']:.2f} | {r['cost']:.1f} | {r['return']:.2f} |"
+                f"| {name} | {r['success']:.3f} ± {r['success_ci95']:.3f} | {r['steps']:.2f} "
+                f"| {r['cost']:.1f} | {r['return']:.2f} |"
             )
         out.append("")
     return "\n".join(out)
@@ -216,7 +223,8 @@ def main(argv=None) -> int:
     def show(row):
         rows.append(row)
         print(
-            f"{row['split']:5s} {row['policy']:42s} n={row['episodes']:5d} success {row['success']:.3f} ± {row['success_ci95']:.3f}"
+            f"{row['split']:5s} {row['policy']:42s} n={row['episodes']:5d} "
+            f"success {row['success']:.3f} ± {row['success_ci95']:.3f}"
             f"  steps {row['steps']:.2f}  cost {row['cost']:.1f}  return {row['return']:.2f}",
             flush=True,
         )

@@ -63,7 +63,8 @@ case("suite: unknown name", UnknownNameError, r"Unknown suite 'shape'\. Did you 
 case(
     "suite: kwargs typo",
     UnknownArgumentError,
-    r"Unknown argument 'difficulti' for suite 'shapes'\. Did you mean 'difficulty'\? Valid arguments: .*editing_fraction",
+    r"Unknown argument 'difficulti' for suite 'shapes'\. Did you mean 'difficulty'\? "
+    r"Valid arguments: .*editing_fraction",
 )(lambda p: _suite(difficulti="easy"))
 case(
     "suite: wrong type (int for str)",
@@ -480,7 +481,8 @@ def test_an_unwritable_cache_folder_and_export_path_even_for_root():
         _cache("/proc/poser-cache")
     with pytest.raises(
         OutputPathError,
-        match=r"export path \(a Parquet file\) '/proc/x\.parquet' cannot be written: files cannot be created in '/proc'",
+        match=r"export path \(a Parquet file\) '/proc/x\.parquet' cannot be written: "
+        r"files cannot be created in '/proc'",
     ):
         export_transitions("/unused", "/proc/x.parquet")
 

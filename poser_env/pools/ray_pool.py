@@ -549,7 +549,10 @@ class RayPool(ExpertPool):
                 self.connected_apps.remove(name)
 
     def __repr__(self) -> str:
-        return f"RayPool(address={self.address!r}, app_name={self.app_name!r}, timeout_s={self.timeout_s:g}, max_retries={self.max_retries})"
+        return (
+            f"RayPool(address={self.address!r}, app_name={self.app_name!r}, "
+            f"timeout_s={self.timeout_s:g}, max_retries={self.max_retries})"
+        )
 
 
 def list_pools(address: str | None = None, namespace: str = NAMESPACE) -> dict[str, str]:

@@ -47,7 +47,10 @@ def make_pool(pool: str | ExpertPool | None = "local", **kwargs: Any) -> ExpertP
         )
     where = f"pool {pool!r} (pool_kwargs)"
     if pool == "local":  # the commonest slip: Ray settings with the default pool
-        where = "pool 'local', which runs components in the env's process (pool_kwargs such as 'address' belong to pool='ray')"
+        where = (
+            "pool 'local', which runs components in the env's process "
+            "(pool_kwargs such as 'address' belong to pool='ray')"
+        )
     made = registry.make(pool, where=where, **kwargs)
     if not isinstance(made, ExpertPool):
         raise ConfigError(

@@ -143,7 +143,8 @@ def test_onnx_encoder_matches_torch_and_batches_bit_for_bit(tiny_bert, tmp_path)
         (
             "hashed",
             {"dimm": 8},
-            r"Unknown argument 'dimm' for encoder 'hashed'\. Did you mean 'dim'\? Valid arguments: bigrams, cache_size, dim\.",
+            r"Unknown argument 'dimm' for encoder 'hashed'\. Did you mean 'dim'\? "
+            r"Valid arguments: bigrams, cache_size, dim\.",
         ),
         (
             "minilm",

@@ -291,7 +291,8 @@ def test_an_extractor_returning_no_plan_is_a_component_error():
     suite.extractor = _BrokenExtractor(plan=["draw a circle"])
     with pytest.raises(
         ComponentError,
-        match=r"extractor 'broken-llm' failed: ComponentOutputError: extract\(\) must return a poser_env.Plan, got list",
+        match=r"extractor 'broken-llm' failed: ComponentOutputError: "
+        r"extract\(\) must return a poser_env.Plan, got list",
     ):
         ImagePoserEnv(suite=suite).reset(seed=0)
 

@@ -47,7 +47,11 @@ def test_making_v0_gives_no_out_of_date_warning_although_v1_exists():
     import subprocess
     import sys
 
-    code = "import gymnasium as gym, poser_env; [gym.make(i).close() for i in ('ImagePoser-v0', 'ImagePoser-Hard-v0')]; gym.make('ImagePoser-v1').close()"
+    code = (
+        "import gymnasium as gym, poser_env; "
+        "[gym.make(i).close() for i in ('ImagePoser-v0', 'ImagePoser-Hard-v0')]; "
+        "gym.make('ImagePoser-v1').close()"
+    )
     res = subprocess.run(
         [sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True
     )

@@ -297,7 +297,8 @@ kind is one of {list(COMMAND_KINDS)}; the first command of a generation task is 
 CONSTRAINT is one of:
 {{"kind": "count", "subject": {{"noun": "bottle", "color": "red", "size": null}}, "count": 3}}
 {{"kind": "region", "subject": {{"noun": "cat"}}, "region": "left"}}   (left, right, top, bottom, center)
-{{"kind": "relation", "subject": {{"noun": "cat"}}, "relation": "left of", "other": {{"noun": "dog"}}}}   (left of, right of, above, below)
+{{"kind": "relation", "subject": {{"noun": "cat"}}, "relation": "left of", "other": {{"noun": "dog"}}}}   \
+(left of, right of, above, below)
 {{"kind": "background", "style": "a sunny beach"}}
 {{"kind": "text", "text": "any other checkable statement"}}
 Top-level "constraints" must hold in the final image."""

@@ -8,13 +8,14 @@ table can be read (and documented) on any machine.
 The numbers in :data:`DEFAULT_CATALOG` come from the model cards (parameter counts, licences,
 recommended steps and guidance). ``memory_gb`` is the size of the weights at the listed
 dtype, estimated from parameter counts (2 bytes per parameter); it is what the pipeline
-loader's memory budget uses before a model has been loaded. ``activation_gb`` (one call's peak above
-the weights) and ``offload_gb`` (the largest component, for ``cpu_offload``) are estimates
-too. None of these was **measured** on a GPU for this release; ``scripts/gpu_smoke.py``
-measures them (``memory:<group>`` checks) and the memory plan
-(:mod:`poser_env.suites.diffusers.memory`) is computed from them. ``cost`` is a nominal relative cost (roughly seconds per call on one
-H100 at the listed settings), also an estimate; it only feeds the reward's cost penalty
-and must be deterministic, so it is never a measured latency.
+loader's memory budget uses before a model has been loaded. ``activation_gb`` (one call's
+peak above the weights) and ``offload_gb`` (the largest component, for ``cpu_offload``) are
+estimates too. None of these was **measured** on a GPU for this release;
+``scripts/gpu_smoke.py`` measures them (``memory:<group>`` checks) and the memory plan
+(:mod:`poser_env.suites.diffusers.memory`) is computed from them. ``cost`` is a nominal
+relative cost (roughly seconds per call on one H100 at the listed settings), also an
+estimate; it only feeds the reward's cost penalty and must be deterministic, so it is never
+a measured latency.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ class ExpertSpec:
             if int(self.steps * self.strength) < 1:
                 raise ConfigError(
                     f"ExpertSpec {self.name!r}: steps * strength must be >= 1 or the pipeline runs no step; "
-                    f"got steps={self.steps}, strength={self.strength}. Raise steps to at least {int(1 / self.strength + 0.999)}."
+                    f"got steps={self.steps}, strength={self.strength}. "
+                    f"Raise steps to at least {int(1 / self.strength + 0.999)}."
                 )
         if len(self.resolution) != 2 or min(self.resolution) < 8:
             raise ConfigError(

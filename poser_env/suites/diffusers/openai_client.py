@@ -176,7 +176,8 @@ class ChatClient:
                 if asked is not None:
                     if asked > self.max_retry_after:
                         attempts.append(
-                            f"the server asks to retry after {asked:g} s, more than max_retry_after={self.max_retry_after:g} s"
+                            f"the server asks to retry after {asked:g} s, "
+                            f"more than max_retry_after={self.max_retry_after:g} s"
                         )
                         break
                     wait = max(wait, asked)

@@ -811,7 +811,8 @@ class _Groups:
     def new_group(self, obj: _Obj) -> dict:
         if obj.det in ("def", "pron", "other", "part"):
             raise self.fail(
-                f"'{obj.words}' refers to objects already there; to draw new ones give a count ('two {(obj.noun or 'circle')}s')"
+                f"'{obj.words}' refers to objects already there; "
+                f"to draw new ones give a count ('two {(obj.noun or 'circle')}s')"
             )
         if obj.det == "bare" and obj.plural:
             raise self.fail(
@@ -873,7 +874,8 @@ class _Groups:
             if have != obj.ordinal - 1:
                 nth = next(w for w, k in lx.ORDINALS.items() if k == obj.ordinal)
                 raise self.fail(
-                    f"'{obj.words}': there {'is' if have == 1 else 'are'} {number_word(have)} {same.phrase(have)} so far, so the next is not the {nth}"
+                    f"'{obj.words}': there {'is' if have == 1 else 'are'} {number_word(have)} "
+                    f"{same.phrase(have)} so far, so the next is not the {nth}"
                 )
         self.increment = True
 

@@ -157,7 +157,10 @@ def phrase(intent: Intent, state: SymbolicState, rng: np.random.Generator) -> st
             ref=intent.target.phrase(counts[intent.target]), color=intent.color
         )
     if intent.kind == "move":
-        return f"{pick(MOVE_VERBS)} {ref_phrase(intent.target, counts[intent.target])} {MOVE_REGION_WORDS[intent.region]}"
+        return (
+            f"{pick(MOVE_VERBS)} {ref_phrase(intent.target, counts[intent.target])} "
+            f"{MOVE_REGION_WORDS[intent.region]}"
+        )
     if intent.kind == "restyle":
         return pick(RESTYLE_FORMS).format(style=intent.style)
     raise ValueError(f"Unknown intent kind {intent.kind!r}; expected one of {INTENT_KINDS}.")
@@ -279,7 +282,8 @@ class SymbolicState:
         if intent.count is not None and intent.count != g.count:
             if intent.count > g.count:
                 raise ValueError(
-                    f"It removes {number_word(intent.count)} {g.ref.phrase(intent.count)}, but there {'is' if g.count == 1 else 'are'} only {number_word(g.count)}."
+                    f"It removes {number_word(intent.count)} {g.ref.phrase(intent.count)}, "
+                    f"but there {'is' if g.count == 1 else 'are'} only {number_word(g.count)}."
                 )
             g.count -= intent.count
             # The ones left keep their place.
@@ -313,11 +317,13 @@ class SymbolicState:
         """Join ``g`` ("one more blue star") to the existing group ``gs`` of its kind."""
         if g.ref.size is not None and g.ref.size != gs.ref.size:
             raise ValueError(
-                f"There are already {gs.ref.phrase(2)}; {g.ref.phrase(2)} would be a second group of {plural(g.ref.noun, 2)} of that colour."
+                f"There are already {gs.ref.phrase(2)}; {g.ref.phrase(2)} would be a second group "
+                f"of {plural(g.ref.noun, 2)} of that colour."
             )
         if (g.region, g.relation) not in ((None, None), (gs.region, gs.relation)):
             raise ValueError(
-                f"The new {g.ref.phrase(g.count)} would be placed elsewhere than the other {gs.ref.phrase(2)}; move the group instead."
+                f"The new {g.ref.phrase(g.count)} would be placed elsewhere than the other "
+                f"{gs.ref.phrase(2)}; move the group instead."
             )
         if gs.count + g.count > MAX_COUNT:
             raise ValueError(

@@ -131,8 +131,10 @@ for _prep, _art, _word, _suffix in product(_REGION_PREPS, ("", "the"), REGIONS, 
 #: Verbs and the command kinds each may start; the arguments decide among them.
 VERB_PHRASES: dict[tuple[str, ...], frozenset[str]] = {}
 _VERBS = {
-    "generate": "draw;generate;create;render;sketch;produce;depict;show;create an image of;create a picture of;create an image with;"
-    "start with;begin with;start by drawing;begin by drawing;start by adding;make an image of;make a picture of;draw a picture of;draw an image of;generate an image of;"
+    "generate": "draw;generate;create;render;sketch;produce;depict;show;"
+    "create an image of;create a picture of;create an image with;"
+    "start with;begin with;start by drawing;begin by drawing;start by adding;"
+    "make an image of;make a picture of;draw a picture of;draw an image of;generate an image of;"
     "generate a picture of;paint a picture of;create a scene with",
     "add": "add;insert;include;put;place;also draw;throw in;put in;add in",
     "remove": "remove;delete;erase;take away;take out;get rid of;eliminate;clear;wipe out;drop",

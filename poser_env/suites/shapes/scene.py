@@ -287,7 +287,8 @@ def evaluate(
         if not relation_holds(subj, constraint.relation, others):
             return (
                 False,
-                f"the {constraint.subject.phrase(2)} are not {constraint.relation} the {constraint.other.phrase(2)} (group centres)",
+                f"the {constraint.subject.phrase(2)} are not {constraint.relation} "
+                f"the {constraint.other.phrase(2)} (group centres)",
             )
         return (
             True,

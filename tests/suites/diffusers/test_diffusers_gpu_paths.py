@@ -289,11 +289,13 @@ def test_experts_needing_sentencepiece_are_refused_at_build_time_without_it(
     [
         (
             {"critic_kwargs": {"modle": "x"}},
-            r"Unknown argument 'modle' for critic 'vlm' \(critic_kwargs\)\. Did you mean 'model'\? Valid arguments: device, dtype, formula",
+            r"Unknown argument 'modle' for critic 'vlm' \(critic_kwargs\)\. Did you mean 'model'\? "
+            r"Valid arguments: device, dtype, formula",
         ),
         (
             {"extractor": "llm", "extractor_kwargs": {"max_new_token": 3}},
-            r"Unknown argument 'max_new_token' for extractor 'llm' \(extractor_kwargs\)\. Did you mean 'max_new_tokens'\?",
+            r"Unknown argument 'max_new_token' for extractor 'llm' \(extractor_kwargs\)\. "
+            r"Did you mean 'max_new_tokens'\?",
         ),
         (
             {

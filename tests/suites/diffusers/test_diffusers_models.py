@@ -51,7 +51,8 @@ def test_spec_dict_round_trip_and_unknown_field():
     assert ExpertSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(
         ConfigError,
-        match=r"Unknown argument 'stepz' for ExpertSpec 'sd-turbo'\. Did you mean 'steps'\? Valid arguments: .*activation_gb.*variant",
+        match=r"Unknown argument 'stepz' for ExpertSpec 'sd-turbo'\. Did you mean 'steps'\? "
+        r"Valid arguments: .*activation_gb.*variant",
     ):
         ExpertSpec.from_dict({**spec.to_dict(), "stepz": 3})
 
@@ -60,7 +61,8 @@ def test_override_typos_name_the_closest_field_and_list_all():
     spec = DEFAULT_CATALOG[0]
     with pytest.raises(
         ConfigError,
-        match=r"Unknown argument 'guidence' for ExpertSpec 'sd-turbo' overrides\. Did you mean 'guidance'\? Valid arguments: .*batch.*steps",
+        match=r"Unknown argument 'guidence' for ExpertSpec 'sd-turbo' overrides\. "
+        r"Did you mean 'guidance'\? Valid arguments: .*batch.*steps",
     ):
         spec.with_overrides(guidence=2.0)
     assert spec.with_overrides(steps=3, resolution=[64, 64]).resolution == (64, 64)

@@ -163,7 +163,8 @@ def test_unparseable_text_names_the_unparsed_part(prompt, unparsed):
 
 def test_split_clauses_handles_connectors_and_edit_prefix():
     clauses, editing = split_clauses(
-        "Edit the image: remove the red circles, then make the background dotted. After that, add a blue star and paint the green squares red."
+        "Edit the image: remove the red circles, then make the background dotted. "
+        "After that, add a blue star and paint the green squares red."
     )
     assert editing
     assert clauses == [
