@@ -1,6 +1,7 @@
 """ImagePoser-v0 episodes are pinned: the same seeds give exactly the episodes recorded at
 commit 70b24b4 (before the v1, speed and parser work). A change here is a change of v0's
-dynamics, which needs a new env version, not a new pin."""
+dynamics, which needs a new env version, not a new pin. ImagePoser-v1's episodes are pinned
+here too."""
 
 from __future__ import annotations
 
@@ -25,6 +26,22 @@ def test_v0_episodes_match_the_pin(case):
     diff = [i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b]
     assert not diff, (
         f"{key}: episodes {diff} (seeds {[case[2] + i for i in diff]}) differ from the v0 pin"
+    )
+
+
+PINNED_V1 = json.loads((HERE / "data" / "v1_pin.json").read_text())
+
+
+@pytest.mark.parametrize("case", pin_v0.V1_CASES, ids=lambda c: f"{c[0]}-{c[3]}-{c[2]}")
+def test_v1_episodes_match_the_pin(case):
+    """ImagePoser-v1 is pinned too (speed work must not change any episode): the world of
+    ``benchmarks/results/v1_table.json``. Regenerate only with a deliberate change of the v1
+    world (``python tests/env/pin_v0.py v1``), said in the CHANGELOG."""
+    key = "|".join(map(str, case))
+    got = pin_v0.episode_digests(*case)
+    diff = [i for i, (a, b) in enumerate(zip(got, PINNED_V1[key], strict=True)) if a != b]
+    assert not diff, (
+        f"{key}: episodes {diff} (seeds {[case[2] + i for i in diff]}) differ from the v1 pin"
     )
 
 
