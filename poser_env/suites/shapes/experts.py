@@ -169,6 +169,25 @@ def place(
     return Obj(shape, color, size, *spots[0])
 
 
+#: A profile that executes every command exactly (no damage, noise or artefacts): the task
+#: generator's solvability check and the exact core of a v1 expert.
+PERFECT = SkillProfile(
+    presence=1,
+    counting=1,
+    binding=1,
+    spatial=1,
+    style=1,
+    add=1,
+    remove=1,
+    recolor=1,
+    move=1,
+    damage=0,
+    artefacts=0,
+    noise=0,
+    aesthetic=0.0,
+)
+
+
 @dataclass
 class _Targets:
     counts: list[tuple[ObjectRef, int]]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ import numpy as np
 from poser_env.components import ExpertResult
 from poser_env.constraints import COMMAND_KINDS, Command
 from poser_env.error import ConfigError, did_you_mean
-from poser_env.suites.shapes.experts import ShapesExpert, SkillProfile, _targets
+from poser_env.suites.shapes.experts import PERFECT, ShapesExpert, SkillProfile, _targets
 from poser_env.suites.shapes.perception import perceive
 from poser_env.suites.shapes.scene import Obj, Scene, evaluate, in_region, matching, render
 from poser_env.suites.shapes.vocab import CANVAS, COLORS, SHAPES, SIZES, STYLES
@@ -259,21 +259,7 @@ class V1Expert(ShapesExpert):
             raise ConfigError(f"V1Expert skills must be a SkillModel, got {type(skills).__name__}.")
         super().__init__(name, kind, cost, skills.card(), description)
         self.skills = skills
-        perfect = SkillProfile(
-            presence=1,
-            counting=1,
-            binding=1,
-            spatial=1,
-            style=1,
-            add=1,
-            remove=1,
-            recolor=1,
-            move=1,
-            damage=0,
-            artefacts=0,
-            noise=skills.noise,
-            aesthetic=skills.aesthetic,
-        )
+        perfect = replace(PERFECT, noise=skills.noise, aesthetic=skills.aesthetic)
         self._exact = ShapesExpert(name, kind, cost, perfect)
 
     # ------------------------------------------------------------------ probabilities

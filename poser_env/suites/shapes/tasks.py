@@ -18,7 +18,7 @@ import numpy as np
 from poser_env.components import Task, TaskSource
 from poser_env.constraints import Command, ObjectRef
 from poser_env.error import ConfigError
-from poser_env.suites.shapes.experts import ShapesExpert, SkillProfile, place
+from poser_env.suites.shapes.experts import PERFECT, ShapesExpert, place
 from poser_env.suites.shapes.language import (
     EDIT_PREFIXES,
     Group,
@@ -59,21 +59,7 @@ DIFFICULTIES: dict[str, dict[str, tuple[int, int]]] = {
 }
 SPLITS = ("train", "test", "all")
 
-_PERFECT = SkillProfile(
-    presence=1,
-    counting=1,
-    binding=1,
-    spatial=1,
-    style=1,
-    add=1,
-    remove=1,
-    recolor=1,
-    move=1,
-    damage=0,
-    artefacts=0,
-    noise=0,
-    aesthetic=0.0,  # random placement: a strict solvability check
-)
+_PERFECT = PERFECT  # aesthetic 0: random placement, a strict solvability check
 _PERFECT_T2I = ShapesExpert("perfect-t2i", "t2i", 0.0, _PERFECT)
 _PERFECT_I2I = ShapesExpert("perfect-i2i", "i2i", 0.0, _PERFECT)
 
